@@ -1,0 +1,38 @@
+"""worq: a strictly typed Python task queue.
+
+Send tasks with :func:`get_queue`, run them with a broker from
+:func:`get_broker` and a worker pool; results come back as typed
+:class:`~worq.task.Deferred` objects that can feed other tasks.
+"""
+
+from worq._backends import get_broker, get_queue
+from worq.core import Broker
+from worq.exceptions import (
+    BackendUnavailable,
+    DependencyUnavailable,
+    DuplicateTask,
+    ResultNotReady,
+    SerializationError,
+    TaskExpired,
+    TaskFailure,
+    WorqError,
+)
+from worq.task import Deferred, Queue, Task, TaskSpace
+
+__all__ = [
+    "BackendUnavailable",
+    "Broker",
+    "Deferred",
+    "DependencyUnavailable",
+    "DuplicateTask",
+    "Queue",
+    "ResultNotReady",
+    "SerializationError",
+    "Task",
+    "TaskExpired",
+    "TaskFailure",
+    "TaskSpace",
+    "WorqError",
+    "get_broker",
+    "get_queue",
+]

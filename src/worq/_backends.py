@@ -1,0 +1,101 @@
+"""Choosing a backend from a URL: ``get_broker`` and ``get_queue``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from worq.const import DEFAULT
+from worq.core import Broker
+from worq.exceptions import WorqError
+from worq.task import Queue
+from worq.typing import TaskQueue
+
+__all__ = ["get_broker", "get_queue", "make_taskqueue", "mask_url"]
+
+_BACKENDS = {
+    "memory": "worq.queue.memory",
+    "redis": "worq.queue.redis",
+    "rediss": "worq.queue.redis",
+    "unix": "worq.queue.redis",
+}
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+def make_taskqueue(url: str, name: str = DEFAULT, *args: Any, **kw: Any) -> TaskQueue:
+    """Build the backend the URL's scheme names.
+
+    Raises:
+        ValueError: The URL is malformed or its scheme unknown.
+        WorqError: The backend's optional dependencies are not installed.
+    """
+    if not isinstance(url, str):
+        raise ValueError(f"task queue URL must be a string, got {url!r}")
+    if not isinstance(name, str):
+        raise ValueError(f"queue name must be a non-empty string, got {name!r}")
+    if not name:
+        raise ValueError(f"queue name must be a non-empty string, got {name!r}")
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:
+        raise ValueError(f"malformed task queue URL {mask_url(url)!r}: {exc}") from None
+    module_name = _BACKENDS.get(scheme)
+    if module_name is None:
+        raise ValueError(
+            f"unsupported task queue URL {mask_url(url)!r}: use memory://, redis://, "
+            "rediss:// or unix://"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise WorqError(
+            f"the {scheme}:// backend needs extra packages ({exc.name} is missing): "
+            "pip install 'worq[redis]'"
+        ) from None
+    taskqueue: TaskQueue = module.TaskQueue(url, name, *args, **kw)
+    return taskqueue
+
+
+def get_broker(
+    url: str, name: str = DEFAULT, *args: Any, serializer: str = "json", **kw: Any
+) -> Broker:
+    """Create a broker for queue ``name`` on the backend at ``url``.
+
+    Args:
+        url: ``memory://``, ``redis://host:port/db``, ``rediss://…`` or ``unix:///path.sock``.
+        name: The queue on which to expose or invoke tasks.
+        *args: Passed to the backend's TaskQueue.
+        serializer: ``"json"`` (default) or ``"pickle"`` (trusted deployments only).
+        **kw: Passed to the backend's TaskQueue.
+    """
+    return Broker(make_taskqueue(url, name, *args, **kw), serializer=serializer)
+
+
+def get_queue(
+    url: str, name: str = DEFAULT, target: str = "", *, serializer: str = "json", **options: Any
+) -> Queue:
+    """A Queue for invoking tasks on queue ``name`` at ``url``.
+
+    Args:
+        url: Task queue URL.
+        name: Queue name; tasks run iff a worker listens on it.
+        target: Task namespace or name the Queue starts from; "" is the root.
+        serializer: ``"json"`` (default) or ``"pickle"``; must match the workers'.
+        **options: Default task options (see :class:`worq.Task`).
+    """
+    return get_broker(url, name, serializer=serializer).queue(target, **options)

@@ -1,0 +1,121 @@
+"""The client's handle on a task's future result."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from worq.const import TaskStatus
+from worq.exceptions import ResultNotReady, TaskExpired, TaskFailure
+
+if TYPE_CHECKING:
+    from worq.core import Broker
+
+__all__ = ["Deferred"]
+
+T = TypeVar("T")
+
+_NO_VALUE: Any = object()
+
+
+class Deferred(Generic[T]):
+    """The future result of a task; ``T`` is what the task returns.
+
+    Pass a Deferred as an argument (at any depth inside lists, tuples and
+    dicts) to another task and that task runs once this one has finished,
+    receiving the value instead of the Deferred. Not thread-safe: share the
+    task id, not the object.
+
+    Args:
+        broker: The broker the task was sent through.
+        task_id: The task's id.
+        task_name: The task's dotted name.
+        hint: The task's return annotation, used to rebuild typed results
+            (e.g. attrs classes) from JSON; ``None`` leaves values as decoded.
+    """
+
+    __slots__ = ("_hint", "_value", "broker", "id", "name")
+
+    def __init__(self, broker: Broker, task_id: str, task_name: str, hint: Any = None) -> None:
+        self.broker = broker
+        self.id = task_id
+        self.name = task_name
+        self._hint = hint
+        self._value: T | TaskFailure = _NO_VALUE
+
+    def has_value(self) -> bool:
+        """True when the outcome is held locally; never touches the broker."""
+        return self._value is not _NO_VALUE
+
+    def __bool__(self) -> bool:
+        """A Deferred is true once it holds its outcome (see :meth:`has_value`)."""
+        return self.has_value()
+
+    def outcome(self) -> T | TaskFailure:
+        """The value, or the TaskFailure, without raising; call only when :meth:`has_value`."""
+        return self._value
+
+    @property
+    def value(self) -> T:
+        """The task's return value.
+
+        Raises:
+            AttributeError: The outcome is not here yet: call :meth:`wait` first.
+            TaskFailure: The task failed (``TaskExpired`` if its result vanished).
+        """
+        value = self._value
+        if value is _NO_VALUE:
+            raise AttributeError(
+                f"{self.name} [{self.broker.name}:{self.id}] has no value yet: call wait() first"
+            )
+        if isinstance(value, TaskFailure):
+            raise value
+        return value
+
+    @property
+    def status(self) -> TaskStatus | None:
+        """``success``/``failed``/``expired`` once held locally, else what the backend says.
+
+        None means the backend does not know the task (result fetched elsewhere
+        or expired).
+        """
+        value = self._value
+        if value is _NO_VALUE:
+            return self.broker.status(self)
+        if isinstance(value, TaskExpired):
+            return TaskStatus.EXPIRED
+        return TaskStatus.FAILED if isinstance(value, TaskFailure) else TaskStatus.SUCCESS
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until the task's outcome arrives, for at most ``timeout`` seconds.
+
+        Never wait on another task's result from inside a task: with every
+        worker waiting, nothing runs and the queue deadlocks. ``None`` waits
+        forever, which hangs if the worker vanishes without a trace.
+
+        Returns:
+            True when the outcome (value or failure) is now held locally.
+        """
+        if self._value is not _NO_VALUE:
+            return True
+        try:
+            value = self.broker.pop_result(self, timeout)
+        except ResultNotReady:
+            return False
+        except TaskFailure as failure:
+            value = failure
+        if self._hint is not None and not isinstance(value, TaskFailure):
+            value = self.broker.structure(value, self._hint, task_name=self.name)
+        self._value = value
+        return True
+
+    def as_arg(self) -> T:
+        """This Deferred, typed as the value it stands for.
+
+        ``q.submit(total, [p.as_arg() for p in prices])`` type-checks the
+        dependency graph end to end; at run time the worker receives the value.
+        """
+        return cast(T, self)
+
+    def __repr__(self) -> str:
+        status = self.status
+        return f"<Deferred {self.name} [{self.broker.name}:{self.id}] {status or 'unknown'}>"

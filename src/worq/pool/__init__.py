@@ -1,0 +1,5 @@
+"""Worker pools: :mod:`worq.pool.thread` (threads in this process)."""
+
+from worq.typing import WorkerPool
+
+__all__ = ["WorkerPool"]

@@ -1,0 +1,153 @@
+"""Multi-thread worker pool: tasks run in threads of this process.
+
+Threads share the GIL, so this pool suits I/O-bound tasks; it is also what
+tests and the memory backend use. Heartbeats keep running tasks' results alive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from worq._events import logger, task_fields
+from worq._models import TaskMessage
+from worq.core import NOOP_TASK, Broker
+from worq.exceptions import BackendUnavailable, WorqError
+from worq.pool._heartbeat import Heartbeat
+from worq.task import Task
+
+__all__ = ["Error", "WorkerPool"]
+
+_UNAVAILABLE_BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
+"""Seconds a worker waits before asking an unreachable backend again, growing per failure."""
+
+
+class Error(WorqError):
+    """The pool was used out of order (e.g. started twice)."""
+
+
+class WorkerPool:
+    """Runs tasks from ``broker`` in ``workers`` threads.
+
+    Args:
+        broker: The broker to take tasks from; its exposed tasks are run.
+        workers: Number of worker threads.
+        thread_factory: Makes each thread; same signature as ``threading.Thread``.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        workers: int = 1,
+        thread_factory: Callable[..., threading.Thread] = threading.Thread,
+    ) -> None:
+        if type(workers) is not int or workers < 1:
+            raise ValueError(f"workers must be a positive int, got {workers!r}")
+        self.broker = broker
+        self.workers = workers
+        self.thread_factory = thread_factory
+        self.errors: list[BaseException] = []
+        """Exceptions that ended a worker thread (a task raising SystemExit, say)."""
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._heartbeat: Heartbeat | None = None
+
+    def start(self, timeout: float = 1) -> None:
+        """Start the worker threads and return.
+
+        Args:
+            timeout: Seconds each worker waits for a task before checking
+                whether the pool is stopping; bounds :meth:`stop` latency.
+
+        Raises:
+            Error: The pool was already started.
+        """
+        if self._threads:
+            raise Error(f"thread pool on queue {self.broker.name!r} was already started")
+        name = f"worq-{self.broker.name}"
+        self._heartbeat = Heartbeat(self.broker, name)
+        for number in range(self.workers):
+            thread = self.thread_factory(
+                target=self._work, args=(timeout,), name=f"{name}-worker-{number}"
+            )
+            thread.daemon = True
+            self._threads.append(thread)
+            thread.start()
+        logger.info("pool.started", queue=self.broker.name, workers=self.workers, pool="thread")
+
+    def stop(self, use_sentinel: bool = False, join: bool = True) -> None:
+        """Ask the workers to stop after their current task.
+
+        Args:
+            use_sentinel: Enqueue a no-op task per worker so idle workers wake
+                at once instead of after their ``timeout``; best when no other
+                pool consumes this queue.
+            join: Wait for the threads to finish.
+        """
+        self._stopping.set()
+        if use_sentinel:
+            noop = Task(self.broker.queue(NOOP_TASK), ignore_result=True)
+            for _ in self._threads:
+                noop()
+        if join:
+            self.join()
+
+    def join(self) -> None:
+        """Wait for every worker thread to stop (call ``stop(join=False)`` first)."""
+        for thread in self._threads:
+            thread.join()
+        if self._heartbeat is not None:
+            self._heartbeat.close()
+            self._heartbeat = None
+            logger.info("pool.stopped", queue=self.broker.name, pool="thread")
+
+    def _next_task(self, timeout: float) -> TaskMessage | None:
+        return self.broker.next_task(timeout)
+
+    def _work(self, timeout: float) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                task = self._next_task(timeout)
+            except BackendUnavailable as exc:
+                delay = _UNAVAILABLE_BACKOFF[min(failures, len(_UNAVAILABLE_BACKOFF) - 1)]
+                failures += 1
+                logger.warning(
+                    "backend.unavailable", queue=self.broker.name, error=str(exc), retry_in_s=delay
+                )
+                self._stopping.wait(delay)
+                continue
+            if failures:
+                logger.info("backend.available", queue=self.broker.name)
+                failures = 0
+            if task is not None and not self._run(task):
+                return
+
+    def _run(self, task: TaskMessage) -> bool:
+        """Run one task; False when the thread must end (the task raised e.g. SystemExit)."""
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            heartbeat.add(task)
+        try:
+            self.broker.invoke(task)
+        except WorqError as exc:  # the backend failed while the outcome was being stored
+            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
+        except BaseException as exc:
+            self.errors.append(exc)
+            logger.error("worker.crashed", **task_fields(task), error=repr(exc))
+            self._fail(task, f"worker thread stopped by {type(exc).__name__}: {exc}")
+            return False
+        finally:
+            if heartbeat is not None:
+                heartbeat.remove(task)
+        return True
+
+    def _fail(self, task: TaskMessage, reason: str) -> None:
+        try:
+            self.broker.task_failed(task, reason)
+        except WorqError as exc:
+            logger.error("task.fail_unrecorded", **task_fields(task), error=str(exc))
+
+    def __repr__(self) -> str:
+        state = "running" if self._threads and not self._stopping.is_set() else "idle"
+        return f"<thread WorkerPool [{self.broker.name}] workers={self.workers} {state}>"

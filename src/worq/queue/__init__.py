@@ -1,0 +1,1 @@
+"""Queue backends: :mod:`worq.queue.memory` and :mod:`worq.queue.redis`."""

@@ -1,0 +1,580 @@
+"""Tests for worq._codec: lossless JSON round trips, refusals, pickle, structuring."""
+
+from __future__ import annotations
+
+import enum
+import math
+import pickle
+import re
+import sys
+import types
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from decimal import Decimal
+from typing import Any, Optional
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import attrs
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worq._codec import JsonCodec, PickleCodec, make_codec, make_json_converter
+from worq._models import ArgumentRef, TaskMessage, TaskOptions
+from worq.exceptions import DuplicateTask, SerializationError, TaskExpired, TaskFailure
+from worq.typing import Codec
+
+JSON = JsonCodec()
+PICKLE = PickleCodec()
+
+
+@attrs.frozen
+class Point:
+    """A small attrs value: an int and a Decimal."""
+
+    x: int
+    d: Decimal
+
+
+@attrs.frozen
+class Label:
+    """A second attrs value, told apart from Point by its field name."""
+
+    text: str
+
+
+class Color(enum.IntEnum):
+    """An int subclass that must not come back as a plain int."""
+
+    RED = 1
+    BLUE = 2
+
+
+class Size(enum.StrEnum):
+    """A str subclass that must not come back as a plain str."""
+
+    SMALL = "s"
+
+
+def assert_same(a: Any, b: Any) -> None:
+    """Assert ``b`` equals ``a`` with the same types (and float/Decimal spelling) throughout."""
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    elif isinstance(a, dict):
+        keys = {k: k for k in b}
+        assert len(a) == len(b)
+        for k, v in a.items():
+            assert_same(k, keys[k])
+            assert_same(v, b[k])
+    elif isinstance(a, set | frozenset):
+        items = {x: x for x in b}
+        assert len(a) == len(b)
+        for x in a:
+            assert_same(x, items[x])
+    elif isinstance(a, float):
+        assert repr(a) == repr(b)
+    elif isinstance(a, Decimal):
+        assert str(a) == str(b)
+    elif isinstance(a, datetime | time):
+        assert a.replace(tzinfo=None) == b.replace(tzinfo=None)
+        assert (a.fold, a.tzinfo, a.tzname()) == (b.fold, b.tzinfo, b.tzname())
+    elif isinstance(a, TaskFailure):
+        assert_same(a.args, b.args)
+    elif attrs.has(type(a)):
+        for field in attrs.fields(type(a)):
+            assert_same(getattr(a, field.name), getattr(b, field.name))
+    else:
+        assert a == b
+
+
+text = st.text(st.characters(codec="utf-8"), max_size=6)
+fixed_zones = st.builds(
+    timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))
+)
+named_zones = st.builds(
+    timezone, st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=5)), text.filter(bool)
+)
+zones: st.SearchStrategy[tzinfo | None] = st.none() | st.timezones() | fixed_zones | named_zones
+failures = st.builds(
+    lambda cls, *args: cls(*args),
+    st.sampled_from([TaskFailure, TaskExpired, DuplicateTask]),
+    text,
+    text,
+    text,
+    text,
+)
+leaves: st.SearchStrategy[Any] = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**100), max_value=2**100),
+    st.floats(allow_nan=False),
+    text,
+    st.binary(max_size=6),
+    st.datetimes(timezones=zones),
+    st.dates(),
+    st.times(timezones=zones),
+    st.timedeltas(),
+    st.decimals(allow_nan=False),
+    st.uuids(),
+    failures,
+    st.builds(ArgumentRef, text),
+    st.builds(Point, st.integers(), st.decimals(allow_nan=False)),
+    st.sampled_from(Color),
+)
+hashables = st.recursive(
+    leaves,
+    lambda inner: st.lists(inner, max_size=3).map(tuple) | st.frozensets(inner, max_size=3),
+    max_leaves=4,
+)
+values: st.SearchStrategy[Any] = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(text | st.just("$w"), inner, max_size=3),
+        st.dictionaries(hashables, inner, max_size=3),
+        st.sets(hashables, max_size=3),
+        st.frozensets(hashables, max_size=3),
+    ),
+    max_leaves=8,
+)
+options = st.builds(
+    TaskOptions,
+    on_error=st.sampled_from(["fail", "pass"]),
+    ignore_result=st.booleans(),
+    result_timeout=st.integers(1, 10**6) | st.floats(min_value=0.001, allow_nan=False),
+    heartrate=st.floats(min_value=0.001, max_value=1e6),
+)
+messages = st.builds(
+    TaskMessage,
+    id=text,
+    name=text,
+    queue=text,
+    args=st.lists(values | st.builds(ArgumentRef, text), max_size=3).map(tuple),
+    kwargs=st.dictionaries(text | st.just("$w"), values, max_size=3),
+    options=options,
+    refs=st.lists(text, max_size=3).map(tuple),
+    resolved=st.dictionaries(text | st.just("$w"), values | failures, max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_json_value_round_trip(value: Any) -> None:
+    """Every supported value decodes equal, with the same types at every level."""
+    decoded = JSON.decode_value(JSON.encode_value(value))
+    assert decoded == value
+    assert_same(value, decoded)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values)
+def test_pickle_value_round_trip(value: Any) -> None:
+    """The pickle codec round-trips the same values."""
+    assert_same(value, PICKLE.decode_value(PICKLE.encode_value(value)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(messages, st.sampled_from([JSON, PICKLE]))
+def test_message_round_trip(message: TaskMessage, codec: Codec) -> None:
+    """Messages (args, kwargs, ArgumentRefs, refs, options) round-trip in both codecs."""
+    decoded = codec.decode_message(codec.encode_message(message))
+    assert decoded == message
+    assert_same(message.args, decoded.args)
+    assert_same(message.kwargs, decoded.kwargs)
+    assert_same(message.options, decoded.options)
+    assert_same(message.resolved, decoded.resolved)
+
+
+def test_nan_round_trips() -> None:
+    """NaN and infinities (float and Decimal) survive, though NaN != NaN."""
+    for value in (float("nan"), float("inf"), float("-inf")):
+        assert_same(value, JSON.decode_value(JSON.encode_value(value)))
+    for spelling in ("NaN", "-NaN", "sNaN", "Infinity", "-Infinity", "-0", "1.10", "1E+3"):
+        assert str(JSON.decode_value(JSON.encode_value(Decimal(spelling)))) == spelling
+    decoded = JSON.decode_value(JSON.encode_value([float("nan"), Point(1, Decimal("NaN"))]))
+    assert math.isnan(decoded[0])
+    assert decoded[1].d.is_nan()
+
+
+def test_bool_stays_bool() -> None:
+    """True stays True, not 1, in lists, dict values and dict keys."""
+    assert JSON.encode_value(True) == b"true"
+    assert_same([True, 1, False, 0], JSON.decode_value(JSON.encode_value([True, 1, False, 0])))
+    assert_same({True: 1, 2: False}, JSON.decode_value(JSON.encode_value({True: 1, 2: False})))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 10**5000],
+    ids=lambda v: f"{'-' if v < 0 else ''}{v.bit_length()}bits",
+)
+def test_big_ints(value: int) -> None:
+    """Ints beyond 64 bits (even beyond str()'s digit limit) round-trip."""
+    assert_same(value, JSON.decode_value(JSON.encode_value(value)))
+
+
+def test_negative_zero() -> None:
+    """-0.0 keeps its sign."""
+    decoded = JSON.decode_value(JSON.encode_value(-0.0))
+    assert math.copysign(1.0, decoded) == -1.0
+
+
+def test_datetimes_naive_and_aware() -> None:
+    """Naive stays naive; timezone, named offsets, ZoneInfo keys and fold are kept."""
+    naive = datetime(2024, 5, 1, 12, 30, 45, 123456)
+    paris = ZoneInfo("Europe/Paris")
+    cases = [
+        naive,
+        naive.replace(tzinfo=UTC),
+        naive.replace(tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+        naive.replace(tzinfo=timezone(timedelta(hours=1), "CET")),
+        naive.replace(tzinfo=paris),
+        datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=paris),
+        time(23, 59, 59, 999999),
+        time(1, 2, tzinfo=timezone(timedelta(hours=5))),
+        naive.replace(tzinfo=timezone(timedelta(microseconds=1))),
+        time(1, 2, tzinfo=timezone(timedelta(hours=-1, microseconds=7), "odd")),
+    ]
+    for value in cases:
+        decoded = JSON.decode_value(JSON.encode_value(value))
+        assert_same(value, decoded)
+    assert JSON.decode_value(JSON.encode_value(naive)).tzinfo is None
+    assert JSON.decode_value(JSON.encode_value(cases[4])).tzinfo is paris
+
+
+def test_unsupported_tzinfo_refused() -> None:
+    """A tzinfo other than timezone/ZoneInfo is refused rather than flattened."""
+
+    class Fixed(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> timedelta:
+            return timedelta(hours=2)
+
+        def dst(self, dt: datetime | None) -> timedelta:
+            return timedelta(0)
+
+        def tzname(self, dt: datetime | None) -> str:
+            return "FIXED"
+
+    with pytest.raises(SerializationError, match=r"^value\[0\]: .*'datetime'.*Fixed'"):
+        JSON.encode_value([datetime(2024, 1, 1, tzinfo=Fixed())])
+
+
+def test_enums_tagged() -> None:
+    """IntEnum and StrEnum members come back as members, not plain ints or strs."""
+    for value in (Color.BLUE, Size.SMALL, {Color.RED: [Size.SMALL]}):
+        assert_same(value, JSON.decode_value(JSON.encode_value(value)))
+
+
+class Foo:
+    """Something the JSON codec cannot carry."""
+
+
+def _gen() -> Iterator[int]:
+    yield 1
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (object(), "object"),
+        (lambda: 1, "function"),
+        (_gen(), "generator"),
+        (Foo(), "Foo"),
+        (OrderedDict(a=1), "OrderedDict"),
+        (defaultdict(list), "defaultdict"),
+        (type("MyStr", (str,), {})("x"), "MyStr"),
+        (type("MyFailure", (TaskFailure,), {})("a", "b", "c", "d"), "MyFailure"),
+        (bytearray(b"x"), "bytearray"),
+    ],
+)
+def test_unencodable_value_named(value: object, kind: str) -> None:
+    """Unsupported types and subclasses of supported ones are refused, naming the type."""
+    with pytest.raises(SerializationError, match=rf"^value: cannot encode value of type '{kind}'"):
+        JSON.encode_value(value)
+
+
+def test_unencodable_error_path() -> None:
+    """The error says where the value was, down through containers and attrs fields."""
+    message = TaskMessage(id="t1", name="n", queue="q", args=(1, {"items": [Foo()]}))
+    expected = (
+        "args[1]['items'][0]: cannot encode value of type 'Foo' with the json serializer "
+        "(supported: str, int, float, bool, None, list, tuple, dict, set, frozenset, bytes, "
+        "datetime, date, time, timedelta, Decimal, UUID, attrs classes; "
+        "or use serializer='pickle')"
+    )
+    with pytest.raises(SerializationError) as info:
+        JSON.encode_message(message)
+    assert str(info.value) == expected
+    message = TaskMessage(id="t1", name="n", queue="q", kwargs={"p": [(Label(Foo()),)]})  # type: ignore[arg-type]  # Label.text is not a str on purpose
+    with pytest.raises(SerializationError, match=re.escape("kwargs['p'][0][0].text: ")):
+        JSON.encode_message(message)
+    with pytest.raises(SerializationError, match=re.escape("value<key #1>: ")):
+        JSON.encode_value({1: 2, Foo(): 3})
+
+
+def test_surrogates_and_cycles_refused() -> None:
+    """Lone surrogates and reference cycles raise SerializationError, not TypeError."""
+    with pytest.raises(SerializationError, match=re.escape("value['k'][1]: ") + ".*surrogates"):
+        JSON.encode_value({"k": ["ok", "\ud800"]})
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(SerializationError):
+        JSON.encode_value(loop)
+
+
+FLAG: list[str] = []
+
+
+def _set_flag() -> None:
+    FLAG.append("unpickled")
+
+
+class Trap:
+    """Unpickling this sets FLAG: proof that pickle.loads ran."""
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
+        return (_set_flag, ())
+
+
+def test_json_never_unpickles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pickle payloads given to JsonCodec fail without pickle ever running."""
+    payload = pickle.dumps(Trap(), protocol=pickle.HIGHEST_PROTOCOL)
+    PICKLE.decode_value(payload)
+    assert FLAG == ["unpickled"]  # the trap works
+    FLAG.clear()
+
+    def forbidden(*args: object, **kwargs: object) -> object:
+        raise AssertionError("pickle used by JsonCodec")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    message_payload = PickleCodec().encode_message(TaskMessage(id="i", name="n", queue="q"))
+    for data in (payload, message_payload):
+        with pytest.raises(SerializationError, match=r"not valid JSON.*pickle"):
+            JSON.decode_value(data)
+        with pytest.raises(SerializationError, match="not valid JSON"):
+            JSON.decode_message(data)
+    assert FLAG == []
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x00garbage", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"[1, 2]", "not an object"),
+        (b'{"v": 2}', "unsupported version 2"),
+        (b'{"v": true}', "unsupported version True"),
+        (b'{"id": "x"}', "unsupported version None"),
+        (b'{"v": 1, "id": 5}', "field 'id' must be a str"),
+        (b'{"v":1,"id":"i","name":"n","queue":"q","args":{},"kwargs":{},', "not valid JSON"),
+    ],
+)
+def test_bad_message_bytes(data: bytes, reason: str) -> None:
+    """Malformed message bytes raise SerializationError saying what is wrong."""
+    with pytest.raises(SerializationError, match=re.escape(reason)):
+        JSON.decode_message(data)
+
+
+def _message_bytes(**changes: Any) -> bytes:
+    tree = orjson.loads(JSON.encode_message(TaskMessage(id="i", name="n", queue="q")))
+    tree.update(changes)
+    return orjson.dumps(tree)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"args": {}}, "field 'args' must be a list"),
+        ({"refs": [1]}, "expected a str"),
+        ({"options": {"on_error": "boom"}}, "on_error must be"),
+        ({"options": {"colour": 1}}, "colour"),
+        ({"kwargs": {"$w": "dict", "v": [[1, 2]]}}, "kwargs must be a dict with str keys"),
+        ({"args": [{"$w": "yaml"}]}, "unknown tag 'yaml'"),
+        ({"resolved": []}, "resolved must be a dict with str keys"),
+    ],
+)
+def test_bad_message_fields(changes: dict[str, Any], reason: str) -> None:
+    """Well-formed JSON with bad message fields is refused."""
+    with pytest.raises(SerializationError, match=re.escape(reason)):
+        JSON.decode_message(_message_bytes(**changes))
+
+
+@pytest.mark.parametrize(
+    ("tree", "reason"),
+    [
+        ({"$w": "nope"}, "unknown tag 'nope'"),
+        ({"$w": 3}, "unknown tag 3"),
+        ({"$w": "tuple", "v": "abc"}, "bad 'tuple' value"),
+        ({"$w": "timedelta", "v": [1, "a", 0]}, "bad 'timedelta' value"),
+        ({"$w": "bytes", "v": "!!"}, "bad 'bytes' value"),
+        ({"$w": "failure", "t": "KeyError", "a": []}, "bad 'failure' value"),
+        ({"$w": "dict", "v": [[[1], 2]]}, "unhashable"),
+        ({"$w": "attrs", "t": f"{__name__}:Point", "v": {"x": 1}}, "bad 'attrs' value"),
+        ([1, {"$w": "uuid", "v": "zz"}], "bad 'uuid' value"),
+    ],
+)
+def test_bad_value_trees(tree: Any, reason: str) -> None:
+    """Unknown tags and malformed tag payloads raise SerializationError."""
+    with pytest.raises(SerializationError, match=re.escape(reason)):
+        JSON.decode_value(orjson.dumps(tree))
+
+
+def test_error_shows_at_most_80_bytes() -> None:
+    """Decode errors quote the start of the data, not all of it."""
+    with pytest.raises(SerializationError) as info:
+        JSON.decode_value(b"x" * 1000)
+    assert "x" * 80 in str(info.value)
+    assert "x" * 81 not in str(info.value)
+
+
+def _retag(data: bytes, module: str) -> bytes:
+    tree = orjson.loads(data)
+    tree["t"] = tree["t"].replace(__name__, module, 1)
+    return orjson.dumps(tree)
+
+
+def test_attrs_class_not_loaded_gives_dict() -> None:
+    """An attrs tag for a class not in sys.modules decodes to a dict the worker can structure."""
+    data = _retag(JSON.encode_value(Point(3, Decimal("2.50"))), "no_such_module_xyz")
+    decoded = JSON.decode_value(data)
+    assert_same({"x": 3, "d": Decimal("2.50")}, decoded)
+    assert "no_such_module_xyz" not in sys.modules
+    assert_same(Point(3, Decimal("2.50")), JSON.structure(decoded, Point))
+    enum_data = _retag(JSON.encode_value(Color.BLUE), "no_such_module_xyz")
+    assert_same(2, JSON.decode_value(enum_data))
+
+
+def test_class_lookup_imports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lookup neither imports a module nor calls a module's lazy ``__getattr__``."""
+    assert "tabnanny" not in sys.modules
+    JSON.decode_value(orjson.dumps({"$w": "attrs", "t": "tabnanny:NannyNag", "v": {}}))
+    assert "tabnanny" not in sys.modules
+    calls: list[str] = []
+    lazy = types.ModuleType("worq_lazy_probe")
+
+    def module_getattr(name: str) -> object:
+        calls.append(name)
+        return Point
+
+    lazy.__getattr__ = module_getattr  # type: ignore[method-assign]  # PEP 562 hook, set by hand
+    monkeypatch.setitem(sys.modules, "worq_lazy_probe", lazy)
+    tree = {"$w": "attrs", "t": "worq_lazy_probe:Point", "v": {"x": 1, "d": 1}}
+    assert JSON.decode_value(orjson.dumps(tree)) == {"x": 1, "d": 1}
+    assert calls == []
+
+
+def test_structure_containers() -> None:
+    """structure() passes decoded values through or converts them to the hint."""
+    points = [Point(1, Decimal("1.5"))]
+    assert JSON.structure(points, list[Point]) is not None
+    assert_same(points, JSON.structure(points, list[Point]))
+    assert_same(points, JSON.structure([{"x": 1, "d": Decimal("1.5")}], list[Point]))
+    assert_same({"a": Decimal("0.1")}, JSON.structure({"a": Decimal("0.1")}, dict[str, Decimal]))
+    assert_same((1, "a"), JSON.structure([1, "a"], tuple[int, str]))
+    assert_same({1, 2}, JSON.structure([1, 2], set[int]))
+    assert JSON.structure(None, Optional[Point]) is None  # noqa: UP045  # Optional is what is tested
+    assert_same(points[0], JSON.structure({"x": 1, "d": Decimal("1.5")}, Point | None))
+    assert_same(points, JSON.structure(points, list[Point] | None))
+    assert_same(Label("hi"), JSON.structure({"text": "hi"}, Point | Label))
+    assert_same(points[0], JSON.structure(points[0], Point | Label))
+    sentinel = object()
+    assert JSON.structure(sentinel, Any) is sentinel
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("1.10"),
+        UUID(int=5),
+        datetime(2024, 1, 1, tzinfo=UTC),
+        date(2024, 1, 1),
+        time(3, 4),
+        timedelta(seconds=5),
+        b"raw",
+        TaskExpired("a", "b", "c", "d"),
+        Point(1, Decimal(2)),
+    ],
+)
+def test_structure_passes_instances_through(value: object) -> None:
+    """A value already of the hinted type is returned as is."""
+    assert JSON.structure(value, type(value)) is value
+    hint: Any = types.GenericAlias(list, (type(value),))
+    assert make_json_converter().structure([value], hint) == [value]
+
+
+def test_structure_mismatch_raises() -> None:
+    """A value that does not fit the hint raises SerializationError saying where."""
+    with pytest.raises(SerializationError, match=re.escape("$[0].d")):
+        JSON.structure([{"x": 1, "d": "1.5"}], list[Point])
+    with pytest.raises(SerializationError):
+        JSON.structure(TaskFailure("a", "b", "c", "d"), TaskExpired)
+
+
+def test_pickle_codec_errors() -> None:
+    """Pickle encode/decode failures become SerializationError; structure is a no-op."""
+    with pytest.raises(SerializationError, match=r"'function'.*pickle"):
+        PICKLE.encode_value(lambda: 1)
+    with pytest.raises(SerializationError, match="pickle"):
+        PICKLE.decode_value(b"not a pickle")
+    with pytest.raises(SerializationError, match="TaskMessage"):
+        PICKLE.decode_message(pickle.dumps([1]))
+    value = object()
+    assert PICKLE.structure(value, int) is value
+
+
+def test_make_codec() -> None:
+    """make_codec builds the named codec and rejects unknown names clearly."""
+    codecs: list[Codec] = [make_codec("json"), make_codec("pickle")]
+    assert [type(c) for c in codecs] == [JsonCodec, PickleCodec]
+    assert [c.name for c in codecs] == ["json", "pickle"]
+    message = "unknown serializer 'yaml': use 'json' (default) or 'pickle'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_codec("yaml")
+
+
+def test_message_wire_format() -> None:
+    """A message is one versioned JSON object with tagged values inside."""
+    message = TaskMessage(
+        id="t1",
+        name="shop.price",
+        queue="q",
+        args=("sku", 3, ArgumentRef("t0")),
+        kwargs={"at": date(2024, 1, 2)},
+        refs=("t0",),
+    )
+    assert orjson.loads(JSON.encode_message(message)) == {
+        "v": 1,
+        "id": "t1",
+        "name": "shop.price",
+        "queue": "q",
+        "args": ["sku", 3, {"$w": "ref", "id": "t0"}],
+        "kwargs": {"at": {"$w": "date", "v": "2024-01-02"}},
+        "options": {
+            "on_error": "fail",
+            "ignore_result": False,
+            "result_timeout": 3600,
+            "heartrate": 30,
+        },
+        "refs": ["t0"],
+    }
+
+
+def test_resolved_outcomes_on_the_wire() -> None:
+    """Outcomes the client already held travel under "resolved", only when there are some."""
+    failure = TaskExpired("shop.price", "q", "t0", "lost")
+    message = TaskMessage(id="t1", name="n", queue="q", resolved={"t0": failure, "t2": (1, 2)})
+    tree = orjson.loads(JSON.encode_message(message))
+    assert tree["resolved"] == {
+        "t0": {"$w": "failure", "t": "TaskExpired", "a": ["shop.price", "q", "t0", "lost"]},
+        "t2": {"$w": "tuple", "v": [1, 2]},
+    }
+    assert_same(message.resolved, JSON.decode_message(JSON.encode_message(message)).resolved)
