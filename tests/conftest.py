@@ -1,21 +1,59 @@
 """Fixtures shared by the whole suite.
 
 ``url`` is parametrized over every backend, so a behaviour test written once
-runs against each of them.
+runs against each of them. Redis tests use a private redis-server started for
+the session (or WORQ_TEST_REDIS_URL); a missing redis-server fails the run,
+it never skips the backend.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
+import redis
 
-BACKENDS = ["memory"]
+from tests.redis_server import RedisServer, external_url
+
+BACKENDS = ["memory", "redis"]
 
 _memory_stores = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the session's Redis server."""
+    url = external_url()
+    if url is not None:
+        yield url
+        return
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def clean_redis_url(redis_url: str) -> str:
+    """The session's Redis URL with its database emptied before the test."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_url
 
 
 @pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest) -> str:
     """A URL of an empty task queue backend, fresh for each test."""
+    if request.param == "redis":
+        redis_url: str = request.getfixturevalue("clean_redis_url")
+        return redis_url
     return f"memory://test-{next(_memory_stores)}"

@@ -1,0 +1,64 @@
+"""Every Redis key worq uses, built in one place.
+
+All keys of one named queue share the hash tag ``{<queue name>}``, so they
+hash to one Redis Cluster slot and every script can touch them atomically.
+The layout is documented at the top of ``redis_scripts/_lib.lua``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+__all__ = ["RedisKeys"]
+
+
+@attrs.frozen
+class RedisKeys:
+    """Key names for queue ``name``.
+
+    Attributes:
+        prefix: ``worq:{<name>}:``, prepended to every key of the queue.
+    """
+
+    prefix: str
+
+    @classmethod
+    def for_queue(cls, name: str) -> RedisKeys:
+        """Keys of the named queue; braces in the name would break the hash tag."""
+        if "{" in name or "}" in name:
+            raise ValueError(f"queue name {name!r} must not contain '{{' or '}}'")
+        return cls(f"worq:{{{name}}}:")
+
+    @property
+    def queue(self) -> str:
+        """LIST of runnable task ids."""
+        return self.prefix + "queue"
+
+    @property
+    def claimed(self) -> str:
+        """LIST of ids moved out of the queue by a blocked worker, about to be taken."""
+        return self.prefix + "claimed"
+
+    @property
+    def processing(self) -> str:
+        """ZSET of taken task ids scored by their placeholder's deadline."""
+        return self.prefix + "processing"
+
+    def task(self, task_id: str) -> str:
+        """HASH of one task: status, message, arguments."""
+        return f"{self.prefix}task:{task_id}"
+
+    def result(self, task_id: str) -> str:
+        """LIST holding a finished task's result message."""
+        return f"{self.prefix}result:{task_id}"
+
+    def deps(self, task_id: str) -> str:
+        """SET of pending tasks that take this task's result as an argument."""
+        return f"{self.prefix}deps:{task_id}"
+
+    @property
+    def pattern(self) -> str:
+        """SCAN pattern matching every key of the queue."""
+        return re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "*"
