@@ -28,9 +28,12 @@ class RedisServer:
     Args:
         directory: Working directory of the server.
         appendonly: Keep an append-only file, so data survives a restart.
+        extra_args: More redis-server options (TLS, unix socket...).
     """
 
-    def __init__(self, directory: Path, appendonly: bool = False) -> None:
+    def __init__(
+        self, directory: Path, appendonly: bool = False, extra_args: tuple[str, ...] = ()
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -40,6 +43,7 @@ class RedisServer:
         self.binary = binary
         self.directory = directory
         self.appendonly = appendonly
+        self.extra_args = extra_args
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -54,6 +58,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--dir", str(self.directory),
             "--logfile", str(self.directory / "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from worq.const import DEFAULT
 from worq.core import Broker
@@ -13,6 +14,8 @@ from worq.task import Queue
 from worq.typing import TaskQueue
 
 __all__ = ["get_broker", "get_queue", "make_taskqueue", "mask_url"]
+
+_PASSWORD = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
 
 _BACKENDS = {
     "memory": "worq.queue.memory",
@@ -23,18 +26,12 @@ _BACKENDS = {
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, fit for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "<unparsable URL>"
+    """``url`` with any password replaced by ``***``, fit for messages and logs.
+
+    Works on the text, without parsing ports or hosts, so that even a URL too
+    broken to parse is masked.
+    """
+    return _PASSWORD.sub(r"\1***@", url)
 
 
 def make_taskqueue(url: str, name: str = DEFAULT, *args: Any, **kw: Any) -> TaskQueue:

@@ -1,0 +1,354 @@
+"""What only the Redis backend has: URLs, scripts, cluster slots, outages, processes."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+from structlog.testing import capture_logs
+
+from tests.redis_server import RedisServer, free_port
+from tests.test_broker import Trap
+from worq import BackendUnavailable, Deferred, Task, TaskFailure, get_broker, get_queue
+from worq.core import Broker
+from worq.pool.thread import WorkerPool
+from worq.queue.redis import TaskQueue
+from worq.testing import WAIT, eventually, thread_worker
+
+ROOT = Path(__file__).parent.parent
+
+
+def echo(value: Any) -> Any:
+    return value
+
+
+def fail() -> None:
+    raise ValueError("no")
+
+
+def roundtrip(url: str) -> None:
+    """Run one task through a worker on ``url`` and check its result."""
+    broker = get_broker(url)
+    broker.expose(echo)
+    with thread_worker(broker, timeout=0.2):
+        res = get_queue(url).echo("over the wire")
+        assert res.wait(WAIT), repr(res)
+        assert res.value == "over the wire"
+    broker.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server for one test, with a unix socket too."""
+    instance = RedisServer(
+        tmp_path,
+        extra_args=("--unixsocket", str(tmp_path / "redis.sock"), "--unixsocketperm", "700"),
+    )
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+def test_unix_socket_url(server: RedisServer) -> None:
+    """unix:///path.sock?db=N reaches the server through its socket."""
+    roundtrip(f"unix://{server.directory / 'redis.sock'}?db=3")
+    client = redis.Redis.from_url(server.url)
+    assert client.dbsize() == 0  # everything went to db 3
+    client.close()
+
+
+def test_acl_user_and_masked_password(server: RedisServer) -> None:
+    """An ACL user works; a wrong password is BackendUnavailable without the password."""
+    admin = redis.Redis.from_url(server.url)
+    admin.acl_setuser(
+        "worker", enabled=True, passwords=["+s3cret"], keys=["worq:*"], commands=["+@all"]
+    )
+    admin.close()
+    roundtrip(f"redis://worker:s3cret@127.0.0.1:{server.port}/0")
+    with pytest.raises(BackendUnavailable) as raised:
+        get_queue(f"redis://worker:wrong-pw@127.0.0.1:{server.port}/0").echo(1)
+    message = str(raised.value)
+    assert f"cannot reach Redis at redis://worker:***@127.0.0.1:{server.port}/0" in message
+    assert "wrong-pw" not in message
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for localhost, made with the openssl command."""
+    ca_key, ca, key, csr, cert = (
+        directory / n for n in ("ca.key", "ca.pem", "s.key", "s.csr", "s.pem")
+    )
+    ext = directory / "san.cnf"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for command in [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "1", "-subj", "/CN=worq test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "1", "-extfile", ext],
+    ]:  # fmt: skip
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    return ca, cert, key
+
+
+def test_tls_with_ca_certs(tmp_path: Path) -> None:
+    """rediss:// verifies the server against ?ssl_ca_certs=; an unknown CA is refused."""
+    ca, cert, key = make_certificates(tmp_path)
+    tls_port = free_port()
+    tls = RedisServer(
+        tmp_path,
+        extra_args=(
+            "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+        ),
+    )  # fmt: skip
+    tls.start()
+    try:
+        roundtrip(f"rediss://localhost:{tls_port}/0?ssl_ca_certs={ca}")
+        with pytest.raises(BackendUnavailable, match="certificate verify failed"):
+            get_queue(f"rediss://localhost:{tls_port}/0").echo(1)
+    finally:
+        tls.stop()
+
+
+@pytest.mark.parametrize(
+    ("bad_url", "fragment"),
+    [
+        ("redis://u:secret@localhost:notaport/0", "malformed Redis URL 'redis://u:***@localhost"),
+        ("redis://localhost:6379/0?bogus_option=1", "malformed Redis URL"),
+        ("redis://localhost:6379/0?db=x", "malformed Redis URL"),
+    ],
+)
+def test_malformed_urls(bad_url: str, fragment: str) -> None:
+    """A malformed Redis URL is a ValueError naming it, password masked."""
+    with pytest.raises(ValueError, match="^" + fragment.replace("*", r"\*")) as raised:
+        get_broker(bad_url)
+    assert "secret" not in str(raised.value)
+
+
+def test_unreachable_server_names_it() -> None:
+    """A call to a server nobody listens on raises BackendUnavailable naming the URL."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    q = get_queue(url)
+    with pytest.raises(
+        BackendUnavailable, match=f"cannot reach Redis at {url} \\(queue 'default'\\)"
+    ):
+        q.echo(1)
+
+
+def test_scripts_reload_after_script_flush(url_redis: str) -> None:
+    """After the server forgets the scripts (restart, SCRIPT FLUSH) they are reloaded."""
+    client = redis.Redis.from_url(url_redis)
+    broker = get_broker(url_redis)
+    broker.expose(echo)
+    with thread_worker(broker, timeout=0.2):
+        q = get_queue(url_redis)
+        assert q.echo(1).wait(WAIT)
+        client.script_flush()
+        res = q.echo(2)
+        assert res.wait(WAIT)
+        assert res.value == 2
+    client.close()
+
+
+@pytest.fixture
+def url_redis(clean_redis_url: str) -> str:
+    """The session Redis server, emptied."""
+    return clean_redis_url
+
+
+def run_flows(url: str) -> None:
+    """Run fan-in, failure, ignore_result and status flows to the end on a worker of ``url``.
+
+    The worker must expose ``echo``, ``fail``, ``sum`` and ``RECORDED.append``.
+    """
+    q = get_queue(url)
+    nums = [q.echo(n) for n in range(4)]
+    total = q.sum(nums)
+    failed = q.fail()
+    passed = Task(q.echo, on_error=Task.PASS)([failed])
+    RECORDED.clear()
+    Task(q.append, ignore_result=True)(0)
+    Task(q.append, ignore_result=True)(q.echo("feeds a fire-and-forget task"))
+    assert total.status in {"pending", "enqueued", "processing", "completed"}
+    for res in [*nums, total, failed, passed]:
+        assert res.wait(WAIT), repr(res)
+    assert total.value == 6
+    assert passed.value == [TaskFailure("fail", "default", failed.id, "ValueError: no")]
+    assert passed.status == "success"
+    eventually(lambda: sorted(map(str, RECORDED)), ["0", "feeds a fire-and-forget task"])
+
+
+RECORDED: list[object] = []
+
+
+def flow_broker(url: str) -> Broker:
+    """A broker exposing what :func:`run_flows` calls."""
+    broker = get_broker(url)
+    for fn in (echo, fail, sum, RECORDED.append):
+        broker.expose(fn)
+    return broker
+
+
+def test_every_script_call_stays_in_one_slot(
+    url_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All KEYS of every script call hash to one Redis Cluster slot."""
+    calls: list[tuple[str, list[str]]] = []
+    original = TaskQueue._run
+
+    def recording(self: TaskQueue, script: str, keys: Any, args: Any) -> Any:
+        calls.append((script, list(keys)))
+        return original(self, script, keys, args)
+
+    monkeypatch.setattr(TaskQueue, "_run", recording)
+    broker = flow_broker(url_redis)
+    with thread_worker(broker, timeout=0.2):
+        run_flows(url_redis)
+        broker.taskqueue.discard_pending()
+    assert {script for script, _ in calls} >= {
+        "enqueue", "defer", "get", "set_result", "get_arguments", "pop_result", "status",
+        "discard_pending",
+    }  # fmt: skip
+    for script, keys in calls:
+        assert len({key_slot(key.encode()) for key in keys}) == 1, (script, keys)
+    broker.taskqueue.set_task_timeout("x", 1)
+    assert calls[-1][0] == "heartbeat"
+
+
+def test_no_key_without_ttl_once_results_are_taken(url_redis: str) -> None:
+    """After every result was popped, each worq key left has a TTL."""
+    pool = WorkerPool(flow_broker(url_redis))
+    pool.start(timeout=0.2)
+    try:
+        run_flows(url_redis)
+    finally:
+        pool.stop()
+    client = redis.Redis.from_url(url_redis)
+    leaked = {key: client.pttl(key) for key in client.scan_iter("worq:*")}
+    client.close()
+    assert {key: ttl for key, ttl in leaked.items() if ttl < 0} == {}
+
+
+def test_idle_pool_blocks_once_per_timeout(url_redis: str) -> None:
+    """An idle pool costs at most one blocking command per timeout per worker."""
+    client = redis.Redis.from_url(url_redis)
+    pool = WorkerPool(get_broker(url_redis), workers=2)
+    client.config_resetstat()
+    pool.start(timeout=0.25)
+    threading.Event().wait(1.0)  # the idle time under test
+    pool.stop()
+    stats = client.info("commandstats")
+    client.close()
+    blocking = stats.get("cmdstat_blmove", {}).get("calls", 0)
+    assert 2 <= blocking <= 2 * (1.0 / 0.25 + 2), stats
+
+
+def test_pool_survives_redis_restart(tmp_path: Path) -> None:
+    """A running pool logs backend.unavailable while Redis is down and resumes after."""
+    server = RedisServer(tmp_path)
+    server.start()
+    broker = get_broker(server.url)
+    broker.expose(echo)
+    pool = WorkerPool(broker)
+    try:
+        with capture_logs() as logs:
+            pool.start(timeout=0.2)
+            q = get_queue(server.url)
+            assert q.echo(1).wait(WAIT)
+            server.stop()
+            eventually(lambda: any(e["event"] == "backend.unavailable" for e in logs), True)
+            with pytest.raises(BackendUnavailable):
+                q.echo(2)
+            server.start()
+            res = q.echo(3)
+            assert res.wait(WAIT), repr(res)
+            assert res.value == 3
+        assert any(e["event"] == "backend.available" for e in logs)
+    finally:
+        pool.stop()
+        server.stop()
+
+
+def test_garbage_id_pushed_into_queue_is_rejected(url_redis: str) -> None:
+    """Bytes pushed straight into the queue list fail as a bad message; the worker goes on."""
+    broker = get_broker(url_redis)
+    broker.expose(echo)
+    client = redis.Redis.from_url(url_redis)
+    with capture_logs() as logs, thread_worker(broker, timeout=0.2):
+        client.lpush("worq:{default}:queue", "junk-id")
+        victim: Deferred[Any] = Deferred(broker, "junk-id", "?")
+        assert victim.wait(WAIT)
+        with pytest.raises(TaskFailure, match="message could not be decoded"):
+            victim.value  # noqa: B018  # the attribute access is the test
+        assert get_queue(url_redis).echo(1).wait(WAIT)
+    client.close()
+    assert any(e["event"] == "task.rejected" and e["task_id"] == "junk-id" for e in logs)
+
+
+def test_pickle_planted_in_task_hash_is_never_unpickled(url_redis: str) -> None:
+    """A pickle written over a queued task's message is rejected, never run."""
+    q = get_queue(url_redis)
+    res = q.echo(1)
+    client = redis.Redis.from_url(url_redis)
+    client.hset(f"worq:{{default}}:task:{res.id}", "msg", pickle.dumps(Trap()))
+    client.close()
+    broker = get_broker(url_redis)
+    broker.expose(echo)
+    with thread_worker(broker, timeout=0.2):
+        assert res.wait(WAIT)
+    with pytest.raises(TaskFailure, match="pickle data"):
+        res.value  # noqa: B018  # the attribute access is the test
+    assert not Trap.sprung
+
+
+def test_ping_and_key_listing(url_redis: str) -> None:
+    """ping() answers; log_all_worq() lists the queue's keys with their TTLs."""
+    tq = TaskQueue(url_redis, "listing")
+    assert tq.ping()
+    tq.enqueue_task("a", b"A", keep_result=True)
+    tq.enqueue_task("b", b"B", keep_result=True)
+    tq.get(0)
+    tq.set_result("a", b"R", 60)
+    assert {e["key"] for e in tq.log_all_worq()} == {
+        "worq:{listing}:queue",
+        "worq:{listing}:task:b",
+    }
+    everything = {e["key"]: e for e in tq.log_all_worq(show_expiring=True)}
+    assert everything["worq:{listing}:result:a"]["ttl_ms"] > 0
+    tq.close()
+
+
+def test_client_and_pool_in_different_processes(url_redis: str) -> None:
+    """A client here and a thread pool in another process share work through Redis."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.worker_process", url_redis],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready"
+        q = get_queue(url_redis)
+        remote_pid = q.remote.pid()
+        total = q.remote.add([q.remote.add([1, 2]), 3])
+        assert remote_pid.wait(WAIT)
+        assert total.wait(WAIT)
+        assert remote_pid.value == worker.pid
+        assert total.value == 6
+    finally:
+        worker.terminate()
+        assert worker.wait(WAIT) == 0
+        if worker.stdout is not None:
+            worker.stdout.close()
