@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.redis_server import RedisServer, external_url
+from tests.redis_server import external_url
+from worq.testing import RedisServer
 
 BACKENDS = ["memory", "redis"]
 

@@ -15,13 +15,12 @@ import redis
 from redis.crc import key_slot
 from structlog.testing import capture_logs
 
-from tests.redis_server import RedisServer, free_port
 from tests.test_broker import Trap
 from worq import BackendUnavailable, Deferred, Task, TaskFailure, get_broker, get_queue
 from worq.core import Broker
 from worq.pool.thread import WorkerPool
 from worq.queue.redis import TaskQueue
-from worq.testing import WAIT, eventually, thread_worker
+from worq.testing import WAIT, RedisServer, eventually, free_port, thread_worker
 
 ROOT = Path(__file__).parent.parent
 
