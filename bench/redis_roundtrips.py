@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""Count Redis round trips per task operation.
+
+Every redis-py command is one round trip (worq sends no pipelines), so the
+count of ``Redis.execute_command`` calls during an operation is its number of
+round trips. Targets: one each for enqueue, get, set_result and pop_result,
+and at most k + 2 for the whole enqueue of a task with k deferred arguments.
+
+Uses WORQ_BENCH_REDIS_URL if set, else a private redis-server on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+import structlog
+
+from worq import get_broker
+from worq.testing import RedisServer
+
+K = 5
+"""Deferred arguments of the fan-in task."""
+
+
+class RoundTrips:
+    """Counts commands sent by every redis-py client in this process."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        original = redis.Redis.execute_command
+
+        def counting(client: redis.Redis, *args: Any, **options: Any) -> Any:
+            self.count += 1
+            return original(client, *args, **options)  # type: ignore[no-untyped-call]  # untyped in redis-py
+
+        redis.Redis.execute_command = counting  # type: ignore[method-assign, assignment]  # probe
+
+    def during(self, operation: Callable[[], Any]) -> tuple[int, Any]:
+        """Round trips made by ``operation()``, and what it returned."""
+        before = self.count
+        result = operation()
+        return self.count - before, result
+
+
+@contextmanager
+def redis_url() -> Iterator[str]:
+    """The benchmark's Redis: WORQ_BENCH_REDIS_URL or a private server."""
+    url = os.environ.get("WORQ_BENCH_REDIS_URL")
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        server = RedisServer(Path(directory))
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+def add(values: list[int]) -> int:
+    return sum(values)
+
+
+def num(value: int) -> int:
+    return value
+
+
+def measure(url: str) -> dict[str, int]:
+    """Round trips of each operation, scripts already loaded (steady state)."""
+    probe = RoundTrips()
+    broker = get_broker(url, "bench")
+    broker.expose(num)
+    broker.expose(add)
+    client = get_broker(url, "bench")
+    q = client.queue()
+
+    def run_one() -> None:
+        task = broker.next_task(timeout=1)
+        if task is None:
+            raise RuntimeError("benchmark task did not arrive")
+        broker.invoke(task)
+
+    warm = q.num(0)  # loads every script once (NOSCRIPT, SCRIPT LOAD)
+    run_one()
+    warm.wait(5)
+    q.add([q.num(1)])
+    run_one()
+    run_one()
+
+    counts: dict[str, int] = {}
+    counts["enqueue"], deferred = probe.during(lambda: q.num(1))
+    counts["get"], task = probe.during(lambda: broker.next_task(timeout=1))
+    counts["invoke (incl. set_result)"], _ = probe.during(lambda: broker.invoke(task))
+    counts["pop_result (wait on a finished task)"], _ = probe.during(lambda: deferred.wait(5))
+    args = [q.num(n) for n in range(K)]
+    counts[f"enqueue with {K} deferred arguments"], fan_in = probe.during(lambda: q.add(args))
+    for _ in range(K):
+        run_one()
+    fan_task = broker.next_task(timeout=1)
+    if fan_task is None:
+        raise RuntimeError("fan-in task did not arrive")
+    counts[f"invoke with {K} deferred arguments"], _ = probe.during(lambda: broker.invoke(fan_task))
+    fan_in.wait(5)
+    if fan_in.value != sum(range(K)):
+        raise RuntimeError(f"wrong fan-in result {fan_in.value!r}")
+    broker.close()
+    client.close()
+    return counts
+
+
+def main() -> int:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger("warning"))
+    with redis_url() as url:
+        counts = measure(url)
+    targets = {
+        "enqueue": 1,
+        "get": 1,
+        "invoke (incl. set_result)": 1,
+        "pop_result (wait on a finished task)": 1,
+        f"enqueue with {K} deferred arguments": K + 2,
+        f"invoke with {K} deferred arguments": 2,
+    }
+    width = max(map(len, counts))
+    print(f"{'operation':<{width}}  round trips  target")
+    worst = 0
+    for name, count in counts.items():
+        target = targets[name]
+        mark = "" if count <= target else "  OVER TARGET"
+        worst = max(worst, count - target)
+        print(f"{name:<{width}}  {count:>11}  {target:>6}{mark}")
+    return 1 if worst > 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
