@@ -351,3 +351,33 @@ def test_client_and_pool_in_different_processes(url_redis: str) -> None:
         assert worker.wait(WAIT) == 0
         if worker.stdout is not None:
             worker.stdout.close()
+
+
+def test_outcome_stored_once_redis_returns(tmp_path: Path) -> None:
+    """A task finishing while Redis is down has its result stored when Redis is back."""
+    server = RedisServer(tmp_path, appendonly=True)
+    server.start()
+    release, started = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(WAIT)
+        return "kept"
+
+    broker = get_broker(server.url)
+    broker.expose(slow)
+    pool = WorkerPool(broker)
+    pool.start(timeout=0.2)
+    try:
+        with capture_logs() as logs:
+            res = get_queue(server.url).slow()
+            assert started.wait(WAIT)
+            server.stop()
+            release.set()
+            eventually(lambda: any(e["event"] == "backend.unavailable" for e in logs), True)
+            server.start()
+            assert res.wait(WAIT), repr(res)
+        assert res.value == "kept"
+    finally:
+        pool.stop()
+        server.stop()

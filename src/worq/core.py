@@ -277,6 +277,16 @@ class Broker:
 
     def invoke(self, task: TaskMessage) -> None:
         """Run a task taken with :meth:`next_task` and store its outcome."""
+        outcome = self.execute(task)
+        if not task.options.ignore_result:
+            self.set_result(task, outcome)
+
+    def execute(self, task: TaskMessage) -> Any:
+        """Run a task taken with :meth:`next_task`; return its outcome without storing it.
+
+        Returns:
+            The task's return value, or a TaskFailure saying why there is none.
+        """
         fields = task_fields(task)
         logger.info("task.started", **fields)
         started = time.perf_counter()
@@ -286,8 +296,7 @@ class Broker:
             logger.warning("task.failed", **fields, error=outcome.error, duration_s=duration)
         else:
             logger.info("task.succeeded", **fields, duration_s=duration)
-        if not task.options.ignore_result:
-            self.set_result(task, outcome)
+        return outcome
 
     def _run(self, task: TaskMessage, fields: dict[str, Any]) -> Any:
         exposed = self.tasks.get(task.name)

@@ -109,13 +109,9 @@ class WorkerPool:
         while not self._stopping.is_set():
             try:
                 task = self._next_task(timeout)
-            except BackendUnavailable as exc:
-                delay = _UNAVAILABLE_BACKOFF[min(failures, len(_UNAVAILABLE_BACKOFF) - 1)]
+            except WorqError as exc:
+                self._back_off(failures, exc)
                 failures += 1
-                logger.warning(
-                    "backend.unavailable", queue=self.broker.name, error=str(exc), retry_in_s=delay
-                )
-                self._stopping.wait(delay)
                 continue
             if failures:
                 logger.info("backend.available", queue=self.broker.name)
@@ -129,8 +125,10 @@ class WorkerPool:
         if heartbeat is not None:
             heartbeat.add(task)
         try:
-            self.broker.invoke(task)
-        except WorqError as exc:  # the backend failed while the outcome was being stored
+            outcome = self.broker.execute(task)
+            if not task.options.ignore_result:
+                self._store(task, outcome)
+        except WorqError as exc:  # the backend failed and the pool is stopping
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
         except BaseException as exc:
             self.errors.append(exc)
@@ -141,6 +139,26 @@ class WorkerPool:
             if heartbeat is not None:
                 heartbeat.remove(task)
         return True
+
+    def _store(self, task: TaskMessage, outcome: object) -> None:
+        """Store a finished task's outcome, waiting out backend outages until stopped."""
+        failures = 0
+        while True:
+            try:
+                self.broker.set_result(task, outcome)
+                return
+            except BackendUnavailable as exc:
+                if self._stopping.is_set():
+                    raise
+                self._back_off(failures, exc)
+                failures += 1
+
+    def _back_off(self, failures: int, exc: WorqError) -> None:
+        """Log a backend failure and wait a little longer after each one in a row."""
+        delay = _UNAVAILABLE_BACKOFF[min(failures, len(_UNAVAILABLE_BACKOFF) - 1)]
+        event = "backend.unavailable" if isinstance(exc, BackendUnavailable) else "backend.error"
+        logger.warning(event, queue=self.broker.name, error=str(exc), retry_in_s=delay)
+        self._stopping.wait(delay)
 
     def _fail(self, task: TaskMessage, reason: str) -> None:
         try:
