@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from worq._urls import mask_url
 from worq.const import DEFAULT
 from worq.core import Broker
 from worq.exceptions import WorqError
@@ -15,23 +15,12 @@ from worq.typing import TaskQueue
 
 __all__ = ["get_broker", "get_queue", "make_taskqueue", "mask_url"]
 
-_PASSWORD = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
-
 _BACKENDS = {
     "memory": "worq.queue.memory",
     "redis": "worq.queue.redis",
     "rediss": "worq.queue.redis",
     "unix": "worq.queue.redis",
 }
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, fit for messages and logs.
-
-    Works on the text, without parsing ports or hosts, so that even a URL too
-    broken to parse is masked.
-    """
-    return _PASSWORD.sub(r"\1***@", url)
 
 
 def make_taskqueue(url: str, name: str = DEFAULT, *args: Any, **kw: Any) -> TaskQueue:

@@ -8,7 +8,7 @@ through it, and :class:`~worq.task.Deferred` fetches results through it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from worq._arguments import extract_refs, resolve_refs
@@ -17,6 +17,7 @@ from worq._deferred import Deferred
 from worq._events import logger, task_fields
 from worq._exposed import ArgumentMismatch, ExposedTask
 from worq._models import TaskMessage, TaskOptions
+from worq._urls import mask_url
 from worq.const import TaskStatus
 from worq.exceptions import (
     DependencyUnavailable,
@@ -69,7 +70,7 @@ class Broker:
 
     @property
     def url(self) -> str:
-        """The backend URL (password masked)."""
+        """The backend URL, password included: mask it before showing it."""
         return self.taskqueue.url
 
     def __eq__(self, other: object) -> bool:
@@ -85,7 +86,7 @@ class Broker:
         return hash((type(self.taskqueue), self.url, self.name))
 
     def __repr__(self) -> str:
-        return f"<Broker {self.url} [{self.name}] {self.codec.name}>"
+        return f"<Broker {mask_url(self.url)} [{self.name}] {self.codec.name}>"
 
     # -- worker setup -------------------------------------------------------
 
@@ -254,6 +255,15 @@ class Broker:
         A message that cannot be decoded does not stop the worker: its task
         is failed with the reason, an event is logged and None is returned.
         """
+        taken = self.take(timeout)
+        return None if taken is None else taken[0]
+
+    def take(self, timeout: float | None = None) -> tuple[TaskMessage, bytes] | None:
+        """Like :meth:`next_task`, also returning the message as it was stored.
+
+        The process pool forwards those bytes to the worker process that runs
+        the task, which decodes them with its own broker.
+        """
         item = self.taskqueue.get(timeout)
         if item is None:
             return None
@@ -266,7 +276,7 @@ class Broker:
         if message.id != task_id or message.queue != self.name:
             self._reject(task_id, f"message is for task {message.id!r} on queue {message.queue!r}")
             return None
-        return message
+        return message, data
 
     def _reject(self, task_id: str, reason: str) -> None:
         logger.error("task.rejected", task_id=task_id, queue=self.name, error=reason)
@@ -281,8 +291,14 @@ class Broker:
         if not task.options.ignore_result:
             self.set_result(task, outcome)
 
-    def execute(self, task: TaskMessage) -> Any:
+    def execute(self, task: TaskMessage, arguments: Mapping[str, bytes] | None = None) -> Any:
         """Run a task taken with :meth:`next_task`; return its outcome without storing it.
+
+        Args:
+            task: The task.
+            arguments: The encoded results handed to the task as arguments, when
+                the caller already fetched them (see :meth:`get_arguments`);
+                by default they are fetched from the backend when needed.
 
         Returns:
             The task's return value, or a TaskFailure saying why there is none.
@@ -290,7 +306,7 @@ class Broker:
         fields = task_fields(task)
         logger.info("task.started", **fields)
         started = time.perf_counter()
-        outcome = self._run(task, fields)
+        outcome = self._run(task, fields, arguments)
         duration = round(time.perf_counter() - started, 6)
         if isinstance(outcome, TaskFailure):
             logger.warning("task.failed", **fields, error=outcome.error, duration_s=duration)
@@ -298,13 +314,19 @@ class Broker:
             logger.info("task.succeeded", **fields, duration_s=duration)
         return outcome
 
-    def _run(self, task: TaskMessage, fields: dict[str, Any]) -> Any:
+    def get_arguments(self, task: TaskMessage) -> dict[str, bytes]:
+        """The encoded results handed to ``task`` as arguments (none unless it has refs)."""
+        return self.taskqueue.get_arguments(task.id) if task.refs else {}
+
+    def _run(
+        self, task: TaskMessage, fields: dict[str, Any], arguments: Mapping[str, bytes] | None
+    ) -> Any:
         exposed = self.tasks.get(task.name)
         if exposed is None:
             return TaskFailure(task.name, task.queue, task.id, "no such task")
         values = dict(task.resolved)
         if task.refs:
-            handed = self.taskqueue.get_arguments(task.id)
+            handed = self.get_arguments(task) if arguments is None else arguments
             for ref in task.refs:
                 values[ref] = self._argument_value(task, ref, handed.get(ref))
         if task.options.on_error == "fail":
@@ -337,14 +359,21 @@ class Broker:
 
         A value the serializer refuses is replaced by a TaskFailure saying so.
         """
+        self.store_result(task, self.encode_outcome(task, result))
+
+    def encode_outcome(self, task: TaskMessage, outcome: Any) -> bytes:
+        """Encode a task's outcome; one the serializer refuses becomes a TaskFailure."""
         try:
-            data = self.codec.encode_value(result)
+            return self.codec.encode_value(outcome)
         except SerializationError as exc:
             logger.error("result.unencodable", **task_fields(task), error=str(exc))
             failure = TaskFailure(
                 task.name, task.queue, task.id, f"result could not be encoded: {exc}"
             )
-            data = self.codec.encode_value(failure)
+            return self.codec.encode_value(failure)
+
+    def store_result(self, task: TaskMessage, data: bytes) -> None:
+        """Store an outcome already encoded (by :meth:`encode_outcome`, maybe in a worker)."""
         self.taskqueue.set_result(task.id, data, task.options.result_timeout)
 
     def heartbeat(self, task: TaskMessage) -> None:

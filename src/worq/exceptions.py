@@ -11,6 +11,7 @@ __all__ = [
     "BackendUnavailable",
     "DependencyUnavailable",
     "DuplicateTask",
+    "PoolError",
     "ResultNotReady",
     "SerializationError",
     "TaskExpired",
@@ -103,3 +104,7 @@ class DependencyUnavailable(WorqError):
     Its result was already fetched by another client, expired, or never kept
     (``ignore_result=True``).
     """
+
+
+class PoolError(WorqError):
+    """A worker pool was used out of order (started twice, say) or could not start."""

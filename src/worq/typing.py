@@ -55,7 +55,7 @@ class TaskQueue(Protocol):
 
     @property
     def url(self) -> str:
-        """The URL the backend was made from (password masked)."""
+        """The URL the backend was made from, password included: mask it to show it."""
         ...
 
     @property

@@ -12,18 +12,16 @@ from collections.abc import Callable
 from worq._events import logger, task_fields
 from worq._models import TaskMessage
 from worq.core import NOOP_TASK, Broker
-from worq.exceptions import BackendUnavailable, WorqError
+from worq.exceptions import PoolError, WorqError
 from worq.pool._heartbeat import Heartbeat
+from worq.pool._outages import back_off, store_outcome
 from worq.task import Task
 
 __all__ = ["Error", "WorkerPool"]
 
-_UNAVAILABLE_BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
-"""Seconds a worker waits before asking an unreachable backend again, growing per failure."""
 
-
-class Error(WorqError):
-    """The pool was used out of order (e.g. started twice)."""
+Error = PoolError
+"""Raised when the pool is used out of order (started twice, say)."""
 
 
 class WorkerPool:
@@ -110,7 +108,7 @@ class WorkerPool:
             try:
                 task = self._next_task(timeout)
             except WorqError as exc:
-                self._back_off(failures, exc)
+                back_off(self.broker, failures, exc, self._stopping)
                 failures += 1
                 continue
             if failures:
@@ -127,7 +125,8 @@ class WorkerPool:
         try:
             outcome = self.broker.execute(task)
             if not task.options.ignore_result:
-                self._store(task, outcome)
+                data = self.broker.encode_outcome(task, outcome)
+                store_outcome(self.broker, task, data, self._stopping)
         except WorqError as exc:  # the backend failed and the pool is stopping
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
         except BaseException as exc:
@@ -139,26 +138,6 @@ class WorkerPool:
             if heartbeat is not None:
                 heartbeat.remove(task)
         return True
-
-    def _store(self, task: TaskMessage, outcome: object) -> None:
-        """Store a finished task's outcome, waiting out backend outages until stopped."""
-        failures = 0
-        while True:
-            try:
-                self.broker.set_result(task, outcome)
-                return
-            except BackendUnavailable as exc:
-                if self._stopping.is_set():
-                    raise
-                self._back_off(failures, exc)
-                failures += 1
-
-    def _back_off(self, failures: int, exc: WorqError) -> None:
-        """Log a backend failure and wait a little longer after each one in a row."""
-        delay = _UNAVAILABLE_BACKOFF[min(failures, len(_UNAVAILABLE_BACKOFF) - 1)]
-        event = "backend.unavailable" if isinstance(exc, BackendUnavailable) else "backend.error"
-        logger.warning(event, queue=self.broker.name, error=str(exc), retry_in_s=delay)
-        self._stopping.wait(delay)
 
     def _fail(self, task: TaskMessage, reason: str) -> None:
         try:

@@ -19,7 +19,7 @@ from typing import Any, cast
 import redis
 import redis.exceptions
 
-from worq._backends import mask_url
+from worq._urls import mask_url
 from worq._events import logger
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
@@ -79,7 +79,8 @@ class TaskQueue:
         initial_result_timeout: float = 60,
         redis_factory: type[redis.Redis] = redis.Redis,
     ) -> None:
-        self._url = mask_url(url)
+        self._url = url
+        self._masked_url = mask_url(url)
         self._name = name
         self.keys = RedisKeys.for_queue(name)
         self.initial_result_timeout = initial_result_timeout
@@ -88,7 +89,7 @@ class TaskQueue:
             pool = self.redis.connection_pool
             pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"malformed Redis URL {self._url!r}: {exc}") from None
+            raise ValueError(f"malformed Redis URL {self._masked_url!r}: {exc}") from None
         self._scripts = {name: self.redis.register_script(src) for name, src in _SOURCES.items()}
 
     @property
@@ -106,12 +107,12 @@ class TaskQueue:
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise BackendUnavailable(
-                f"cannot reach Redis at {self._url} (queue {self._name!r}): {exc}; "
+                f"cannot reach Redis at {self._masked_url} (queue {self._name!r}): {exc}; "
                 "check that the server is running and the URL is right"
             ) from exc
         except redis.exceptions.RedisError as exc:
             raise WorqError(
-                f"Redis at {self._url} refused a command for queue {self._name!r}: {exc}"
+                f"Redis at {self._masked_url} refused a command for queue {self._name!r}: {exc}"
             ) from exc
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[str | bytes | float]) -> Any:
@@ -246,7 +247,7 @@ class TaskQueue:
         self.redis.close()
 
     def __repr__(self) -> str:
-        return f"<redis TaskQueue {self._url} [{self._name}]>"
+        return f"<redis TaskQueue {self._masked_url} [{self._name}]>"
 
 
 def _ms(seconds: float) -> int:

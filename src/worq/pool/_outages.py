@@ -1,0 +1,47 @@
+"""Riding out backend outages in a worker pool: back off, then try again.
+
+A pool must not lose a finished task's outcome because the backend blinked,
+nor spin while it is down: each failure in a row waits a little longer.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from worq._events import logger
+from worq._models import TaskMessage
+from worq.core import Broker
+from worq.exceptions import BackendUnavailable, WorqError
+
+__all__ = ["back_off", "store_outcome"]
+
+BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
+"""Seconds to wait after the 1st, 2nd, … failure in a row (the last one repeats)."""
+
+
+def back_off(broker: Broker, failures: int, exc: WorqError, stopping: threading.Event) -> None:
+    """Log a backend failure and wait (less if the pool starts stopping)."""
+    delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
+    event = "backend.unavailable" if isinstance(exc, BackendUnavailable) else "backend.error"
+    logger.warning(event, queue=broker.name, error=str(exc), retry_in_s=delay)
+    stopping.wait(delay)
+
+
+def store_outcome(
+    broker: Broker, task: TaskMessage, data: bytes, stopping: threading.Event
+) -> None:
+    """Store an encoded outcome, waiting out outages until the pool is stopping.
+
+    Raises:
+        BackendUnavailable: The backend is down and the pool is stopping.
+    """
+    failures = 0
+    while True:
+        try:
+            broker.store_result(task, data)
+            return
+        except BackendUnavailable as exc:
+            if stopping.is_set():
+                raise
+            back_off(broker, failures, exc, stopping)
+            failures += 1

@@ -1,0 +1,320 @@
+"""Multi-process worker pool: tasks run in spawned worker processes.
+
+The pool process takes tasks from the broker, one thread per worker process;
+each thread sends its task to its worker, keeps the task's heartbeat while it
+runs and stores the outcome the worker sends back. So a worker that dies in a
+task (SIGKILL, ``os._exit``, a segfault) fails that task at once — its waiter
+gets TaskExpired, not a hang — and a fresh worker takes its place. Workers
+whose pool process dies exit by themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+from collections.abc import Callable, Mapping
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from worq._events import logger, task_fields
+from worq._models import TaskMessage
+from worq.core import Broker
+from worq.exceptions import PoolError, TaskFailure, WorqError
+from worq.pool._heartbeat import Heartbeat
+from worq.pool._outages import back_off, store_outcome
+from worq.pool._signals import stop_signals
+from worq.pool._worker import worker_main
+
+__all__ = ["Error", "WorkerPool", "run_in_subprocess", "start_pools"]
+
+Error = PoolError
+"""Raised when the pool is used out of order (started twice, say)."""
+
+_spawn = multiprocessing.get_context("spawn")
+
+RETIRE_TIMEOUT = 10.0
+"""Seconds a stopping worker gets to exit before it is terminated."""
+
+
+class WorkerPool:
+    """Runs tasks from ``broker`` in ``workers`` spawned processes.
+
+    Args:
+        broker: The broker tasks are taken from (in this, the pool process).
+        init_func: Called in each worker as ``init_func(broker_url, *init_args,
+            **init_kwargs)``; sets the worker up (logging, say) and returns the
+            worker's Broker, whose exposed tasks it runs. Must be picklable
+            (a module-level function).
+        init_args: More positional arguments for ``init_func``.
+        init_kwargs: Keyword arguments for ``init_func``.
+        workers: Number of worker processes; default: the CPU count.
+        max_worker_tasks: Retire a worker after this many tasks and start a
+            fresh one (bounds leaks in task code); default: never.
+        name: Tells this pool's events from other pools' in one process.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        init_func: Callable[..., Broker],
+        init_args: tuple[Any, ...] = (),
+        init_kwargs: Mapping[str, Any] | None = None,
+        workers: int | None = None,
+        max_worker_tasks: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not callable(init_func):
+            raise ValueError(f"init_func must be callable, got {init_func!r}")
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        _check_positive("workers", workers)
+        if max_worker_tasks is not None:
+            _check_positive("max_worker_tasks", max_worker_tasks)
+        self.broker = broker
+        self.init_func = init_func
+        self.init_args = tuple(init_args)
+        self.init_kwargs = dict(init_kwargs or {})
+        self.workers = workers
+        self.max_worker_tasks = max_worker_tasks
+        self.name = name or f"worq-{broker.name}"
+        self._slots: list[_Slot] = []
+        self._stopping = threading.Event()
+        self._heartbeat: Heartbeat | None = None
+
+    def start(self, timeout: float = 10, handle_sigterm: bool = True) -> None:
+        """Start the workers.
+
+        Args:
+            timeout: Seconds each feeder thread waits for a task before checking
+                whether the pool is stopping; bounds :meth:`stop` latency.
+            handle_sigterm: Block until SIGTERM or SIGINT, then stop the pool
+                (letting running tasks finish) and return; call from the main
+                thread. If false, start and return at once.
+
+        Raises:
+            Error: The pool was already started.
+        """
+        if self._slots:
+            raise Error(f"process pool {self.name!r} was already started")
+        self._heartbeat = Heartbeat(self.broker, self.name)
+        self._slots = [_Slot(self, number, timeout) for number in range(self.workers)]
+        for slot in self._slots:
+            slot.thread.start()
+        logger.info("pool.started", pool=self.name, queue=self.broker.name, workers=self.workers)
+        if handle_sigterm:
+            with stop_signals(self.name) as received:
+                received.wait()
+                self.stop()
+
+    def stop(self, join: bool = True) -> None:
+        """Stop taking tasks; workers finish their current task, then exit.
+
+        Args:
+            join: Wait until every worker has exited.
+        """
+        self._stopping.set()
+        if join:
+            self.join()
+
+    def join(self) -> None:
+        """Wait for the pool to stop (call after ``stop(join=False)``)."""
+        for slot in self._slots:
+            slot.thread.join()
+        if self._heartbeat is not None:
+            self._heartbeat.close()
+            self._heartbeat = None
+            logger.info("pool.stopped", pool=self.name, queue=self.broker.name)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return [pid for slot in self._slots if (pid := slot.pid()) is not None]
+
+    def __repr__(self) -> str:
+        return f"<process WorkerPool {self.name!r} [{self.broker.name}] workers={self.workers}>"
+
+
+class _Slot:
+    """One worker process and the thread in the pool process that feeds it."""
+
+    def __init__(self, pool: WorkerPool, number: int, timeout: float) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.process: BaseProcess | None = None
+        self.conn: multiprocessing.connection.Connection | None = None
+        self.tasks_done = 0
+        self.thread = threading.Thread(
+            target=self._run, name=f"{pool.name}-feeder-{number}", daemon=True
+        )
+
+    def pid(self) -> int | None:
+        process = self.process
+        return process.pid if process is not None and process.is_alive() else None
+
+    def _run(self) -> None:
+        pool, failures = self.pool, 0
+        try:
+            while not pool._stopping.is_set():
+                try:
+                    if not self._ensure_worker():
+                        continue
+                    taken = pool.broker.take(self.timeout)
+                    failures = 0
+                except WorqError as exc:
+                    back_off(pool.broker, failures, exc, pool._stopping)
+                    failures += 1
+                    continue
+                if taken is not None:
+                    self._dispatch(*taken)
+        finally:
+            self._retire("pool stopping")
+
+    def _ensure_worker(self) -> bool:
+        """A live worker is ready (starting one if needed); False if it failed to start."""
+        if self.process is not None and self.process.is_alive():
+            if self.pool.max_worker_tasks is None or self.tasks_done < self.pool.max_worker_tasks:
+                return True
+            self._retire(f"max_worker_tasks={self.pool.max_worker_tasks} reached")
+        elif self.process is not None:
+            self._reap()
+        return self._spawn()
+
+    def _spawn(self) -> bool:
+        pool = self.pool
+        parent_conn, child_conn = _spawn.Pipe()
+        process = _spawn.Process(
+            target=worker_main,
+            args=(child_conn, pool.init_func, pool.broker.url, pool.init_args,
+                  pool.init_kwargs, pool.name),
+            name=f"{pool.name}-worker",
+            daemon=True,
+        )  # fmt: skip
+        process.start()
+        child_conn.close()
+        reply = self._receive(parent_conn, process)
+        if reply is None or reply[0] != "ready":
+            reason = reply[1] if reply is not None else f"exit code {process.exitcode}"
+            logger.error("worker.init_failed", pool=pool.name, pid=process.pid, error=reason)
+            process.join(RETIRE_TIMEOUT)
+            parent_conn.close()
+            pool._stopping.wait(1.0)  # do not spin on an init function that always fails
+            return False
+        self.process, self.conn, self.tasks_done = process, parent_conn, 0
+        logger.info("worker.started", pool=pool.name, pid=process.pid)
+        return True
+
+    def _dispatch(self, task: TaskMessage, data: bytes) -> None:
+        pool, broker = self.pool, self.pool.broker
+        process, conn = self.process, self.conn
+        if process is None or conn is None:  # pragma: no cover - _ensure_worker ran first
+            raise AssertionError("no worker to run the task")
+        try:
+            arguments = broker.get_arguments(task)
+        except WorqError as exc:
+            logger.error("task.arguments_unavailable", **task_fields(task), error=str(exc))
+            return
+        heartbeat = pool._heartbeat
+        if heartbeat is not None:
+            heartbeat.add(task)
+        try:
+            with contextlib.suppress(OSError):  # died idle: _receive sees its exit
+                conn.send(("run", data, arguments))
+            reply = self._receive(conn, process)
+        finally:
+            if heartbeat is not None:
+                heartbeat.remove(task)
+        if reply is None:
+            self._crashed(task, process)
+            return
+        self.tasks_done += 1
+        if task.options.ignore_result:
+            return
+        kind, payload = reply
+        if kind != "done":
+            failure = TaskFailure(task.name, task.queue, task.id, str(payload))
+            payload = broker.encode_outcome(task, failure)
+        try:
+            store_outcome(broker, task, payload, pool._stopping)
+        except WorqError as exc:
+            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
+
+    def _crashed(self, task: TaskMessage, process: BaseProcess) -> None:
+        process.join(RETIRE_TIMEOUT)
+        reason = f"worker process {process.pid} died (exit code {process.exitcode}) running it"
+        logger.error("worker.crashed", **task_fields(task), pool=self.pool.name, error=reason)
+        self._reap()
+        try:
+            self.pool.broker.task_failed(task, reason)
+        except WorqError as exc:
+            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
+
+    @staticmethod
+    def _receive(
+        conn: multiprocessing.connection.Connection, process: BaseProcess
+    ) -> tuple[str, Any] | None:
+        """The worker's next message, or None once it has died."""
+        ready = multiprocessing.connection.wait([conn, process.sentinel])
+        if conn in ready:
+            try:
+                reply: tuple[str, Any] = conn.recv()
+                return reply
+            except (EOFError, OSError):
+                return None
+        return None
+
+    def _retire(self, reason: str) -> None:
+        """Ask the worker to exit, then make sure it did."""
+        process, conn = self.process, self.conn
+        if process is None or conn is None:
+            return
+        with contextlib.suppress(OSError):  # already gone
+            conn.send(("stop",))
+        process.join(RETIRE_TIMEOUT)
+        if process.is_alive():
+            process.terminate()
+            process.join(RETIRE_TIMEOUT)
+        logger.info("worker.retired", pool=self.pool.name, pid=process.pid, reason=reason)
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.process is not None:
+            self.process.join(RETIRE_TIMEOUT)
+            self.process.close()
+        self.process, self.conn = None, None
+
+
+def _check_positive(name: str, value: object) -> None:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def start_pools(*pools: WorkerPool, **start_kwargs: Any) -> None:
+    """Start pools, block until SIGTERM or SIGINT, then stop them all.
+
+    Call from the main thread. ``start_kwargs`` go to each pool's ``start``
+    (``handle_sigterm`` is always false there: this function handles signals).
+    """
+    start_kwargs["handle_sigterm"] = False
+    names = ",".join(pool.name for pool in pools)
+    with stop_signals(names) as received:
+        for pool in pools:
+            pool.start(**start_kwargs)
+        received.wait()
+        for pool in pools:
+            pool.stop(join=False)
+        for pool in pools:
+            pool.join()
+
+
+def run_in_subprocess(_func: Callable[..., Any], *args: Any, **kw: Any) -> BaseProcess:
+    """Call ``_func(*args, **kw)`` in a spawned process and return it (started).
+
+    The arguments must be picklable. The returned process has ``pid``,
+    ``is_alive()``, ``join(timeout)`` and ``terminate()``.
+    """
+    process = _spawn.Process(target=_func, args=args, kwargs=kw, daemon=False)
+    process.start()
+    return process

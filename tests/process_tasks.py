@@ -1,0 +1,56 @@
+"""Tasks and init functions for process-pool tests; spawned workers import this module."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import redis
+
+from worq import TaskSpace, get_broker
+from worq.core import Broker
+
+ts = TaskSpace("proc")
+
+
+@ts.task
+def pid() -> int:
+    """The worker's process id."""
+    return os.getpid()
+
+
+@ts.task
+def add(values: list[int]) -> int:
+    """Sum of the values."""
+    return sum(values)
+
+
+@ts.task
+def die(how: str) -> None:
+    """End the worker process in the middle of the task."""
+    if how == "exit":
+        os._exit(7)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@ts.task
+def wait_for_key(url: str, key: str, timeout: float) -> str:
+    """Block until ``key`` appears in the Redis list (the test's go-ahead)."""
+    client = redis.Redis.from_url(url)
+    try:
+        item = client.blpop([key], timeout=timeout)
+    finally:
+        client.close()
+    return "released" if item is not None else "timed out"
+
+
+def init(url: str) -> Broker:
+    """Worker init: a broker on ``url`` exposing the proc tasks."""
+    broker = get_broker(url)
+    broker.expose(ts)
+    return broker
+
+
+def init_not_a_broker(url: str) -> object:
+    """A broken init function: returns something that is not a Broker."""
+    return url
