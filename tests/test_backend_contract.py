@@ -207,3 +207,15 @@ def test_named_queues_are_separate(url: str) -> None:
     assert bar.get_status("a") is None
     assert bar.enqueue_task("a", b"A", keep_result=True)
     assert take(foo) == ("a", b"A")
+
+
+def test_waiter_sees_a_lapse_that_starts_after_it_waits(tq: TaskQueue) -> None:
+    """A waiter blocked before the task was taken still sees it expire promptly."""
+    tq.enqueue_task("a", b"A", keep_result=True)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(tq.pop_result("a", 10)))
+    waiter.start()
+    take(tq)
+    tq.set_task_timeout("a", SHORT)
+    waiter.join(10)
+    assert got == [TaskStatus.EXPIRED]

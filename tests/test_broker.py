@@ -270,3 +270,19 @@ def test_lifecycle_events(broker: Broker, url: str) -> None:
             assert entry["queue"] == "default"
             assert entry["task_name"] in {"geo.echo", "geo.fail"}
             assert isinstance(entry["pid"], int)
+
+
+def test_submit_on_a_queue_with_a_target(broker: Broker, url: str) -> None:
+    """A registered task keeps its full name when submitted through a sub-queue."""
+    q = get_queue(url, target="geo")
+    assert outcome(q.submit(echo, 1)) == 1
+    assert outcome(q.echo(2)) == 2
+
+
+def test_plain_annotations_are_not_coerced(broker: Broker, url: str) -> None:
+    """An int parameter sent a float or a str fails instead of truncating or parsing."""
+    q = get_queue(url)
+    for wrong in (1.5, "7", True):
+        failure = outcome(q.geo.total([wrong]))
+        assert isinstance(failure, TaskFailure)
+        assert "expected int" in failure.error

@@ -307,7 +307,7 @@ def test_unencodable_error_path() -> None:
     expected = (
         "args[1]['items'][0]: cannot encode value of type 'Foo' with the json serializer "
         "(supported: str, int, float, bool, None, list, tuple, dict, set, frozenset, bytes, "
-        "datetime, date, time, timedelta, Decimal, UUID, attrs classes; "
+        "datetime, date, time, timedelta, Decimal, UUID, enums, attrs classes; "
         "or use serializer='pickle')"
     )
     with pytest.raises(SerializationError) as info:

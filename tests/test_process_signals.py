@@ -77,7 +77,7 @@ def test_sigterm_lets_the_running_task_finish(
     assert res.value == "released"
     stdout, stderr = process.communicate(timeout=WAIT)
     assert process.returncode == 0, stderr
-    assert stdout.strip().splitlines()[-1] == "stopped"
+    assert stdout.strip() == "stopped"
     if second_signal is not None:
         assert "pool.signal_repeated" in stderr
     eventually(lambda: [pid for pid in workers if running(pid)], [])

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from worq import Deferred, DuplicateTask, ResultNotReady, Task, TaskFailure, TaskSpace, get_broker
+from worq._models import TaskOptions
 from worq.const import TaskStatus
 from worq.task import Queue
 
@@ -148,3 +149,12 @@ def test_deferred_before_and_after_result(queue: Queue) -> None:
         res.broker.pop_result(res)
     with pytest.raises(KeyError):  # ResultNotReady is the KeyError WorQ 1.1 raised
         res.broker.pop_result(res)
+
+
+def test_task_starts_from_queue_defaults(url: str) -> None:
+    """Task overrides only the options it is given; the rest come from its queue."""
+    q = get_broker(url).queue(result_timeout=5, id="fixed", on_error=Task.PASS)
+    task = Task(q.func, heartrate=2)
+    assert task.id == "fixed"
+    assert task.options == TaskOptions(on_error="pass", result_timeout=5, heartrate=2)
+    assert Task(q.func, id="other", on_error=Task.FAIL).options.on_error == "fail"

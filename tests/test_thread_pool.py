@@ -8,7 +8,7 @@ import pytest
 
 from worq import TaskExpired, get_broker, get_queue
 from worq.pool.thread import Error, WorkerPool
-from worq.testing import WAIT, eventually
+from worq.testing import WAIT
 
 
 def test_start_twice_and_bad_workers(url: str) -> None:
@@ -72,8 +72,8 @@ def test_heartbeats_keep_long_task_alive(url: str) -> None:
         pool.stop()
 
 
-def test_task_that_kills_its_thread_expires(url: str) -> None:
-    """A task raising SystemExit ends its thread; its waiter gets TaskExpired at once."""
+def test_task_raising_system_exit_expires_and_worker_goes_on(url: str) -> None:
+    """A task raising SystemExit fails with TaskExpired at once; the worker keeps working."""
 
     def leave() -> None:
         raise SystemExit(3)
@@ -85,9 +85,12 @@ def test_task_that_kills_its_thread_expires(url: str) -> None:
     try:
         res = get_queue(url).leave()
         assert res.wait(WAIT)
-        with pytest.raises(TaskExpired, match="worker thread stopped by SystemExit: 3"):
+        with pytest.raises(TaskExpired, match="task raised SystemExit: 3"):
             res.value  # noqa: B018  # the attribute access is the test
-        eventually(lambda: [type(e) for e in pool.errors], [SystemExit])
+        assert [type(e) for e in pool.errors] == [SystemExit]
+        after = get_queue(url).leave()
+        assert after.wait(WAIT)
+        assert len(pool.errors) == 2
     finally:
         pool.stop()
 

@@ -70,7 +70,7 @@ _VERSION, _TAG = 1, "$w"
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _MICROSECOND = timedelta(microseconds=1)
 _SUPPORTED = "str, int, float, bool, None, list, tuple, dict, set, frozenset, bytes, datetime, "
-_SUPPORTED += "date, time, timedelta, Decimal, UUID, attrs classes"
+_SUPPORTED += "date, time, timedelta, Decimal, UUID, enums, attrs classes"
 _FAILURES = {c.__name__: c for c in (TaskFailure, TaskExpired, DuplicateTask)}
 _FIELDS: tuple[tuple[str, type], ...] = (("id", str), ("name", str), ("queue", str))
 _FIELDS += (("args", list), ("kwargs", dict), ("options", dict), ("refs", list))
@@ -92,6 +92,8 @@ def make_json_converter() -> cattrs.Converter:
         except cattrs.errors.StructureHandlerNotFoundError:
             fallback = _refuse
         converter.register_structure_hook(cls, _passthrough(fallback))
+    for kind in (int, str, bool, float):
+        converter.register_structure_hook(kind, _exact(kind))
     converter.register_structure_hook_factory(
         _is_attrs, lambda cl: _passthrough(converter.gen_structure_attrs_fromdict(cl))
     )
@@ -106,6 +108,22 @@ def _is_union(hint: Any) -> bool:
 def _is_attrs(hint: Any) -> bool:
     origin = get_origin(hint) or hint
     return isinstance(origin, type) and attrs.has(origin)
+
+
+def _exact(kind: type) -> _Hook:
+    """Accept only ``kind`` itself (a float also takes an int): no silent coercion.
+
+    cattrs' default would turn ``2.9`` into ``2`` for an ``int`` parameter and
+    ``42`` into ``"42"`` for a ``str`` one; a task should see the mistake.
+    """
+    accepted = (float, int) if kind is float else (kind,)
+
+    def hook(value: Any, hint: Any) -> Any:
+        if type(value) in accepted:
+            return kind(value)
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__qualname__} {value!r:.40}")
+
+    return hook
 
 
 def _refuse(value: Any, hint: Any) -> Any:

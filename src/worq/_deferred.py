@@ -104,7 +104,7 @@ class Deferred(Generic[T]):
         except TaskFailure as failure:
             value = failure
         if self._hint is not None and not isinstance(value, TaskFailure):
-            value = self.broker.structure(value, self._hint, task_name=self.name)
+            value = self.broker.structure(value, self._hint, task_name=self.name, task_id=self.id)
         self._value = value
         return True
 

@@ -202,7 +202,8 @@ class Broker:
                 task.name,
                 self.name,
                 task.id,
-                "result expired: its worker was lost, or nobody fetched it in time",
+                "no result: the task is unknown, its worker was lost, its result "
+                "timed out, or another client already took it",
             )
         try:
             return self.codec.decode_value(data)
@@ -220,7 +221,7 @@ class Broker:
         """What the backend knows of the task behind ``result``."""
         return self.taskqueue.get_status(result.id)
 
-    def structure(self, value: Any, hint: Any, *, task_name: str) -> Any:
+    def structure(self, value: Any, hint: Any, *, task_name: str, task_id: str) -> Any:
         """Convert a decoded result to the task's return annotation.
 
         Returns:
@@ -230,7 +231,7 @@ class Broker:
             return self.codec.structure(value, hint)
         except Exception as exc:
             return TaskFailure(
-                task_name, self.name, "?", f"result does not fit its annotation {hint!r}: {exc}"
+                task_name, self.name, task_id, f"result does not fit its annotation {hint!r}: {exc}"
             )
 
     def discard_pending_tasks(self) -> int:

@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
+import attrs
+
 from worq._deferred import Deferred
 from worq._models import OnError, TaskOptions
 from worq.exceptions import DuplicateTask, TaskExpired, TaskFailure
@@ -37,13 +39,20 @@ TaskId = str | Callable[..., str]
 _NAME_ATTRIBUTE = "__worq_task_name__"
 
 
-def task_name_of(fn: Callable[..., Any]) -> str:
-    """The name ``fn`` is exposed under: its TaskSpace path, else its ``__name__``."""
-    target = getattr(fn, "__func__", fn)
-    name = getattr(target, _NAME_ATTRIBUTE, None) or getattr(fn, "__name__", None)
+def task_name_of(fn: Callable[..., Any], namespace: str = "") -> str:
+    """The name ``fn`` is exposed under.
+
+    Its full TaskSpace path when it was registered with :meth:`TaskSpace.task`;
+    otherwise its ``__name__`` within ``namespace`` (how ``Broker.expose(fn)``
+    and a Queue with a target name it).
+    """
+    registered = getattr(getattr(fn, "__func__", fn), _NAME_ATTRIBUTE, None)
+    if isinstance(registered, str):
+        return registered
+    name = getattr(fn, "__name__", None)
     if not isinstance(name, str):
         raise TypeError(f"{fn!r} has no __name__: register it with TaskSpace.task(fn, name=...)")
-    return name
+    return f"{namespace}.{name}" if namespace else name
 
 
 class TaskSpace:
@@ -155,13 +164,11 @@ class Queue:
         """Send task ``fn`` (as exposed on the worker) and return ``Deferred[R]``.
 
         mypy checks the arguments against ``fn``'s signature. The task name is
-        the one ``fn`` was registered under with :meth:`TaskSpace.task`, else
-        ``fn.__name__``, looked up from this queue's path.
+        the full path ``fn`` was registered under with :meth:`TaskSpace.task`,
+        else ``fn.__name__`` under this queue's path.
         """
-        name = task_name_of(fn)
-        target = f"{self._target}.{name}" if self._target else name
         deferred = self._broker.enqueue(
-            target,
+            task_name_of(fn, self._target),
             _task_id(self._id, args, kwargs),
             args,
             kwargs,
@@ -209,8 +216,13 @@ class Task(Generic[D]):
         on_error: ``Task.FAIL`` (default) fails the task when a Deferred
             argument failed; ``Task.PASS`` passes the TaskFailure in instead.
         ignore_result: Fire and forget: store no result, return None.
-        result_timeout: Seconds the result is kept after the task completes.
-        heartrate: Seconds between worker heartbeats while the task runs.
+        result_timeout: Seconds the result is kept after the task completes
+            (default 3600).
+        heartrate: Seconds between worker heartbeats while the task runs
+            (default 30).
+
+    Options left out (None) take the queue's defaults (see :class:`Queue`),
+    then worq's.
 
     Raises:
         ValueError: An option has an invalid value.
@@ -226,10 +238,10 @@ class Task(Generic[D]):
         self: Task[Deferred[Any]],
         queue: Queue,
         id: TaskId | None = None,
-        on_error: OnError = "fail",
+        on_error: OnError | None = None,
         ignore_result: Literal[False] = False,
-        result_timeout: float = 3600,
-        heartrate: float = 30,
+        result_timeout: float | None = None,
+        heartrate: float | None = None,
     ) -> None: ...
 
     @overload
@@ -237,11 +249,11 @@ class Task(Generic[D]):
         self: Task[None],
         queue: Queue,
         id: TaskId | None = None,
-        on_error: OnError = "fail",
+        on_error: OnError | None = None,
         *,
         ignore_result: Literal[True],
-        result_timeout: float = 3600,
-        heartrate: float = 30,
+        result_timeout: float | None = None,
+        heartrate: float | None = None,
     ) -> None: ...
 
     @overload
@@ -249,20 +261,20 @@ class Task(Generic[D]):
         self: Task[Deferred[Any] | None],
         queue: Queue,
         id: TaskId | None = None,
-        on_error: OnError = "fail",
+        on_error: OnError | None = None,
         ignore_result: bool = False,
-        result_timeout: float = 3600,
-        heartrate: float = 30,
+        result_timeout: float | None = None,
+        heartrate: float | None = None,
     ) -> None: ...
 
     def __init__(
         self,
         queue: Queue,
         id: TaskId | None = None,
-        on_error: OnError = "fail",
+        on_error: OnError | None = None,
         ignore_result: bool = False,
-        result_timeout: float = 3600,
-        heartrate: float = 30,
+        result_timeout: float | None = None,
+        heartrate: float | None = None,
     ) -> None:
         if not isinstance(queue, Queue):
             raise ValueError(
@@ -271,12 +283,15 @@ class Task(Generic[D]):
         if id is not None and not isinstance(id, str) and not callable(id):
             raise ValueError(f"task id must be a string or a function returning one, got {id!r}")
         self.queue = queue
-        self.id = id
-        self.options = TaskOptions(
-            on_error=on_error,
-            ignore_result=ignore_result,
-            result_timeout=result_timeout,
-            heartrate=heartrate,
+        self.id = queue._id if id is None else id
+        given: dict[str, Any] = {
+            "on_error": on_error,
+            "ignore_result": ignore_result,
+            "result_timeout": result_timeout,
+            "heartrate": heartrate,
+        }
+        self.options = attrs.evolve(
+            queue._options, **{key: value for key, value in given.items() if value is not None}
         )
 
     @property

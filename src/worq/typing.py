@@ -63,6 +63,9 @@ class TaskQueue(Protocol):
         """The queue name; named queues on one backend never share tasks."""
         ...
 
+    initial_result_timeout: float
+    """Seconds a taken task's result placeholder lives before a heartbeat must extend it."""
+
     def enqueue_task(self, task_id: str, message: bytes, *, keep_result: bool) -> bool:
         """Queue a task; store a result placeholder when ``keep_result``.
 

@@ -34,9 +34,15 @@ class Heartbeat:
         self._thread.start()
 
     def add(self, task: TaskMessage) -> None:
-        """Start beating for ``task``, first after one ``heartrate``."""
+        """Start beating for ``task``.
+
+        The first beat comes after one ``heartrate``, or sooner if the backend's
+        initial placeholder timeout would lapse first, so a task never looks
+        expired while it runs; short tasks finish before any beat is sent.
+        """
+        first = min(task.options.heartrate, self._broker.taskqueue.initial_result_timeout / 2)
         with self._changed:
-            self._due[task.id] = (task, time.monotonic() + task.options.heartrate)
+            self._due[task.id] = (task, time.monotonic() + first)
             self._changed.notify()
 
     def remove(self, task: TaskMessage) -> None:

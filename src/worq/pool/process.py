@@ -104,8 +104,8 @@ class WorkerPool:
             slot.thread.start()
         logger.info("pool.started", pool=self.name, queue=self.broker.name, workers=self.workers)
         if handle_sigterm:
-            with stop_signals(self.name) as received:
-                received.wait()
+            with stop_signals(self.name) as request:
+                request.wait_and_report(self.name)
                 self.stop()
 
     def stop(self, join: bool = True) -> None:
@@ -299,10 +299,10 @@ def start_pools(*pools: WorkerPool, **start_kwargs: Any) -> None:
     """
     start_kwargs["handle_sigterm"] = False
     names = ",".join(pool.name for pool in pools)
-    with stop_signals(names) as received:
+    with stop_signals(names) as request:
         for pool in pools:
             pool.start(**start_kwargs)
-        received.wait()
+        request.wait_and_report(names)
         for pool in pools:
             pool.stop(join=False)
         for pool in pools:

@@ -45,7 +45,7 @@ class WorkerPool:
         self.workers = workers
         self.thread_factory = thread_factory
         self.errors: list[BaseException] = []
-        """Exceptions that ended a worker thread (a task raising SystemExit, say)."""
+        """BaseExceptions (SystemExit, say) that tasks raised; each failed its task."""
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._heartbeat: Heartbeat | None = None
@@ -114,11 +114,11 @@ class WorkerPool:
             if failures:
                 logger.info("backend.available", queue=self.broker.name)
                 failures = 0
-            if task is not None and not self._run(task):
-                return
+            if task is not None:
+                self._run(task)
 
-    def _run(self, task: TaskMessage) -> bool:
-        """Run one task; False when the thread must end (the task raised e.g. SystemExit)."""
+    def _run(self, task: TaskMessage) -> None:
+        """Run one task and store its outcome; the thread survives whatever the task does."""
         heartbeat = self._heartbeat
         if heartbeat is not None:
             heartbeat.add(task)
@@ -131,13 +131,11 @@ class WorkerPool:
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
         except BaseException as exc:
             self.errors.append(exc)
-            logger.error("worker.crashed", **task_fields(task), error=repr(exc))
-            self._fail(task, f"worker thread stopped by {type(exc).__name__}: {exc}")
-            return False
+            logger.error("task.aborted", **task_fields(task), error=repr(exc))
+            self._fail(task, f"task raised {type(exc).__name__}: {exc}")
         finally:
             if heartbeat is not None:
                 heartbeat.remove(task)
-        return True
 
     def _fail(self, task: TaskMessage, reason: str) -> None:
         try:

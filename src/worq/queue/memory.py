@@ -54,7 +54,9 @@ class _Store:
 
     def expire_at(self, record: _Record, when: float) -> None:
         record.expires_at = when
-        self.next_expiry = min(self.next_expiry, when)
+        if when < self.next_expiry:
+            self.next_expiry = when
+            self.cond.notify_all()  # waiters may be sleeping past the new expiry
 
     def sweep(self, now: float) -> None:
         """Drop lapsed records; a lapsed task takes the pending tasks waiting on it along."""

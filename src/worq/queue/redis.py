@@ -19,8 +19,8 @@ from typing import Any, cast
 import redis
 import redis.exceptions
 
-from worq._urls import mask_url
 from worq._events import logger
+from worq._urls import mask_url
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
 from worq.queue._redis_keys import RedisKeys
@@ -28,7 +28,7 @@ from worq.typing import DeferResult
 
 __all__ = ["TaskQueue"]
 
-MAX_BLOCK = 5.0
+MAX_BLOCK = 1.0
 """Longest single blocking wait for a result before checking the task still exists."""
 
 CONNECT_TIMEOUT = 5.0
