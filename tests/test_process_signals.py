@@ -79,7 +79,7 @@ def test_sigterm_lets_the_running_task_finish(
     assert process.returncode == 0, stderr
     assert stdout.strip() == "stopped"
     if second_signal is not None:
-        assert "pool.signal_repeated" in stderr
+        assert "pool.already_stopping" in stderr
     eventually(lambda: [pid for pid in workers if running(pid)], [])
 
 

@@ -2,57 +2,59 @@
 
 from __future__ import annotations
 
+import queue
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Callable
 
 from worq._events import logger
 
-__all__ = ["stop_signals"]
+__all__ = ["run_until_stop_signal"]
 
-_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-
-class StopRequest(threading.Event):
-    """Set by the first stop signal; remembers every signal received."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.signals: list[str] = []
-
-    def wait_and_report(self, name: str) -> None:
-        """Block until a stop signal arrives, then log it (event ``pool.signal``)."""
-        self.wait()
-        logger.info("pool.signal", pool=name, signal=self.signals[0])
+_STOPPED = 0
+"""Put on the signal queue when stopping is done (no signal has number 0)."""
 
 
-@contextmanager
-def stop_signals(name: str) -> Iterator[StopRequest]:
-    """Within the block, SIGTERM and SIGINT set the yielded event instead of killing.
+def run_until_stop_signal(name: str, start: Callable[[], None], stop: Callable[[], None]) -> None:
+    """``start()``, block until SIGTERM or SIGINT, then ``stop()`` (which may take a while).
 
-    Signals after the first are ignored, so a shutdown in progress finishes
-    cleanly, and reported (``pool.signal_repeated``) when the block ends. The
-    handler only records: logging (or any locking) inside a signal handler can
-    deadlock on a lock the interrupted code holds. Must run in the main thread; the previous
-    handlers come back when the block ends.
+    Events: ``pool.stop_requested`` for the first signal; each later one is
+    reported as ``pool.already_stopping`` at once and otherwise ignored, so a
+    shutdown in progress (running tasks finishing) completes cleanly. The
+    handlers only put the signal number on a ``SimpleQueue``, whose ``put``
+    is safe in a handler; logging, or setting an Event, inside a handler can
+    deadlock on a lock the interrupted code holds. Call from the main thread;
+    the previous handlers come back afterwards.
+
+    Raises:
+        BaseException: Whatever ``stop()`` raised.
     """
-    request = StopRequest()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        # Only the first signal sets the event: a second one can interrupt this
-        # handler inside Event.set(), whose lock is not re-entrant.
-        first = not request.signals
-        request.signals.append(signal.Signals(signum).name)
-        if first:
-            request.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in _SIGNALS}
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+    previous = {
+        sig: signal.signal(sig, lambda signum, _: signals.put(signum)) for sig in STOP_SIGNALS
+    }
     try:
-        yield request
+        start()
+        first = signals.get()
+        logger.info("pool.stop_requested", pool=name, signal=signal.Signals(first).name)
+        errors: list[BaseException] = []
+
+        def stopping() -> None:
+            try:
+                stop()
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                signals.put(_STOPPED)
+
+        threading.Thread(target=stopping, name=f"{name}-stop").start()
+        while (received := signals.get()) != _STOPPED:
+            logger.warning("pool.already_stopping", pool=name, signal=signal.Signals(received).name)
+        if errors:
+            raise errors[0]
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if len(request.signals) > 1:
-            logger.warning("pool.signal_repeated", pool=name, signals=request.signals[1:])
+            if handler is not None:  # None: installed outside Python, cannot be restored
+                signal.signal(sig, handler)

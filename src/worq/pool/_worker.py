@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from worq._logging import configure_logging_from_environment
 from worq.core import Broker
 from worq.exceptions import SerializationError
 
@@ -45,6 +46,7 @@ def worker_main(
     """Entry point of a worker process (spawned, never forked)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pool's to handle
     _exit_with_parent()
+    configure_logging_from_environment()
     structlog.contextvars.bind_contextvars(pool=pool_name)
     try:
         broker = init_func(broker_url, *init_args, **init_kwargs)

@@ -25,7 +25,7 @@ from worq.core import Broker
 from worq.exceptions import PoolError, TaskFailure, WorqError
 from worq.pool._heartbeat import Heartbeat
 from worq.pool._outages import back_off, store_outcome
-from worq.pool._signals import stop_signals
+from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import worker_main
 
 __all__ = ["Error", "WorkerPool", "run_in_subprocess", "start_pools"]
@@ -98,15 +98,17 @@ class WorkerPool:
         """
         if self._slots:
             raise Error(f"process pool {self.name!r} was already started")
+        if handle_sigterm:
+            run_until_stop_signal(self.name, lambda: self._start(timeout), self.stop)
+        else:
+            self._start(timeout)
+
+    def _start(self, timeout: float) -> None:
         self._heartbeat = Heartbeat(self.broker, self.name)
         self._slots = [_Slot(self, number, timeout) for number in range(self.workers)]
         for slot in self._slots:
             slot.thread.start()
         logger.info("pool.started", pool=self.name, queue=self.broker.name, workers=self.workers)
-        if handle_sigterm:
-            with stop_signals(self.name) as request:
-                request.wait_and_report(self.name)
-                self.stop()
 
     def stop(self, join: bool = True) -> None:
         """Stop taking tasks; workers finish their current task, then exit.
@@ -298,15 +300,18 @@ def start_pools(*pools: WorkerPool, **start_kwargs: Any) -> None:
     (``handle_sigterm`` is always false there: this function handles signals).
     """
     start_kwargs["handle_sigterm"] = False
-    names = ",".join(pool.name for pool in pools)
-    with stop_signals(names) as request:
+
+    def start() -> None:
         for pool in pools:
             pool.start(**start_kwargs)
-        request.wait_and_report(names)
+
+    def stop() -> None:
         for pool in pools:
             pool.stop(join=False)
         for pool in pools:
             pool.join()
+
+    run_until_stop_signal(",".join(pool.name for pool in pools), start, stop)
 
 
 def run_in_subprocess(_func: Callable[..., Any], *args: Any, **kw: Any) -> BaseProcess:

@@ -1,0 +1,85 @@
+"""Where worq's structlog events go when worq itself runs the process.
+
+The library only emits events (see :mod:`worq._events`) and never configures
+structlog: an application embedding worq decides. The ``worq`` command line
+*is* the application, so it configures structlog here, in one function that a
+process pool can also call in its child processes so that every process of a
+worker logs the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+from structlog.typing import Processor
+
+__all__ = ["LOG_FORMATS", "LOG_LEVELS", "configure_logging", "configure_logging_from_environment"]
+
+ENV_FORMAT = "WORQ_LOG_FORMAT"
+ENV_LEVEL = "WORQ_LOG_LEVEL"
+"""Where :func:`configure_logging` leaves its settings for spawned worker processes."""
+
+LOG_FORMATS = ("console", "json")
+"""``console``: human-readable lines; ``json``: one JSON object per line."""
+
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+"""The level names the command line accepts, lowest first."""
+
+
+def configure_logging(log_format: str, level: str) -> None:
+    """Send structlog events at ``level`` or above to stderr, rendered as ``log_format``.
+
+    Events go to stderr so that a command's own output on stdout stays
+    parseable. Each event carries its level and an ISO-8601 UTC timestamp.
+    Filtering happens in the bound logger (``make_filtering_bound_logger``),
+    so events below ``level`` cost almost nothing.
+
+    Args:
+        log_format: ``"console"`` (structlog's ConsoleRenderer, coloured on a
+            terminal) or ``"json"`` (one JSON object per line; tracebacks
+            become structured ``exception`` fields, never extra lines).
+        level: ``"debug"``, ``"info"``, ``"warning"`` or ``"error"``.
+
+    Raises:
+        ValueError: Unknown format or level.
+    """
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"unknown log format {log_format!r}: use one of {', '.join(LOG_FORMATS)}")
+    threshold = LOG_LEVELS.get(level)
+    if threshold is None:
+        raise ValueError(f"unknown log level {level!r}: use one of {', '.join(LOG_LEVELS)}")
+    processors: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if log_format == "json":
+        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        # ConsoleRenderer formats exc_info itself (adding format_exc_info would
+        # make it warn and lose the pretty traceback).
+        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # Not cached: a process may reconfigure (tests, a pool's children).
+        cache_logger_on_first_use=False,
+    )
+    os.environ[ENV_FORMAT] = log_format  # inherited by the process pool's workers
+    os.environ[ENV_LEVEL] = level
+
+
+def configure_logging_from_environment() -> None:
+    """In a worker process: log as the process that spawned it was set up to log."""
+    log_format = os.environ.get(ENV_FORMAT)
+    if log_format:
+        configure_logging(log_format, os.environ.get(ENV_LEVEL, "info"))

@@ -1,0 +1,310 @@
+"""The ``worq`` command line: run a worker, inspect a queue, purge a queue.
+
+``worq worker MODULE:INIT_FUNC URL`` follows the WorQ 1.1 contract: the init
+function gets the URL and returns the :class:`~worq.core.Broker` whose tasks
+the pool runs, so the same function can build the broker in each worker
+process. Bad input (an init function that cannot be imported or misbehaves, a
+malformed URL, an unreachable backend) is reported as one line on stderr with
+exit status 2, never as a traceback: the person reading it is operating a
+worker, not debugging worq.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import reprlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from worq._backends import get_broker
+from worq._events import logger
+from worq._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
+from worq._urls import mask_url
+from worq.const import DEFAULT
+from worq.core import Broker
+from worq.exceptions import WorqError
+from worq.pool._signals import run_until_stop_signal
+from worq.pool.process import WorkerPool as ProcessPool
+from worq.pool.thread import WorkerPool as ThreadPool
+
+__all__ = ["main"]
+
+POOL_TIMEOUTS = {"thread": 1.0, "process": 10.0}
+"""Default ``--timeout`` per pool: the pools' own ``start()`` defaults."""
+
+
+class CliError(Exception):
+    """Bad input or an unusable backend: one line on stderr and exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``worq`` command line; returns the exit status.
+
+    Args:
+        argv: The arguments after the program name; None reads ``sys.argv``.
+    """
+    args = build_parser().parse_args(argv)
+    if args.command == "worker" and args.max_worker_tasks and args.pool != "process":
+        args.parser.error("--max-worker-tasks needs --pool process")
+    try:
+        configure_logging(args.log_format, args.log_level or args.default_level)
+        status: int = args.run(args)
+    except CliError as exc:
+        print(f"worq: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("worq: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (argparse reports usage errors, exit 2)."""
+    logging_options = argparse.ArgumentParser(add_help=False)
+    logging_options.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="console",
+        help="how events are written to stderr (default: console)",
+    )  # fmt: skip
+    logging_options.add_argument(
+        "--log-level", choices=list(LOG_LEVELS),
+        help="lowest level logged (default: info for worker, warning otherwise)",
+    )  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="worq", description="Run worq workers and inspect worq queues."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser(
+        "worker", parents=[logging_options], help="run a worker pool until SIGTERM/SIGINT",
+        description="Call INIT_FUNC(URL), which must return a worq Broker with its tasks "
+        "exposed, and run its tasks in a pool until SIGTERM or SIGINT.",
+    )  # fmt: skip
+    worker.add_argument("init", metavar="MODULE:INIT_FUNC", help="e.g. tasks:init")
+    worker.add_argument("url", metavar="URL", help="task queue URL, passed to INIT_FUNC")
+    worker.add_argument("--queue", metavar="NAME", help="check that the broker serves this queue")
+    worker.add_argument(
+        "--pool", choices=("process", "thread"), default="process",
+        help="run tasks in worker processes (default) or in threads of this process",
+    )  # fmt: skip
+    worker.add_argument(
+        "--workers", type=_positive_int, metavar="N",
+        help="worker processes or threads (default: CPU count for process, 1 for thread)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--max-worker-tasks", type=_positive_int, metavar="N",
+        help="replace a worker process after N tasks (process pool only)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--timeout", type=_positive_float, metavar="S",
+        help="seconds a worker waits for a task before checking for shutdown "
+        "(default: 10 for process, 1 for thread)",
+    )  # fmt: skip
+    worker.set_defaults(run=_worker, default_level="info", parser=worker)
+
+    info = commands.add_parser(
+        "info", parents=[logging_options], help="show a queue's backend and pending tasks"
+    )
+    info.add_argument("url", metavar="URL")
+    info.add_argument("--queue", metavar="NAME", default=DEFAULT, help="default: %(default)s")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(run=_info, default_level="warning")
+
+    purge = commands.add_parser(
+        "purge", parents=[logging_options], help="discard a queue's pending tasks"
+    )
+    purge.add_argument("url", metavar="URL")
+    purge.add_argument("--queue", metavar="NAME", required=True)
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.set_defaults(run=_purge, default_level="warning")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    """An argparse ``type``: an integer of at least 1 (argparse names the option)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds above 0."""
+    try:
+        if 0 < float(text) < float("inf"):
+            return float(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Build the broker with the init function and run a pool until signalled."""
+    module_name, _, function_name = args.init.partition(":")
+    init = _import_init(args.init)
+    broker = _call_init(args.init, init, args.url)
+    try:
+        if args.queue is not None and args.queue != broker.name:
+            raise CliError(
+                f"--queue {args.queue!r} differs from the queue {broker.name!r} of the broker "
+                f"{args.init} returned: the init function gets only the URL, so it must build "
+                f"its broker for that queue itself, e.g. get_broker(url, {args.queue!r})"
+            )
+        with _reported(args.url):
+            broker.taskqueue.size()  # an unreachable backend fails here, before starting
+        workers = args.workers or ((os.cpu_count() or 1) if args.pool == "process" else 1)
+        timeout = args.timeout or POOL_TIMEOUTS[args.pool]
+        fields = {"queue": broker.name, "pool": args.pool}
+        logger.info(
+            "cli.worker_starting", module=module_name, function=function_name,
+            url=mask_url(args.url), workers=workers, timeout_s=timeout, **fields,
+        )  # fmt: skip
+        if _backend_kind(broker) == "memory":
+            logger.warning("cli.memory_backend", note="no other process can send tasks", **fields)
+        if args.pool == "thread":
+            _run_thread_pool(broker, workers, timeout)
+        else:
+            # The pool calls init(broker.url) in each worker process (WorQ 1.1).
+            pool = ProcessPool(
+                broker, init, workers=workers, max_worker_tasks=args.max_worker_tasks
+            )
+            pool.start(timeout=timeout, handle_sigterm=True)  # until SIGTERM/SIGINT, then stops
+        logger.info("cli.worker_stopped", **fields)
+    finally:
+        broker.close()
+    return 0
+
+
+def _import_init(spec: str) -> Callable[..., Any]:
+    """Import ``MODULE:FUNC``; the current directory is searched too, as with ``python -m``."""
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise CliError(f"expected MODULE:INIT_FUNC (e.g. tasks:init), got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        found: object = importlib.import_module(module_name)
+    except Exception as exc:  # a module can fail to import with any exception
+        raise CliError(f"cannot import module {module_name!r}: {_describe(exc)}") from None
+    for name in attribute.split("."):
+        try:
+            found = getattr(found, name)
+        except AttributeError:
+            raise CliError(
+                f"cannot import init function {attribute!r} from module {module_name!r}: "
+                f"no attribute {name!r}"
+            ) from None
+    if not callable(found):
+        raise CliError(f"init function {spec} is not callable: it is {_short_repr(found)}")
+    return found
+
+
+def _call_init(spec: str, init: Callable[..., Any], url: str) -> Broker:
+    """``init(url)``, which must return a Broker; its exceptions become one-line errors."""
+    try:
+        broker = init(url)
+    except Exception as exc:
+        raise CliError(f"init function {spec} raised {_scrub(_describe(exc), url)}") from None
+    if not isinstance(broker, Broker):
+        raise CliError(
+            f"init function {spec} must return a worq.core.Broker, it returned "
+            f"{_scrub(_short_repr(broker), url)}"
+        )
+    return broker
+
+
+def _run_thread_pool(broker: Broker, workers: int, timeout: float) -> None:
+    """Run a thread pool until SIGTERM or SIGINT, then stop it, finishing running tasks."""
+    pool = ThreadPool(broker, workers=workers)
+    run_until_stop_signal(f"worq-{broker.name}", lambda: pool.start(timeout=timeout), pool.stop)
+
+
+def _info(args: argparse.Namespace) -> int:
+    """Print a queue's name, URL, backend, pending count and (Redis) ping."""
+    with _reported(args.url):
+        broker = get_broker(args.url, args.queue)
+        try:
+            ping = getattr(broker.taskqueue, "ping", None)  # Redis: does the server answer?
+            fields = {
+                "queue": broker.name,
+                "url": mask_url(broker.url),
+                "backend": _backend_kind(broker),
+                "pending": broker.taskqueue.size(),
+                "ping": ping() if callable(ping) else None,
+            }
+        finally:
+            broker.close()
+    if args.json:
+        print(json.dumps(fields))
+        return 0
+    rows = [(key, value) for key, value in fields.items() if value is not None]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        shown = ("yes" if value else "no") if isinstance(value, bool) else value
+        print(f"{key:<{width}}  {shown}")
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    """Discard a queue's pending tasks, after asking unless ``--yes``; 1 when refused."""
+    with _reported(args.url):
+        broker = get_broker(args.url, args.queue)
+        try:
+            where = f"queue {broker.name!r} at {mask_url(broker.url)}"
+            pending = None if args.yes else broker.taskqueue.size()
+            if pending == 0:
+                print(f"No pending tasks in {where}: nothing discarded.")
+                return 0
+            if pending and not _confirm(f"Discard {_tasks(pending)} from {where}? [y/N] "):
+                print("Aborted: nothing discarded.", file=sys.stderr)
+                return 1
+            count = broker.discard_pending_tasks()
+        finally:
+            broker.close()
+    print(f"Discarded {_tasks(count)} from {where}.")
+    return 0
+
+
+def _confirm(prompt: str) -> bool:
+    """Ask on stderr (stdout stays the command's result); only y or yes on stdin agrees."""
+    print(prompt, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+@contextlib.contextmanager
+def _reported(url: str) -> Iterator[None]:
+    """A malformed URL (``ValueError``) or backend failure (``WorqError``) becomes a CliError."""
+    try:
+        yield
+    except (ValueError, WorqError) as exc:
+        raise CliError(_scrub(str(exc), url)) from None
+
+
+def _backend_kind(broker: Broker) -> str:
+    """``memory`` or ``redis``: the name of the module that implements the backend."""
+    return type(broker.taskqueue).__module__.rpartition(".")[2]
+
+
+def _tasks(count: int) -> str:
+    return f"{count} pending task{'' if count == 1 else 's'}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _short_repr(obj: object) -> str:
+    return f"{reprlib.repr(obj)} ({type(obj).__qualname__})"
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with the URL's password masked, should an init function quote the URL."""
+    return text.replace(url, mask_url(url)) if url else text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -1,0 +1,514 @@
+"""The ``worq`` command line, run as a subprocess the way an operator runs it.
+
+Each test runs ``python -P -m worq`` in a directory holding a small ``tasks``
+module: ``-P`` keeps Python from putting that directory on ``sys.path``, as
+with the ``worq`` console script, so the CLI's own import of MODULE is tested.
+Workers run the thread pool against Redis, where the test process can send
+them tasks; the process pool is tested with that pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+import worq
+from worq import get_broker
+from worq.testing import WAIT, RedisServer, free_port
+
+SRC = str(Path(worq.__file__).resolve().parents[1])
+"""The directory holding the worq package, for the subprocesses' PYTHONPATH."""
+
+TASKS = '''
+"""Tasks and init functions for the CLI tests."""
+
+import redis
+
+from worq import TaskSpace, get_broker
+
+ts = TaskSpace("tasks")
+
+
+@ts.task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@ts.task
+def wait_for(url: str, key: str) -> str:
+    """Block until the test pushes to Redis list ``key``."""
+    client = redis.Redis.from_url(url)
+    try:
+        return "released" if client.blpop([key], timeout=10) else "timed out"
+    finally:
+        client.close()
+
+
+def init(url):
+    broker = get_broker(url)
+    broker.expose(ts)
+    return broker
+
+
+def raising(url):
+    raise RuntimeError("no settings for this site")
+
+
+def not_a_broker(url):
+    return 42
+
+
+NOT_CALLABLE = "tasks"
+'''
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A directory with ``tasks.py`` and ``broken.py`` (whose import fails)."""
+    (tmp_path / "tasks.py").write_text(TASKS)
+    (tmp_path / "broken.py").write_text("import nosuchdependency\n")
+    return tmp_path
+
+
+def _env() -> dict[str, str]:
+    paths = [SRC, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def run(workdir: Path, *args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``worq ARGS`` to completion with ``answer`` on stdin."""
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "worq", *args],
+        cwd=workdir, env=_env(), input=answer, capture_output=True, text=True, timeout=WAIT,
+    )  # fmt: skip
+
+
+class Worker:
+    """A ``worq worker`` subprocess logging JSON, its stderr read line by line by a thread."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "worq", "worker", *args, "--log-format", "json"],
+            cwd=workdir, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._incoming: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._incoming.put(line.rstrip("\n"))
+        self._incoming.put(None)
+
+    def expect(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Wait (up to WAIT seconds) for the JSON event ``event`` with ``fields``."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                line = self._incoming.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                raise AssertionError(f"no {event} in {WAIT}s; stderr: {self.lines}") from None
+            if line is None:
+                raise AssertionError(f"worker exited before {event}; stderr: {self.lines}")
+            self.lines.append(line)
+            try:
+                record: dict[str, Any] = json.loads(line)
+            except ValueError:
+                continue  # reported by the test's check of every line
+            if record.get("event") == event and fields.items() <= record.items():
+                return record
+
+    def finish(self) -> int:
+        """Wait for the worker to exit; returns its exit status, with every line read."""
+        status = self.proc.wait(timeout=WAIT)
+        self._reader.join(WAIT)
+        while (line := self._incoming.get_nowait()) is not None:
+            self.lines.append(line)
+        return status
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every stderr line as JSON; fails naming the first line that is not a JSON event."""
+        records = []
+        for line in self.lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                pytest.fail(f"stderr line is not JSON: {line!r}")
+            assert isinstance(record, dict), line
+            assert "event" in record, line
+            records.append(record)
+        return records
+
+    def kill(self) -> None:
+        """Kill the worker if a failed test left it running; close its pipe."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(WAIT)
+        self._reader.join(WAIT)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def start_worker(workdir: Path) -> Iterator[Callable[..., Worker]]:
+    """Starts ``worq worker ARGS`` subprocesses; kills any left running at teardown."""
+    started: list[Worker] = []
+
+    def start(*args: str) -> Worker:
+        worker = Worker(workdir, *args)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def _enqueue_adds(url: str, count: int, name: str = "default") -> None:
+    broker = get_broker(url, name)
+    try:
+        for n in range(count):
+            broker.queue("tasks").add(n, n)
+    finally:
+        broker.close()
+
+
+def _pending(url: str, name: str = "default") -> int:
+    broker = get_broker(url, name)
+    try:
+        return broker.taskqueue.size()
+    finally:
+        broker.close()
+
+
+def test_thread_worker_runs_tasks_until_sigterm(
+    clean_redis_url: str, start_worker: Callable[..., Worker]
+) -> None:
+    """A thread worker runs tasks sent from another process, logs JSON and exits 0 on SIGTERM."""
+    url = clean_redis_url
+    worker = start_worker(
+        "tasks:init", url, "--pool", "thread", "--workers", "2", "--timeout", "0.2"
+    )
+    worker.expect("pool.started", workers=2)
+    broker = get_broker(url)
+    try:
+        results = [broker.queue("tasks").add(n, 10) for n in range(5)]
+        assert [r.wait(WAIT) and r.value for r in results] == [10, 11, 12, 13, 14]
+    finally:
+        broker.close()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+    records = worker.records()
+    events = [record["event"] for record in records]
+    assert events.count("task.succeeded") == 5
+    assert events[-1] == "cli.worker_stopped"
+    starting = records[events.index("cli.worker_starting")]
+    assert starting["pool"] == "thread"
+    assert starting["workers"] == 2
+    assert starting["queue"] == "default"
+    assert starting["module"] == "tasks"
+    assert all("level" in record and "timestamp" in record for record in records)
+
+
+def test_process_worker_logs_json_from_every_process(
+    clean_redis_url: str, start_worker: Callable[..., Worker]
+) -> None:
+    """A process-pool worker runs tasks in child processes; all of them log JSON lines."""
+    url = clean_redis_url
+    worker = start_worker(
+        "tasks:init", url, "--pool", "process", "--workers", "2", "--timeout", "0.2",
+        "--max-worker-tasks", "2",
+    )  # fmt: skip
+    worker.expect("pool.started", workers=2)
+    broker = get_broker(url)
+    try:
+        results = [broker.queue("tasks").add(n, 1) for n in range(4)]
+        assert [r.wait(WAIT) and r.value for r in results] == [1, 2, 3, 4]
+    finally:
+        broker.close()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+    records = worker.records()
+    runs = [r for r in records if r["event"] == "task.succeeded"]
+    assert len(runs) == 4
+    assert {r["pool"] for r in runs} == {"worq-default"}
+    assert worker.proc.pid not in {r["pid"] for r in runs}
+    assert [r["event"] for r in records][-1] == "cli.worker_stopped"
+
+
+def test_second_signal_while_stopping_is_logged_and_shutdown_finishes(
+    clean_redis_url: str, start_worker: Callable[..., Worker]
+) -> None:
+    """SIGINT during a SIGTERM shutdown is logged; the running task finishes and exit is 0."""
+    url = clean_redis_url
+    worker = start_worker("tasks:init", url, "--pool", "thread", "--timeout", "0.2")
+    worker.expect("pool.started")
+    broker = get_broker(url)
+    client = redis.Redis.from_url(url)
+    try:
+        result = broker.queue("tasks").wait_for(url, "release")
+        worker.expect("task.started", task_name="tasks.wait_for")
+        worker.proc.send_signal(signal.SIGTERM)
+        worker.expect("pool.stop_requested", signal="SIGTERM")
+        worker.proc.send_signal(signal.SIGINT)
+        worker.expect("pool.already_stopping", signal="SIGINT")
+        assert worker.proc.poll() is None, "the worker must wait for its running task"
+        client.rpush("release", "go")
+        assert worker.finish() == 0
+        assert result.wait(WAIT)
+        assert result.value == "released"
+    finally:
+        client.close()
+        broker.close()
+    events = [record["event"] for record in worker.records()]
+    assert events.index("pool.already_stopping") < events.index("task.succeeded")
+    assert events[-1] == "cli.worker_stopped"
+
+
+DEAD = "redis://127.0.0.1:{port}/0"
+"""A Redis URL nothing listens on (the port is filled in per test)."""
+
+MALFORMED = "redis://:s3cret@localhost:notaport/0"
+
+
+@pytest.mark.parametrize(
+    ("args", "reasons"),
+    [
+        (["worker", "tasks", "memory://"], ["expected MODULE:INIT_FUNC", "'tasks'"]),
+        (["worker", "nosuch:init", "memory://"], ["module 'nosuch'", "No module named 'nosuch'"]),
+        (
+            ["worker", "broken:init", "memory://"],
+            ["module 'broken'", "No module named 'nosuchdependency'"],
+        ),
+        (["worker", "tasks:nope", "memory://"], ["'nope' from module 'tasks'"]),
+        (["worker", "tasks:NOT_CALLABLE", "memory://"], ["not callable", "'tasks' (str)"]),
+        (
+            ["worker", "tasks:raising", "memory://"],
+            ["tasks:raising raised RuntimeError: no settings for this site"],
+        ),
+        (["worker", "tasks:not_a_broker", "memory://"], ["must return", "returned 42 (int)"]),
+        (["worker", "tasks:init", "memory://", "--queue", "other"], ["get_broker(url, 'other')"]),
+        (["worker", "tasks:init", MALFORMED], ["malformed Redis URL", "redis://:***@localhost"]),
+        (["info", MALFORMED], ["malformed Redis URL", "redis://:***@localhost"]),
+        (["info", "ftp://example.com"], ["unsupported task queue URL 'ftp://example.com'"]),
+        (["worker", "tasks:init", DEAD, "--pool", "thread"], ["cannot reach Redis at"]),
+        (["info", DEAD], ["cannot reach Redis at"]),
+        (["purge", DEAD, "--queue", "default", "--yes"], ["cannot reach Redis at"]),
+    ],
+    ids=[
+        "no-colon",
+        "missing-module",
+        "module-import-fails",
+        "missing-function",
+        "not-callable",
+        "init-raises",
+        "init-returns-no-broker",
+        "queue-mismatch",
+        "malformed-url-worker",
+        "malformed-url-info",
+        "unsupported-scheme",
+        "unreachable-worker",
+        "unreachable-info",
+        "unreachable-purge",
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    workdir: Path, args: list[str], reasons: list[str]
+) -> None:
+    """Bad input exits 2 with one stderr line giving the reason, never a traceback."""
+    port = str(free_port())
+    done = run(workdir, *(arg.replace("{port}", port) for arg in args))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("worq: error: ")
+    for reason in reasons:
+        assert reason in lines[0]
+    assert "s3cret" not in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["worker", "tasks:init", "memory://", "--workers", "0"], "argument --workers"),
+        (["worker", "tasks:init", "memory://", "--timeout", "-1"], "argument --timeout"),
+        (
+            ["worker", "tasks:init", "memory://", "--pool", "thread", "--max-worker-tasks", "3"],
+            "--max-worker-tasks needs --pool process",
+        ),
+        (["purge", "memory://"], "the following arguments are required: --queue"),
+        (["info"], "the following arguments are required: URL"),
+    ],
+)
+def test_usage_errors_exit_2(workdir: Path, args: list[str], reason: str) -> None:
+    """argparse reports option errors with usage and exit status 2."""
+    done = run(workdir, *args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: worq ")
+    assert reason in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
+
+
+def _table(text: str) -> dict[str, str]:
+    """The rows of ``worq info``'s table, checking that its values are aligned."""
+    lines = text.splitlines()
+    columns = {len(line) - len(line.split(maxsplit=1)[1]) for line in lines}
+    assert len(columns) == 1, f"values not aligned:\n{text}"
+    return dict(line.split(maxsplit=1) for line in lines)
+
+
+def test_info_on_memory(workdir: Path) -> None:
+    """``info`` on memory:// prints a table, or JSON, with no ping (nothing to ping)."""
+    done = run(workdir, "info", "memory://")
+    assert done.returncode == 0, done.stderr
+    assert _table(done.stdout) == {
+        "queue": "default",
+        "url": "memory://",
+        "backend": "memory",
+        "pending": "0",
+    }
+    done = run(workdir, "info", "memory://", "--queue", "jobs", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "queue": "jobs",
+        "url": "memory://",
+        "backend": "memory",
+        "pending": 0,
+        "ping": None,
+    }
+    assert done.stderr == ""
+
+
+def test_info_on_redis_counts_pending_tasks(workdir: Path, clean_redis_url: str) -> None:
+    """``info`` on Redis shows the pending count of the named queue and the ping."""
+    url = clean_redis_url
+    _enqueue_adds(url, 3)
+    done = run(workdir, "info", url)
+    assert done.returncode == 0, done.stderr
+    assert _table(done.stdout) == {
+        "queue": "default",
+        "url": url,
+        "backend": "redis",
+        "pending": "3",
+        "ping": "yes",
+    }
+    done = run(workdir, "info", url, "--json")
+    assert json.loads(done.stdout)["pending"] == 3
+    assert json.loads(done.stdout)["ping"] is True
+    done = run(workdir, "info", url, "--queue", "other", "--json")
+    assert json.loads(done.stdout)["pending"] == 0
+
+
+def test_password_is_never_shown(workdir: Path, tmp_path: Path) -> None:
+    """On a password-protected Redis, ``info`` and its errors show the URL masked."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        try:
+            client.config_set("requirepass", "s3cret")
+        finally:
+            client.close()
+        done = run(workdir, "info", server.url.replace("redis://", "redis://:s3cret@"))
+        assert done.returncode == 0, done.stderr
+        masked = server.url.replace("redis://", "redis://:***@")
+        assert _table(done.stdout)["url"] == masked
+        done = run(workdir, "info", server.url.replace("redis://", "redis://:s3cretx@"))
+        assert done.returncode == 2
+        assert done.stderr.startswith(f"worq: error: cannot reach Redis at {masked} ")
+        assert "s3cret" not in done.stderr
+    finally:
+        server.stop()
+
+
+def test_purge_with_yes_discards_pending_tasks(workdir: Path, clean_redis_url: str) -> None:
+    """``purge --yes`` discards the pending tasks without asking and says how many."""
+    url = clean_redis_url
+    _enqueue_adds(url, 3)
+    done = run(workdir, "purge", url, "--queue", "default", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"Discarded 3 pending tasks from queue 'default' at {url}.\n"
+    assert done.stderr == ""
+    assert _pending(url) == 0
+
+
+@pytest.mark.parametrize("answer", ["n\n", "\n", "maybe\n", ""])
+def test_purge_refused_discards_nothing(workdir: Path, clean_redis_url: str, answer: str) -> None:
+    """Any answer but y/yes (or no answer at all) aborts the purge with exit status 1."""
+    url = clean_redis_url
+    _enqueue_adds(url, 3)
+    done = run(workdir, "purge", url, "--queue", "default", answer=answer)
+    assert done.returncode == 1
+    assert f"Discard 3 pending tasks from queue 'default' at {url}? [y/N]" in done.stderr
+    assert "nothing discarded" in done.stderr
+    assert done.stdout == ""
+    assert _pending(url) == 3
+
+
+@pytest.mark.parametrize("answer", ["y\n", "YES\n"])
+def test_purge_confirmed_discards(workdir: Path, clean_redis_url: str, answer: str) -> None:
+    """Answering y or yes discards the pending tasks."""
+    url = clean_redis_url
+    _enqueue_adds(url, 3, name="jobs")
+    done = run(workdir, "purge", url, "--queue", "jobs", answer=answer)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"Discarded 3 pending tasks from queue 'jobs' at {url}.\n"
+    assert _pending(url, "jobs") == 0
+
+
+def test_purge_of_an_empty_queue_does_not_ask(workdir: Path) -> None:
+    """Nothing pending: ``purge`` says so and exits 0 without a question."""
+    done = run(workdir, "purge", "memory://", "--queue", "default")
+    assert done.returncode == 0
+    assert done.stdout == "No pending tasks in queue 'default' at memory://: nothing discarded.\n"
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_log_level_and_format(workdir: Path, clean_redis_url: str, log_format: str) -> None:
+    """``--log-level info`` shows the purge event that the default (warning) hides."""
+    url = clean_redis_url
+    _enqueue_adds(url, 2)
+    args = ["purge", url, "--queue", "default", "--yes", "--log-format", log_format]
+    done = run(workdir, *args, "--log-level", "info")
+    assert done.returncode == 0, done.stderr
+    [line] = done.stderr.splitlines()
+    if log_format == "json":
+        record = json.loads(line)
+        assert record["event"] == "queue.purged"
+        assert record["level"] == "info"
+        assert record["count"] == 2
+    else:
+        assert "queue.purged" in line
+        assert "count=2" in line
+    _enqueue_adds(url, 1)
+    done = run(workdir, *args)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_console_script(workdir: Path) -> None:
+    """The installed ``worq`` script imports MODULE from the current directory."""
+    script = Path(sys.executable).with_name("worq")
+    done = subprocess.run(
+        [str(script), "worker", "tasks:not_a_broker", "memory://"],
+        cwd=workdir, env=_env(), capture_output=True, text=True, timeout=WAIT,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "returned 42 (int)" in done.stderr
