@@ -33,7 +33,7 @@ pytest: $(STAMP) redis-server
 test: lint typecheck pytest
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	cd examples && ../$(BIN)/python mem.py
 
 bench: $(STAMP) redis-server
 	$(BIN)/python bench/redis_roundtrips.py
