@@ -16,6 +16,19 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _STOPPED = 0
 """Put on the signal queue when stopping is done (no signal has number 0)."""
 
+_RECHECK = 1.0
+"""Longest blocking get on the signal queue: a put from a signal handler that
+interrupts the very get waiting for it can go unnoticed until the next wakeup
+(seen with two signals in quick succession), so the wait is bounded."""
+
+
+def _next(signals: queue.SimpleQueue[int]) -> int:
+    while True:
+        try:
+            return signals.get(timeout=_RECHECK)
+        except queue.Empty:
+            continue
+
 
 def run_until_stop_signal(name: str, start: Callable[[], None], stop: Callable[[], None]) -> None:
     """``start()``, block until SIGTERM or SIGINT, then ``stop()`` (which may take a while).
@@ -37,7 +50,7 @@ def run_until_stop_signal(name: str, start: Callable[[], None], stop: Callable[[
     }
     try:
         start()
-        first = signals.get()
+        first = _next(signals)
         logger.info("pool.stop_requested", pool=name, signal=signal.Signals(first).name)
         errors: list[BaseException] = []
 
@@ -50,7 +63,7 @@ def run_until_stop_signal(name: str, start: Callable[[], None], stop: Callable[[
                 signals.put(_STOPPED)
 
         threading.Thread(target=stopping, name=f"{name}-stop").start()
-        while (received := signals.get()) != _STOPPED:
+        while (received := _next(signals)) != _STOPPED:
             logger.warning("pool.already_stopping", pool=name, signal=signal.Signals(received).name)
         if errors:
             raise errors[0]
