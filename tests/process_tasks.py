@@ -54,3 +54,19 @@ def init(url: str) -> Broker:
 def init_not_a_broker(url: str) -> object:
     """A broken init function: returns something that is not a Broker."""
     return url
+
+
+@ts.task
+def die_once(marker: str) -> str:
+    """Kill the worker the first time (no marker file yet); succeed the next."""
+    if not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        os._exit(9)
+    return "survived"
+
+
+@ts.task
+def hang(url: str, key: str) -> str:
+    """Block on a Redis key nobody pushes (the test's time limit ends it)."""
+    return wait_for_key(url, key, 3600)

@@ -10,7 +10,7 @@ import pytest
 from worq._backends import make_taskqueue
 from worq.const import TaskStatus
 from worq.testing import eventually
-from worq.typing import DeferResult, TaskQueue
+from worq.typing import DeferResult, Taken, TaskQueue
 
 SHORT = 0.05
 """A timeout short enough to keep tests fast; long enough to be measurable."""
@@ -22,27 +22,56 @@ def tq(url: str) -> TaskQueue:
     return make_taskqueue(url)
 
 
-def take(tq: TaskQueue) -> tuple[str, bytes]:
+def enqueue(
+    tq: TaskQueue,
+    task_id: str,
+    *,
+    keep: bool = True,
+    track: bool | None = None,
+    delay: float = 0,
+) -> bool:
+    """Enqueue ``task_id`` with message ``task_id.upper()``; tracked iff kept, by default."""
+    return tq.enqueue_task(
+        task_id,
+        task_id.upper().encode(),
+        keep_result=keep,
+        track=keep if track is None else track,
+        delay=delay,
+    )
+
+
+def take(tq: TaskQueue) -> Taken:
     """Take the next task, failing the test if none arrives in time."""
-    item = tq.get(5)
-    assert item is not None, "no task arrived"
-    return item
+    taken = tq.get(5)
+    assert taken is not None, "no task arrived"
+    return taken
+
+
+def lapse(tq: TaskQueue, task_id: str) -> Taken:
+    """Take ``task_id`` and let its lease lapse at once."""
+    taken = take(tq)
+    assert taken.task_id == task_id
+    assert tq.set_task_timeout(task_id, SHORT / 5, taken.lease)
+    eventually(lambda: tq.get_status(task_id), TaskStatus.LAPSED)
+    return taken
 
 
 def test_enqueue_get_fifo_and_size(tq: TaskQueue) -> None:
     """Tasks come out in the order they went in; size counts the waiting ones."""
-    assert tq.enqueue_task("a", b"A", keep_result=True)
-    assert tq.enqueue_task("b", b"B", keep_result=True)
+    assert enqueue(tq, "a")
+    assert enqueue(tq, "b")
     assert tq.size() == 2
-    assert take(tq) == ("a", b"A")
-    assert take(tq) == ("b", b"B")
+    first, second = take(tq), take(tq)
+    assert (first.task_id, first.message, first.attempt) == ("a", b"A", 1)
+    assert (second.task_id, second.message) == ("b", b"B")
+    assert first.lease != ""
     assert tq.size() == 0
 
 
 def test_duplicate_id_is_refused(tq: TaskQueue) -> None:
     """enqueue_task returns False and stores nothing for a known id."""
-    assert tq.enqueue_task("a", b"A", keep_result=True)
-    assert not tq.enqueue_task("a", b"other", keep_result=True)
+    assert enqueue(tq, "a")
+    assert not tq.enqueue_task("a", b"other", keep_result=True, track=True)
     assert tq.size() == 1
 
 
@@ -55,21 +84,21 @@ def test_get_times_out(tq: TaskQueue) -> None:
 
 def test_get_wakes_on_enqueue(tq: TaskQueue) -> None:
     """A blocked get returns as soon as a task is enqueued from another thread."""
-    got: list[tuple[str, bytes] | None] = []
+    got: list[Taken | None] = []
     waiter = threading.Thread(target=lambda: got.append(tq.get(10)))
     waiter.start()
-    tq.enqueue_task("a", b"A", keep_result=True)
+    enqueue(tq, "a")
     waiter.join(10)
-    assert got == [("a", b"A")]
+    assert [t.task_id if t else None for t in got] == ["a"]
 
 
 def test_status_lifecycle(tq: TaskQueue) -> None:
     """enqueued → processing → completed → (popped) unknown."""
-    tq.enqueue_task("a", b"A", keep_result=True)
+    enqueue(tq, "a")
     assert tq.get_status("a") == TaskStatus.ENQUEUED
-    take(tq)
+    taken = take(tq)
     assert tq.get_status("a") == TaskStatus.PROCESSING
-    tq.set_result("a", b"result", 60)
+    assert tq.set_result("a", b"result", 60, taken.lease)
     assert tq.get_status("a") == TaskStatus.COMPLETED
     assert tq.pop_result("a", 0) == b"result"
     assert tq.get_status("a") is None
@@ -78,7 +107,7 @@ def test_status_lifecycle(tq: TaskQueue) -> None:
 
 def test_pop_result_not_ready_and_unknown(tq: TaskQueue) -> None:
     """pop_result: None while the task is not done; EXPIRED for an unknown task."""
-    tq.enqueue_task("a", b"A", keep_result=True)
+    enqueue(tq, "a")
     assert tq.pop_result("a", 0) is None
     assert tq.pop_result("a", SHORT) is None
     assert tq.pop_result("nope", 0) is TaskStatus.EXPIRED
@@ -86,61 +115,70 @@ def test_pop_result_not_ready_and_unknown(tq: TaskQueue) -> None:
 
 def test_pop_result_wakes_on_set_result(tq: TaskQueue) -> None:
     """A blocked pop_result returns as soon as the result is stored."""
-    tq.enqueue_task("a", b"A", keep_result=True)
-    take(tq)
+    enqueue(tq, "a")
+    taken = take(tq)
     got: list[object] = []
     waiter = threading.Thread(target=lambda: got.append(tq.pop_result("a", 10)))
     waiter.start()
-    tq.set_result("a", b"R", 60)
+    tq.set_result("a", b"R", 60, taken.lease)
     waiter.join(10)
     assert got == [b"R"]
 
 
-def test_ignore_result_keeps_nothing(tq: TaskQueue) -> None:
-    """A task that ignores its result is forgotten once taken."""
-    tq.enqueue_task("a", b"A", keep_result=False)
+def test_untracked_task_is_forgotten_once_taken(tq: TaskQueue) -> None:
+    """Fire and forget without retries: no lease, nothing kept after get."""
+    enqueue(tq, "a", keep=False)
     assert tq.get_status("a") == TaskStatus.ENQUEUED
-    take(tq)
+    taken = take(tq)
+    assert taken.lease == ""
     assert tq.get_status("a") is None
-    assert tq.enqueue_task("a", b"again", keep_result=False)
+    assert enqueue(tq, "a", keep=False)
+
+
+def test_tracked_fire_and_forget_stays_until_finished(tq: TaskQueue) -> None:
+    """A tracked task without a result is held under a lease; set_result forgets it."""
+    enqueue(tq, "a", keep=False, track=True)
+    taken = take(tq)
+    assert tq.get_status("a") == TaskStatus.PROCESSING
+    assert tq.set_result("a", b"ignored", 60, taken.lease)
+    assert tq.get_status("a") is None
+    assert tq.pop_result("a", 0) is TaskStatus.EXPIRED
 
 
 def test_defer_on_completed_argument_enqueues_at_once(tq: TaskQueue) -> None:
     """A task whose arguments are all done is queued straight away, with them."""
-    tq.enqueue_task("arg", b"ARG", keep_result=True)
-    take(tq)
-    tq.set_result("arg", b"42", 60)
+    enqueue(tq, "arg")
+    tq.set_result("arg", b"42", 60, take(tq).lease)
     assert tq.defer_task("t", b"T", ["arg"], keep_result=True) is DeferResult.STORED
     assert tq.get_status("t") == TaskStatus.ENQUEUED
-    assert take(tq) == ("t", b"T")
+    assert take(tq).task_id == "t"
     assert tq.get_arguments("t") == {"arg": b"42"}
 
 
 def test_defer_waits_for_every_argument(tq: TaskQueue) -> None:
     """A task stays pending until the last argument's result is set."""
     for arg in ("x", "y"):
-        tq.enqueue_task(arg, arg.encode(), keep_result=True)
+        enqueue(tq, arg)
     assert tq.defer_task("t", b"T", ["x", "y"], keep_result=True) is DeferResult.STORED
     assert tq.get_status("t") == TaskStatus.PENDING
-    take(tq)
-    take(tq)
-    tq.set_result("x", b"1", 60)
+    x, y = take(tq), take(tq)
+    tq.set_result("x", b"1", 60, x.lease)
     assert tq.get_status("t") == TaskStatus.PENDING
     assert tq.size() == 0
-    tq.set_result("y", b"2", 60)
+    tq.set_result("y", b"2", 60, y.lease)
     assert tq.get_status("t") == TaskStatus.ENQUEUED
-    assert take(tq) == ("t", b"T")
+    taken = take(tq)
+    assert (taken.task_id, taken.message) == ("t", b"T")
     assert tq.get_arguments("t") == {"x": b"1", "y": b"2"}
 
 
 def test_one_result_feeds_several_dependants(tq: TaskQueue) -> None:
     """Every task waiting on a result receives it, and the waiter can still pop it."""
-    tq.enqueue_task("arg", b"ARG", keep_result=True)
+    enqueue(tq, "arg")
     tq.defer_task("t1", b"T1", ["arg"], keep_result=True)
     tq.defer_task("t2", b"T2", ["arg"], keep_result=False)
-    take(tq)
-    tq.set_result("arg", b"7", 60)
-    assert {take(tq)[0], take(tq)[0]} == {"t1", "t2"}
+    tq.set_result("arg", b"7", 60, take(tq).lease)
+    assert {take(tq).task_id, take(tq).task_id} == {"t1", "t2"}
     assert tq.get_arguments("t1") == {"arg": b"7"}
     assert tq.get_arguments("t2") == {"arg": b"7"}
     assert tq.pop_result("arg", 0) == b"7"
@@ -148,8 +186,8 @@ def test_one_result_feeds_several_dependants(tq: TaskQueue) -> None:
 
 def test_defer_refusals(tq: TaskQueue) -> None:
     """Unknown or result-less arguments, and duplicate ids, store nothing."""
-    tq.enqueue_task("fire", b"F", keep_result=False)
-    tq.enqueue_task("kept", b"K", keep_result=True)
+    enqueue(tq, "fire", keep=False)
+    enqueue(tq, "kept")
     assert tq.defer_task("t", b"T", ["nope"], keep_result=True) is DeferResult.MISSING_ARGUMENT
     assert tq.defer_task("t", b"T", ["fire"], keep_result=True) is DeferResult.MISSING_ARGUMENT
     assert tq.defer_task("kept", b"T", ["fire"], keep_result=True) is DeferResult.DUPLICATE
@@ -157,43 +195,106 @@ def test_defer_refusals(tq: TaskQueue) -> None:
     assert tq.size() == 2
 
 
-def test_lapsed_task_expires_with_its_dependants(tq: TaskQueue) -> None:
-    """A taken task whose heartbeats stop expires, and so do the tasks waiting on it."""
-    tq.enqueue_task("arg", b"ARG", keep_result=True)
-    tq.defer_task("t", b"T", ["arg"], keep_result=True)
-    take(tq)
-    tq.set_task_timeout("arg", SHORT)
-    assert tq.pop_result("t", 10) is TaskStatus.EXPIRED
-    assert tq.get_status("arg") is None
+def test_lapsed_lease_is_reclaimed_once_and_fences_the_old_holder(tq: TaskQueue) -> None:
+    """A lapsed task is handed to one reclaimer; the old lease can no longer finish it."""
+    enqueue(tq, "a")
+    old = lapse(tq, "a")
+    assert tq.pop_result("a", 5) is TaskStatus.LAPSED
+    new = tq.reclaim_task("a")
+    assert new is not None
+    assert (new.task_id, new.message, new.attempt) == ("a", b"A", 1)
+    assert new.lease != old.lease
+    assert tq.reclaim_task("a") is None
+    assert tq.reclaim(10) == []
+    assert tq.get_status("a") == TaskStatus.PROCESSING
+    assert not tq.set_result("a", b"late", 60, old.lease)
+    assert not tq.set_task_timeout("a", 60, old.lease)
+    assert not tq.retry_task("a", old.lease, 0)
+    assert tq.set_result("a", b"settled", 60, new.lease)
+    assert tq.pop_result("a", 0) == b"settled"
 
 
-def test_heartbeat_extends_processing_task(tq: TaskQueue) -> None:
-    """set_task_timeout keeps a taken task alive past its previous timeout."""
-    tq.enqueue_task("a", b"A", keep_result=True)
-    take(tq)
-    tq.set_task_timeout("a", SHORT)
-    tq.set_task_timeout("a", 60)
+def test_concurrent_reclaimers_split_the_lapsed_tasks(tq: TaskQueue) -> None:
+    """Racing reclaimers each get distinct tasks, and together get every lapsed one."""
+    ids = [f"t{n}" for n in range(20)]
+    for task_id in ids:
+        enqueue(tq, task_id)
+    for task_id in ids:
+        tq.set_task_timeout(task_id, SHORT / 5, take(tq).lease)
+    eventually(lambda: {tq.get_status(i) for i in ids}, {TaskStatus.LAPSED})
+    got: list[Taken] = []
+    racers = [threading.Thread(target=lambda: got.extend(tq.reclaim(7))) for _ in range(6)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(10)
+    assert sorted(t.task_id for t in got) == sorted(ids)
+
+
+def test_heartbeat_renews_the_lease(tq: TaskQueue) -> None:
+    """set_task_timeout keeps a taken task running past its previous deadline."""
+    enqueue(tq, "a")
+    taken = take(tq)
+    assert tq.set_task_timeout("a", SHORT, taken.lease)
+    assert tq.set_task_timeout("a", 60, taken.lease)
     assert tq.pop_result("a", SHORT * 3) is None
     assert tq.get_status("a") == TaskStatus.PROCESSING
+    assert not tq.set_task_timeout("a", 60, "not-the-lease")
+
+
+def test_retry_requeues_with_a_delay_and_counts_attempts(tq: TaskQueue) -> None:
+    """retry_task queues the task again after its delay; the next run is attempt 2."""
+    enqueue(tq, "a")
+    first = take(tq)
+    assert tq.retry_task("a", first.lease, SHORT * 4)
+    assert tq.get_status("a") == TaskStatus.DELAYED
+    assert tq.get(0) is None
+    second = take(tq)
+    assert (second.task_id, second.attempt) == ("a", 2)
+    assert not tq.retry_task("a", first.lease, 0)
+
+
+def test_delayed_task_runs_when_due(tq: TaskQueue) -> None:
+    """A delayed task waits, counted in size, and a blocked get wakes when it is due."""
+    enqueue(tq, "later", delay=SHORT * 4)
+    assert tq.get_status("later") == TaskStatus.DELAYED
+    assert tq.size() == 1
+    started = time.monotonic()
+    assert take(tq).task_id == "later"
+    assert time.monotonic() - started >= SHORT * 3
+
+
+def test_lapse_of_an_argument_leaves_dependants_waiting(tq: TaskQueue) -> None:
+    """Pending tasks do not lapse; they run once the reclaimed argument is settled."""
+    enqueue(tq, "arg")
+    tq.defer_task("t", b"T", ["arg"], keep_result=True)
+    lapse(tq, "arg")
+    assert tq.get_status("t") == TaskStatus.PENDING
+    reclaimed = tq.reclaim(10)
+    assert [r.task_id for r in reclaimed] == ["arg"]
+    tq.set_result("arg", b"expired", 60, reclaimed[0].lease)
+    assert take(tq).task_id == "t"
+    assert tq.get_arguments("t") == {"arg": b"expired"}
 
 
 def test_result_expires_after_timeout(tq: TaskQueue) -> None:
     """A stored result nobody takes is dropped after its timeout."""
-    tq.enqueue_task("a", b"A", keep_result=True)
-    take(tq)
-    tq.set_result("a", b"R", SHORT)
+    enqueue(tq, "a")
+    tq.set_result("a", b"R", SHORT, take(tq).lease)
     eventually(lambda: tq.get_status("a"), None)
 
 
 def test_discard_pending(tq: TaskQueue) -> None:
-    """discard_pending drops waiting tasks (their waiters see them expire), not running ones."""
-    tq.enqueue_task("run", b"R", keep_result=True)
+    """discard_pending drops waiting tasks (queued or delayed), not running ones."""
+    enqueue(tq, "run")
     take(tq)
-    tq.enqueue_task("a", b"A", keep_result=True)
-    tq.enqueue_task("b", b"B", keep_result=False)
-    assert tq.discard_pending() == 2
+    enqueue(tq, "a")
+    enqueue(tq, "b", keep=False)
+    enqueue(tq, "c", delay=60)
+    assert tq.discard_pending() == 3
     assert tq.size() == 0
     assert tq.pop_result("a", 0) is TaskStatus.EXPIRED
+    assert tq.get_status("c") is None
     assert tq.get_status("run") == TaskStatus.PROCESSING
     assert tq.get(SHORT) is None
 
@@ -201,21 +302,20 @@ def test_discard_pending(tq: TaskQueue) -> None:
 def test_named_queues_are_separate(url: str) -> None:
     """Two queue names on one backend never see each other's tasks."""
     foo, bar = make_taskqueue(url, "foo"), make_taskqueue(url, "bar")
-    foo.enqueue_task("a", b"A", keep_result=True)
+    enqueue(foo, "a")
     assert bar.size() == 0
     assert bar.get(SHORT) is None
     assert bar.get_status("a") is None
-    assert bar.enqueue_task("a", b"A", keep_result=True)
-    assert take(foo) == ("a", b"A")
+    assert enqueue(bar, "a")
+    assert take(foo).task_id == "a"
 
 
 def test_waiter_sees_a_lapse_that_starts_after_it_waits(tq: TaskQueue) -> None:
-    """A waiter blocked before the task was taken still sees it expire promptly."""
-    tq.enqueue_task("a", b"A", keep_result=True)
+    """A waiter blocked before the task was taken still sees its lease lapse promptly."""
+    enqueue(tq, "a")
     got: list[object] = []
     waiter = threading.Thread(target=lambda: got.append(tq.pop_result("a", 10)))
     waiter.start()
-    take(tq)
-    tq.set_task_timeout("a", SHORT)
+    tq.set_task_timeout("a", SHORT, take(tq).lease)
     waiter.join(10)
-    assert got == [TaskStatus.EXPIRED]
+    assert got == [TaskStatus.LAPSED]

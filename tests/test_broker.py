@@ -190,7 +190,7 @@ def test_garbage_message_fails_task_not_worker(broker: Broker, url: str) -> None
     planted = broker.taskqueue
     q = get_queue(url)
     with capture_logs() as logs:
-        assert planted.enqueue_task("garbage", b"\x00not json", keep_result=True)
+        assert planted.enqueue_task("garbage", b"\x00not json", keep_result=True, track=True)
         victim: Deferred[Any] = Deferred(broker, "garbage", "?")
         failure = outcome(victim)
         assert outcome(q.submit(echo, "still alive")) == "still alive"
@@ -213,7 +213,7 @@ def _spring() -> None:
 
 def test_pickle_payload_is_never_unpickled(broker: Broker) -> None:
     """With the default JSON codec, planted pickle bytes are rejected, not run."""
-    broker.taskqueue.enqueue_task("evil", pickle.dumps(Trap()), keep_result=True)
+    broker.taskqueue.enqueue_task("evil", pickle.dumps(Trap()), keep_result=True, track=True)
     failure = outcome(Deferred(broker, "evil", "?"))
     assert isinstance(failure, TaskFailure)
     assert not Trap.sprung

@@ -563,6 +563,10 @@ def test_message_wire_format() -> None:
             "ignore_result": False,
             "result_timeout": 3600,
             "heartrate": 30,
+            "retries": 0,
+            "retry_backoff": 1,
+            "retry_backoff_max": 300,
+            "time_limit": None,
         },
         "refs": ["t0"],
     }

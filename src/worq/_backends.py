@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from worq._urls import mask_url
 from worq.const import DEFAULT
-from worq.core import Broker
+from worq.core import MAX_MESSAGE_SIZE, Broker
 from worq.exceptions import WorqError
 from worq.task import Queue
 from worq.typing import TaskQueue
@@ -58,7 +58,12 @@ def make_taskqueue(url: str, name: str = DEFAULT, *args: Any, **kw: Any) -> Task
 
 
 def get_broker(
-    url: str, name: str = DEFAULT, *args: Any, serializer: str = "json", **kw: Any
+    url: str,
+    name: str = DEFAULT,
+    *args: Any,
+    serializer: str = "json",
+    max_message_size: int = MAX_MESSAGE_SIZE,
+    **kw: Any,
 ) -> Broker:
     """Create a broker for queue ``name`` on the backend at ``url``.
 
@@ -67,9 +72,11 @@ def get_broker(
         name: The queue on which to expose or invoke tasks.
         *args: Passed to the backend's TaskQueue.
         serializer: ``"json"`` (default) or ``"pickle"`` (trusted deployments only).
+        max_message_size: Largest encoded task message accepted, in bytes.
         **kw: Passed to the backend's TaskQueue.
     """
-    return Broker(make_taskqueue(url, name, *args, **kw), serializer=serializer)
+    taskqueue = make_taskqueue(url, name, *args, **kw)
+    return Broker(taskqueue, serializer=serializer, max_message_size=max_message_size)
 
 
 def get_queue(

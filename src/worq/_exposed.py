@@ -59,9 +59,13 @@ class ExposedTask:
         Raises:
             ArgumentMismatch: The arguments do not fit the signature or annotations.
         """
-        if not self.hints:
-            return self.fn(*args, **kwargs)
-        args, kwargs = self._convert(codec, args, kwargs)
+        if self.hints:
+            args, kwargs = self._convert(codec, args, kwargs)
+        elif self.signature is not None:
+            try:  # a TypeError from the call itself could come from inside the task
+                self.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise ArgumentMismatch(f"TypeError: {exc}") from None
         return self.fn(*args, **kwargs)
 
     def _convert(

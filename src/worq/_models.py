@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any, Literal
 
 import attrs
@@ -15,6 +16,23 @@ ON_ERROR_VALUES: tuple[OnError, ...] = ("fail", "pass")
 def _positive_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+
+
+def _non_negative_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{attribute.name} must be a number of seconds >= 0, got {value!r}")
+
+
+def _optional_positive_number(
+    instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is not None:
+        _positive_number(instance, attribute, value)
+
+
+def _retries(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"retries must be an int >= 0, got {value!r}")
 
 
 def _on_error(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -40,13 +58,34 @@ class TaskOptions:
         ignore_result: Fire and forget: no result is stored, nothing to wait on.
         result_timeout: Seconds a finished task's result is kept for its waiter.
         heartrate: Seconds between the heartbeats a worker sends while the task
-            runs; the result placeholder lapses after a few missed beats.
+            runs; its lease lapses after a few missed beats.
+        retries: How many times to run the task again after it raised, its
+            worker died, or its lease lapsed; 0 (default) runs it at most once.
+        retry_backoff: Seconds before the first retry; each further retry
+            waits twice as long, with jitter, up to ``retry_backoff_max``.
+        retry_backoff_max: Longest wait before a retry.
+        time_limit: Seconds a run may take; past it the process pool kills the
+            worker and the thread pool fails the task (its thread runs on).
     """
 
     on_error: OnError = attrs.field(default="fail", validator=_on_error)
     ignore_result: bool = attrs.field(default=False, validator=_boolean)
     result_timeout: float = attrs.field(default=3600, validator=_positive_number)
     heartrate: float = attrs.field(default=30, validator=_positive_number)
+    retries: int = attrs.field(default=0, validator=_retries)
+    retry_backoff: float = attrs.field(default=1, validator=_non_negative_number)
+    retry_backoff_max: float = attrs.field(default=300, validator=_non_negative_number)
+    time_limit: float | None = attrs.field(default=None, validator=_optional_positive_number)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before running again after run number ``attempt`` (1-based) failed.
+
+        Exponential (``retry_backoff * 2 ** (attempt - 1)``), capped at
+        ``retry_backoff_max``, with "equal jitter" (between half and all of it)
+        so that tasks failing together do not all retry at the same instant.
+        """
+        ceiling = min(self.retry_backoff_max, self.retry_backoff * 2.0 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 @attrs.frozen
@@ -74,6 +113,10 @@ class TaskMessage:
         refs: Ids of the referenced tasks whose results the backend hands over.
         resolved: Outcomes of referenced tasks that the client already held
             (completed Deferreds passed as arguments), keyed by task id.
+        attempt: Worker side only, not encoded: which run this is (1 = first).
+        lease: Worker side only, not encoded: the token that lets this run
+            heartbeat, retry or finish the task; "" for a fire-and-forget task
+            that is not tracked.
     """
 
     id: str
@@ -84,3 +127,16 @@ class TaskMessage:
     options: TaskOptions = attrs.field(factory=TaskOptions)
     refs: tuple[str, ...] = ()
     resolved: dict[str, Any] = attrs.field(factory=dict)
+    attempt: int = 1
+    lease: str = ""
+
+    @property
+    def tracked(self) -> bool:
+        """Whether the backend keeps the task until a worker finishes it.
+
+        A task is tracked when someone can observe its outcome (its result,
+        its dependants' arguments) or when it may run again (retries): then it
+        is held under a lease and re-run or expired if its worker vanishes.
+        A fire-and-forget task without retries is forgotten once taken.
+        """
+        return not self.options.ignore_result or self.options.retries > 0 or bool(self.refs)

@@ -12,9 +12,11 @@ import enum
 __all__ = [
     "COMPLETED",
     "DEFAULT",
+    "DELAYED",
     "ENQUEUED",
     "EXPIRED",
     "FAILED",
+    "LAPSED",
     "PENDING",
     "PROCESSING",
     "SUCCESS",
@@ -29,16 +31,20 @@ DEFAULT = "default"
 class TaskStatus(enum.StrEnum):
     """Where a task is in its life.
 
-    The first four are what a backend reports; the last three are what a
+    The first six are what a backend reports; the last three are what a
     :class:`~worq.task.Deferred` reports once it holds the outcome locally.
     """
 
     PENDING = "pending"
     """Deferred: waiting for the results of the tasks it takes as arguments."""
+    DELAYED = "delayed"
+    """Sent with a delay or eta, or waiting to be retried: runnable later."""
     ENQUEUED = "enqueued"
     """In the queue, waiting for a worker."""
     PROCESSING = "processing"
-    """Taken by a worker; its result is kept alive by heartbeats."""
+    """Taken by a worker, under a lease its heartbeats renew."""
+    LAPSED = "lapsed"
+    """Taken, but its lease ran out (the worker vanished): about to be retried or expired."""
     COMPLETED = "completed"
     """Finished; the result is stored and has not been fetched yet."""
     SUCCESS = "success"
@@ -55,8 +61,10 @@ TERMINAL = frozenset(
 """Statuses after which a task never runs again."""
 
 PENDING = TaskStatus.PENDING
+DELAYED = TaskStatus.DELAYED
 ENQUEUED = TaskStatus.ENQUEUED
 PROCESSING = TaskStatus.PROCESSING
+LAPSED = TaskStatus.LAPSED
 COMPLETED = TaskStatus.COMPLETED
 SUCCESS = TaskStatus.SUCCESS
 FAILED = TaskStatus.FAILED

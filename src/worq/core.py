@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from worq._arguments import extract_refs, resolve_refs
+import attrs
+
+from worq._arguments import extract_refs
 from worq._codec import make_codec
 from worq._deferred import Deferred
 from worq._events import logger, task_fields
-from worq._exposed import ArgumentMismatch, ExposedTask
+from worq._exposed import ExposedTask
 from worq._models import TaskMessage, TaskOptions
+from worq._running import Outcome, run_task
 from worq._urls import mask_url
 from worq.const import TaskStatus
 from worq.exceptions import (
@@ -28,7 +31,7 @@ from worq.exceptions import (
     TaskFailure,
 )
 from worq.task import Queue, TaskSpace
-from worq.typing import DeferResult, TaskQueue
+from worq.typing import DeferResult, Taken, TaskQueue
 
 __all__ = ["NOOP_TASK", "Broker", "TaskQueue"]
 
@@ -37,6 +40,11 @@ NOOP_TASK = "worq:noop"
 
 HEARTBEAT_GRACE = 3
 """A running task's result placeholder outlives this many missed heartbeats."""
+
+WORKER_LOST = "the worker running it was lost"
+
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+"""Default largest encoded task message, in bytes."""
 
 UNDECODABLE_RESULT_TIMEOUT = 3600
 """Seconds to keep the failure recorded for a message nobody could decode."""
@@ -54,11 +62,24 @@ class Broker:
         serializer: ``"json"`` (default) or ``"pickle"``. Pickle runs code
             chosen by whoever can write to the backend: use it only when every
             such writer is trusted.
+        max_message_size: Largest encoded task message accepted, in bytes
+            (16 MiB by default); a larger one is refused when sent.
     """
 
-    def __init__(self, taskqueue: TaskQueue, *, serializer: str = "json") -> None:
+    def __init__(
+        self,
+        taskqueue: TaskQueue,
+        *,
+        serializer: str = "json",
+        max_message_size: int = MAX_MESSAGE_SIZE,
+    ) -> None:
+        if type(max_message_size) is not int or max_message_size < 1:
+            raise ValueError(
+                f"max_message_size must be a positive number of bytes, got {max_message_size!r}"
+            )
         self.taskqueue = taskqueue
         self.codec = make_codec(serializer)
+        self.max_message_size = max_message_size
         self.tasks: dict[str, ExposedTask] = {
             NOOP_TASK: ExposedTask.from_callable(NOOP_TASK, _noop)
         }
@@ -127,13 +148,19 @@ class Broker:
         kwargs: dict[str, Any],
         options: TaskOptions,
         hint: Any = None,
+        delay: float = 0,
     ) -> Deferred[Any] | None:
         """Send one task; return its Deferred, or None when it ignores its result.
 
+        Args:
+            delay: Seconds before the task becomes runnable.
+
         Raises:
-            SerializationError: An argument cannot be encoded; nothing was stored.
+            SerializationError: An argument cannot be encoded, or the message
+                exceeds ``max_message_size``; nothing was stored.
             DuplicateTask: A task with ``task_id`` exists; nothing was stored.
             DependencyUnavailable: A Deferred argument has no result left to take.
+            ValueError: ``delay`` combined with Deferred arguments.
         """
         extracted = extract_refs(args, kwargs)
         message = TaskMessage(
@@ -152,7 +179,18 @@ class Broker:
             raise SerializationError(
                 f"cannot send task {name!r} to queue {self.name!r}: {exc}"
             ) from None
+        if len(data) > self.max_message_size:
+            raise SerializationError(
+                f"cannot send task {name!r} to queue {self.name!r}: its message is "
+                f"{len(data)} bytes, over max_message_size={self.max_message_size}; pass "
+                "large data by reference (a path, a URL, a key) or raise max_message_size"
+            )
         keep_result = not options.ignore_result
+        if extracted.refs and delay > 0:
+            raise ValueError(
+                f"task {name!r}: a delay or eta cannot be combined with Deferred arguments "
+                "(the task already waits for them)"
+            )
         if extracted.refs:
             outcome = self.taskqueue.defer_task(
                 task_id, data, extracted.refs, keep_result=keep_result
@@ -161,7 +199,9 @@ class Broker:
                 raise self._missing_dependency(name, task_id, extracted.refs)
             stored = outcome is DeferResult.STORED
         else:
-            stored = self.taskqueue.enqueue_task(task_id, data, keep_result=keep_result)
+            stored = self.taskqueue.enqueue_task(
+                task_id, data, keep_result=keep_result, track=message.tracked, delay=delay
+            )
         if not stored:
             raise DuplicateTask(
                 name, self.name, task_id, "duplicate task id: a task with this id already exists"
@@ -170,6 +210,7 @@ class Broker:
             "task.deferred" if extracted.refs else "task.enqueued",
             **task_fields(message),
             refs=list(extracted.refs),
+            delay_s=delay,
         )
         return Deferred(self, task_id, name, hint) if keep_result else None
 
@@ -194,7 +235,15 @@ class Broker:
             ResultNotReady: (a ``KeyError``) No result within ``timeout``.
             TaskExpired: The result vanished: its worker was lost or it timed out.
         """
-        data = self.taskqueue.pop_result(task.id, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            data = self.taskqueue.pop_result(task.id, left)
+            if data is not TaskStatus.LAPSED:
+                break
+            taken = self.taskqueue.reclaim_task(task.id)  # a waiter settles it too
+            if taken is not None:
+                self._settle(taken)
         if data is None:
             raise ResultNotReady(f"{task.name} [{self.name}:{task.id}] has no result yet")
         if isinstance(data, TaskStatus):
@@ -255,6 +304,7 @@ class Broker:
 
         A message that cannot be decoded does not stop the worker: its task
         is failed with the reason, an event is logged and None is returned.
+        The task carries its ``attempt`` and ``lease`` (see TaskMessage).
         """
         taken = self.take(timeout)
         return None if taken is None else taken[0]
@@ -265,34 +315,41 @@ class Broker:
         The process pool forwards those bytes to the worker process that runs
         the task, which decodes them with its own broker.
         """
-        item = self.taskqueue.get(timeout)
-        if item is None:
+        taken = self.taskqueue.get(timeout)
+        if taken is None:
             return None
-        task_id, data = item
-        try:
-            message = self.codec.decode_message(data)
-        except SerializationError as exc:
-            self._reject(task_id, f"message could not be decoded ({self.codec.name}): {exc}")
-            return None
-        if message.id != task_id or message.queue != self.name:
-            self._reject(task_id, f"message is for task {message.id!r} on queue {message.queue!r}")
-            return None
-        return message, data
+        message = self._decode_taken(taken)
+        return None if message is None else (message, taken.message)
 
-    def _reject(self, task_id: str, reason: str) -> None:
-        logger.error("task.rejected", task_id=task_id, queue=self.name, error=reason)
-        failure = TaskFailure("?", self.name, task_id, reason)
+    def _decode_taken(self, taken: Taken) -> TaskMessage | None:
+        """The taken task's message with its attempt and lease; None (rejected) if bad."""
+        try:
+            message = self.codec.decode_message(taken.message)
+        except SerializationError as exc:
+            reason = f"message could not be decoded ({self.codec.name}): {exc}"
+            self._reject(taken, reason)
+            return None
+        if message.id != taken.task_id or message.queue != self.name:
+            self._reject(taken, f"message is for task {message.id!r} on queue {message.queue!r}")
+            return None
+        return attrs.evolve(message, attempt=taken.attempt, lease=taken.lease)
+
+    def _reject(self, taken: Taken, reason: str) -> None:
+        logger.error("task.rejected", task_id=taken.task_id, queue=self.name, error=reason)
+        failure = TaskFailure("?", self.name, taken.task_id, reason)
         self.taskqueue.set_result(
-            task_id, self.codec.encode_value(failure), UNDECODABLE_RESULT_TIMEOUT
+            taken.task_id,
+            self.codec.encode_value(failure),
+            UNDECODABLE_RESULT_TIMEOUT,
+            taken.lease or None,
         )
 
     def invoke(self, task: TaskMessage) -> None:
-        """Run a task taken with :meth:`next_task` and store its outcome."""
+        """Run a task taken with :meth:`next_task`, then store its outcome or retry it."""
         outcome = self.execute(task)
-        if not task.options.ignore_result:
-            self.set_result(task, outcome)
+        self.finish(task, self.encode_outcome(task, outcome.value), outcome.retry_reason)
 
-    def execute(self, task: TaskMessage, arguments: Mapping[str, bytes] | None = None) -> Any:
+    def execute(self, task: TaskMessage, arguments: Mapping[str, bytes] | None = None) -> Outcome:
         """Run a task taken with :meth:`next_task`; return its outcome without storing it.
 
         Args:
@@ -300,60 +357,43 @@ class Broker:
             arguments: The encoded results handed to the task as arguments, when
                 the caller already fetched them (see :meth:`get_arguments`);
                 by default they are fetched from the backend when needed.
-
-        Returns:
-            The task's return value, or a TaskFailure saying why there is none.
         """
-        fields = task_fields(task)
-        logger.info("task.started", **fields)
-        started = time.perf_counter()
-        outcome = self._run(task, fields, arguments)
-        duration = round(time.perf_counter() - started, 6)
-        if isinstance(outcome, TaskFailure):
-            logger.warning("task.failed", **fields, error=outcome.error, duration_s=duration)
-        else:
-            logger.info("task.succeeded", **fields, duration_s=duration)
-        return outcome
+        handed = self.get_arguments(task) if arguments is None else arguments
+        return run_task(self.tasks, self.codec, task, handed)
 
     def get_arguments(self, task: TaskMessage) -> dict[str, bytes]:
         """The encoded results handed to ``task`` as arguments (none unless it has refs)."""
         return self.taskqueue.get_arguments(task.id) if task.refs else {}
 
-    def _run(
-        self, task: TaskMessage, fields: dict[str, Any], arguments: Mapping[str, bytes] | None
-    ) -> Any:
-        exposed = self.tasks.get(task.name)
-        if exposed is None:
-            return TaskFailure(task.name, task.queue, task.id, "no such task")
-        values = dict(task.resolved)
-        if task.refs:
-            handed = self.get_arguments(task) if arguments is None else arguments
-            for ref in task.refs:
-                values[ref] = self._argument_value(task, ref, handed.get(ref))
-        if task.options.on_error == "fail":
-            for value in values.values():
-                if isinstance(value, TaskFailure):
-                    return TaskFailure(
-                        task.name, task.queue, task.id, f"dependency failed: {value}"
-                    )
-        args, kwargs = (
-            resolve_refs(task.args, task.kwargs, values) if values else (task.args, task.kwargs)
-        )
-        try:
-            return exposed.call(self.codec, args, kwargs)
-        except ArgumentMismatch as exc:
-            return TaskFailure(task.name, task.queue, task.id, str(exc))
-        except Exception as exc:
-            logger.error("task.raised", **fields, exc_info=True)
-            return TaskFailure(task.name, task.queue, task.id, f"{type(exc).__name__}: {exc}")
+    def finish(self, task: TaskMessage, data: bytes, retry_reason: str | None = None) -> None:
+        """Store a run's encoded outcome, or run the task again if it failed and may retry.
 
-    def _argument_value(self, task: TaskMessage, ref: str, data: bytes | None) -> Any:
-        if data is None:
-            return TaskFailure("?", task.queue, ref, "result was not handed over to the dependant")
-        try:
-            return self.codec.decode_value(data)
-        except SerializationError as exc:
-            return TaskFailure("?", task.queue, ref, f"result could not be decoded: {exc}")
+        Args:
+            task: The task, with the attempt and lease it was taken with.
+            data: The encoded outcome (see :meth:`encode_outcome`).
+            retry_reason: Why another run may succeed; None if it may not.
+        """
+        if retry_reason is not None and self.retry(task, retry_reason):
+            return
+        self.store_result(task, data)
+
+    def retry(self, task: TaskMessage, reason: str) -> bool:
+        """Queue the task again, after its backoff, if it has retries left.
+
+        Returns:
+            False when no retry is left (the caller stores the failure).
+        """
+        if task.attempt > task.options.retries:
+            return False
+        delay = round(task.options.retry_delay(task.attempt), 3)
+        fields = task_fields(task)
+        if self.taskqueue.retry_task(task.id, task.lease, delay):
+            logger.warning(
+                "task.retrying", **fields, attempt=task.attempt, delay_s=delay, error=reason
+            )
+        else:
+            logger.warning("task.lease_lost", **fields, attempt=task.attempt, error=reason)
+        return True
 
     def set_result(self, task: TaskMessage, result: Any) -> None:
         """Store a task's outcome (a value or a TaskFailure) for its waiter and dependants.
@@ -374,20 +414,56 @@ class Broker:
             return self.codec.encode_value(failure)
 
     def store_result(self, task: TaskMessage, data: bytes) -> None:
-        """Store an outcome already encoded (by :meth:`encode_outcome`, maybe in a worker)."""
-        self.taskqueue.set_result(task.id, data, task.options.result_timeout)
+        """Store an encoded outcome, unless the task's lease was lost meanwhile.
+
+        A lost lease means the task was reclaimed (its lease lapsed) and retried
+        or expired: the outcome of this late run is dropped, with an event. An
+        untracked task (fire and forget, no retries) has nothing to store.
+        """
+        if not task.tracked:
+            return
+        lease = task.lease or None
+        if not self.taskqueue.set_result(task.id, data, task.options.result_timeout, lease):
+            logger.warning("task.lease_lost", **task_fields(task), attempt=task.attempt)
 
     def heartbeat(self, task: TaskMessage) -> None:
-        """Keep a running task's result placeholder (and its dependants') alive."""
-        self.taskqueue.set_task_timeout(task.id, task.options.heartrate * HEARTBEAT_GRACE)
+        """Renew a running task's lease (a few heartrates long)."""
+        renewed = self.taskqueue.set_task_timeout(
+            task.id, task.options.heartrate * HEARTBEAT_GRACE, task.lease or None
+        )
+        if not renewed and task.tracked:
+            logger.warning("task.lease_lost", **task_fields(task), attempt=task.attempt)
 
     def task_failed(
         self, task: TaskMessage, reason: str = "the worker running it was lost"
     ) -> None:
-        """Fail a task whose worker died: its waiter and dependants get TaskExpired."""
-        logger.error("task.expired", **task_fields(task), error=reason)
-        if not task.options.ignore_result:
-            self.set_result(task, TaskExpired(task.name, task.queue, task.id, reason))
+        """A run ended without an outcome (its worker died): retry it, or expire it.
+
+        Its waiter and dependants get TaskExpired when no retry is left.
+        """
+        if self.retry(task, reason):
+            return
+        logger.error("task.expired", **task_fields(task), attempt=task.attempt, error=reason)
+        self.set_result(task, TaskExpired(task.name, task.queue, task.id, reason))
+
+    def reap(self, limit: int = 100) -> int:
+        """Settle up to ``limit`` tasks whose lease lapsed: retry or expire each.
+
+        Any process may call this: each lapsed task is settled exactly once,
+        however many race. Worker pools call it periodically.
+
+        Returns:
+            How many tasks were settled.
+        """
+        reclaimed = self.taskqueue.reclaim(limit)
+        for taken in reclaimed:
+            self._settle(taken)
+        return len(reclaimed)
+
+    def _settle(self, taken: Taken) -> None:
+        task = self._decode_taken(taken)
+        if task is not None:
+            self.task_failed(task, "its lease lapsed: the worker running it stopped heartbeating")
 
     def close(self) -> None:
         """Release the backend's connections."""

@@ -7,6 +7,7 @@ import functools
 import typing
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
 import attrs
@@ -220,6 +221,14 @@ class Task(Generic[D]):
             (default 3600).
         heartrate: Seconds between worker heartbeats while the task runs
             (default 30).
+        retries: Runs to add after the task raised, its worker died, its lease
+            lapsed or its time limit passed (default 0: at most one run).
+        retry_backoff: Seconds before the first retry, doubling each time,
+            with jitter (default 1).
+        retry_backoff_max: Longest wait before a retry (default 300).
+        time_limit: Seconds a run may take (default: no limit).
+        delay: Seconds to wait before the task becomes runnable.
+        eta: When the task becomes runnable (a timezone-aware datetime).
 
     Options left out (None) take the queue's defaults (see :class:`Queue`),
     then worq's.
@@ -231,7 +240,7 @@ class Task(Generic[D]):
     FAIL: OnError = "fail"
     PASS: OnError = "pass"
 
-    __slots__ = ("id", "options", "queue")
+    __slots__ = ("delay", "eta", "id", "options", "queue")
 
     @overload
     def __init__(
@@ -242,6 +251,12 @@ class Task(Generic[D]):
         ignore_result: Literal[False] = False,
         result_timeout: float | None = None,
         heartrate: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        time_limit: float | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
     ) -> None: ...
 
     @overload
@@ -254,6 +269,12 @@ class Task(Generic[D]):
         ignore_result: Literal[True],
         result_timeout: float | None = None,
         heartrate: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        time_limit: float | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
     ) -> None: ...
 
     @overload
@@ -265,6 +286,12 @@ class Task(Generic[D]):
         ignore_result: bool = False,
         result_timeout: float | None = None,
         heartrate: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        time_limit: float | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
     ) -> None: ...
 
     def __init__(
@@ -275,6 +302,12 @@ class Task(Generic[D]):
         ignore_result: bool = False,
         result_timeout: float | None = None,
         heartrate: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        time_limit: float | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
     ) -> None:
         if not isinstance(queue, Queue):
             raise ValueError(
@@ -284,11 +317,25 @@ class Task(Generic[D]):
             raise ValueError(f"task id must be a string or a function returning one, got {id!r}")
         self.queue = queue
         self.id = queue._id if id is None else id
+        if delay is not None and eta is not None:
+            raise ValueError("give a task either a delay or an eta, not both")
+        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
+            raise ValueError(f"delay must be a number of seconds, got {delay!r}")
+        if eta is not None and not isinstance(eta, datetime):
+            raise ValueError(f"eta must be a datetime, got {eta!r}")
+        if eta is not None and eta.tzinfo is None:
+            raise ValueError(f"eta must be timezone-aware (e.g. datetime.now(UTC)), got {eta!r}")
+        self.delay = delay
+        self.eta = eta
         given: dict[str, Any] = {
             "on_error": on_error,
             "ignore_result": ignore_result,
             "result_timeout": result_timeout,
             "heartrate": heartrate,
+            "retries": retries,
+            "retry_backoff": retry_backoff,
+            "retry_backoff_max": retry_backoff_max,
+            "time_limit": time_limit,
         }
         self.options = attrs.evolve(
             queue._options, **{key: value for key, value in given.items() if value is not None}
@@ -303,10 +350,9 @@ class Task(Generic[D]):
         """A copy of this task with ``options`` (the constructor's keywords) changed."""
         merged: dict[str, Any] = {
             "id": self.id,
-            "on_error": self.options.on_error,
-            "ignore_result": self.options.ignore_result,
-            "result_timeout": self.options.result_timeout,
-            "heartrate": self.options.heartrate,
+            "delay": self.delay,
+            "eta": self.eta,
+            **attrs.asdict(self.options),
         }
         unknown = set(options) - set(merged)
         if unknown:
@@ -320,9 +366,20 @@ class Task(Generic[D]):
         """Send the task; return its Deferred, or None when ignoring the result."""
         broker = self.queue._broker
         deferred = broker.enqueue(
-            self.name, _task_id(self.id, args, kwargs), args, kwargs, self.options
+            self.name,
+            _task_id(self.id, args, kwargs),
+            args,
+            kwargs,
+            self.options,
+            delay=self._delay(),
         )
         return cast(D, deferred)  # D is Deferred exactly when results are kept
+
+    def _delay(self) -> float:
+        """Seconds from now until the task may run."""
+        if self.eta is not None:
+            return max(0.0, (self.eta - datetime.now(UTC)).total_seconds())
+        return max(0.0, float(self.delay or 0))
 
     def __repr__(self) -> str:
         return f"<Task {self.name} [{self.queue._broker.name}] {self.options}>"

@@ -12,10 +12,12 @@ import enum
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import attrs
+
 from worq._models import TaskMessage
 from worq.const import TaskStatus
 
-__all__ = ["Codec", "DeferResult", "TaskQueue", "WorkerPool"]
+__all__ = ["Codec", "DeferResult", "Taken", "TaskQueue", "WorkerPool"]
 
 
 class DeferResult(enum.StrEnum):
@@ -29,6 +31,25 @@ class DeferResult(enum.StrEnum):
     """Nothing stored: an argument's task has no result to take (fetched, expired, unknown)."""
 
 
+@attrs.frozen
+class Taken:
+    """A task handed to a worker (or reclaimed by a sweeper) under a lease.
+
+    Attributes:
+        task_id: The task's id.
+        message: The encoded task message.
+        attempt: Runs so far, this one included (1 for the first run).
+        lease: Token that lets its holder heartbeat, retry or finish the
+            task; a newer lease (a reclaim) makes older holders' calls no-ops.
+            "" for a fire-and-forget task that is not tracked.
+    """
+
+    task_id: str
+    message: bytes
+    attempt: int = 1
+    lease: str = ""
+
+
 class TaskQueue(Protocol):
     """A queue backend: stores task messages and results as opaque bytes.
 
@@ -38,14 +59,20 @@ class TaskQueue(Protocol):
 
     Task/result lifecycle:
 
-    1. ``enqueue_task``/``defer_task`` store a result placeholder (unless the
-       task ignores its result) and queue the task, or hold it until every
-       task it takes as an argument has finished.
-    2. ``get`` takes a task and gives its placeholder a timeout.
-    3. ``set_task_timeout`` (heartbeats) extends that timeout, and that of every
-       pending task waiting on this task's result.
-    4. ``set_result`` stores the result, hands it to every pending task that
-       takes it as an argument, and queues those whose arguments are complete.
+    1. ``enqueue_task``/``defer_task`` store the task (and its result
+       placeholder) and queue it, after a delay, or once every task it takes
+       as an argument has finished.
+    2. ``get`` takes a task: a tracked one (see
+       :attr:`worq._models.TaskMessage.tracked`) is held under a lease that
+       lapses after ``initial_result_timeout`` seconds; an untracked one is
+       forgotten.
+    3. ``set_task_timeout`` (heartbeats) renews the lease.
+    4. ``set_result`` stores the outcome, hands it to every pending task that
+       takes it as an argument and queues those whose arguments are complete;
+       or ``retry_task`` queues the task again.
+    5. A lease that lapses (its worker vanished) leaves the task ``lapsed``
+       until ``reclaim``/``reclaim_task`` hand it, under a fresh lease, to
+       exactly one caller, who retries or expires it.
 
     Where WorQ 1.1 split step 4 into ``set_result``, ``set_argument`` and
     ``undefer_task`` (and enqueueing into ``reserve_argument`` and
@@ -64,10 +91,16 @@ class TaskQueue(Protocol):
         ...
 
     initial_result_timeout: float
-    """Seconds a taken task's result placeholder lives before a heartbeat must extend it."""
+    """Seconds a lease lasts when a task is taken, before a heartbeat renews it."""
 
-    def enqueue_task(self, task_id: str, message: bytes, *, keep_result: bool) -> bool:
-        """Queue a task; store a result placeholder when ``keep_result``.
+    def enqueue_task(
+        self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
+    ) -> bool:
+        """Queue a task, runnable after ``delay`` seconds.
+
+        Args:
+            keep_result: Store a result placeholder, then the result.
+            track: Hold the task under a lease while it runs (see Taken).
 
         Returns:
             False, storing nothing, when a task with this id exists.
@@ -80,47 +113,78 @@ class TaskQueue(Protocol):
         """Queue a task once the results of ``argument_ids`` are all available.
 
         Results already available are taken as arguments at once; the others
-        are reserved and handed over by ``set_result``.
+        are handed over by ``set_result``. Deferred tasks are always tracked.
         """
         ...
 
-    def get(self, timeout: float | None) -> tuple[str, bytes] | None:
-        """Take the next task: ``(task_id, message)``, or None after ``timeout`` seconds.
-
-        ``None`` waits forever. The task's status becomes ``processing``.
-        """
+    def get(self, timeout: float | None) -> Taken | None:
+        """Take the next runnable task, or None after ``timeout`` seconds (None: forever)."""
         ...
 
     def size(self) -> int:
-        """Number of tasks waiting in the queue."""
+        """Number of tasks waiting to run (queued or delayed)."""
         ...
 
     def discard_pending(self) -> int:
-        """Drop every queued task; their waiters see them expire. Returns how many."""
+        """Drop every waiting task (queued or delayed); their waiters see them expire."""
         ...
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
         """The results handed to a task as arguments, keyed by argument task id."""
         ...
 
-    def set_task_timeout(self, task_id: str, timeout: float) -> None:
-        """Keep a running task's result placeholder (and its dependants') for ``timeout`` s."""
+    def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
+        """Renew a running task's lease for ``timeout`` seconds (a heartbeat).
+
+        Returns:
+            False when the task is not running under ``lease`` (None: any lease).
+        """
         ...
 
     def get_status(self, task_id: str) -> TaskStatus | None:
-        """``pending``, ``enqueued``, ``processing`` or ``completed``; None when unknown."""
+        """``pending``, ``delayed``, ``enqueued``, ``processing``, ``lapsed`` or
+        ``completed``; None when unknown."""
         ...
 
-    def set_result(self, task_id: str, message: bytes, timeout: float) -> None:
-        """Store a task's result for ``timeout`` seconds and hand it to its dependants."""
+    def set_result(
+        self, task_id: str, message: bytes, timeout: float, lease: str | None = None
+    ) -> bool:
+        """Finish a task: keep its result ``timeout`` seconds, hand it to its dependants.
+
+        A task that ignores its result is just forgotten.
+
+        Returns:
+            False, changing nothing, when ``lease`` is given and the task is not
+            running under it any more (it was reclaimed, retried or finished).
+        """
+        ...
+
+    def retry_task(self, task_id: str, lease: str, delay: float) -> bool:
+        """Queue a running task again, runnable after ``delay`` seconds.
+
+        Returns:
+            False, changing nothing, when the task is not running under ``lease``.
+        """
+        ...
+
+    def reclaim(self, limit: int) -> list[Taken]:
+        """Take over up to ``limit`` tasks whose lease lapsed, each under a fresh lease.
+
+        Each lapsed task is handed to exactly one caller, however many race.
+        """
+        ...
+
+    def reclaim_task(self, task_id: str) -> Taken | None:
+        """Take over one task if its lease lapsed (see :meth:`reclaim`)."""
         ...
 
     def pop_result(self, task_id: str, timeout: float | None) -> bytes | TaskStatus | None:
         """Take a task's result, waiting up to ``timeout`` seconds (None: forever; 0: no wait).
 
         Returns:
-            The result message; ``TaskStatus.EXPIRED`` when the task is unknown
-            or its placeholder lapsed; None when ``timeout`` passed first.
+            The result message; ``TaskStatus.LAPSED`` as soon as the task's
+            lease has lapsed (reclaim it to settle it); ``TaskStatus.EXPIRED``
+            when the task is unknown; None when ``timeout`` passed first.
         """
         ...
 

@@ -1,8 +1,10 @@
-"""Heartbeats for running tasks, shared by the worker pools.
+"""Lease upkeep for a worker pool: heartbeats, time limits, reaping.
 
-While a task runs, its result placeholder must be kept alive; otherwise a
-waiter would see the task expire. One thread per pool beats for every task
-that pool is running, each at its own ``heartrate``.
+While a task runs its lease must be renewed, or the task would be reclaimed
+as lost. One thread per pool beats for every task the pool runs, each at its
+own ``heartrate``; tells the pool when a run passes its ``time_limit``; and,
+every few seconds, reaps tasks whose lease lapsed anywhere on the queue (their
+pool vanished), so that they are retried or expired even if nobody waits.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
+
+import attrs
 
 from worq._events import logger, task_fields
 from worq._models import TaskMessage
@@ -19,39 +24,67 @@ from worq.exceptions import WorqError
 __all__ = ["Heartbeat"]
 
 _MAX_NAP = 1.0
-"""Longest the heartbeat thread waits before looking at the running tasks again."""
+"""Longest the thread waits before looking at the running tasks again."""
+
+REAP_EVERY = (0.05, 5.0)
+"""Bounds of the reaping interval, which is a quarter of the backend's initial lease."""
+
+
+@attrs.define
+class _Running:
+    task: TaskMessage
+    next_beat: float
+    overdue_at: float
 
 
 class Heartbeat:
-    """Beats for every registered task until :meth:`close`."""
+    """Keeps the leases of the tasks it is told about, until :meth:`close`.
 
-    def __init__(self, broker: Broker, name: str) -> None:
+    Args:
+        broker: The pool's broker.
+        name: The pool's name (for the thread's name).
+        on_overdue: Called once, in this thread, for a task whose run passed
+            its ``time_limit``; None when the pool enforces limits itself.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        name: str,
+        on_overdue: Callable[[TaskMessage], None] | None = None,
+    ) -> None:
         self._broker = broker
+        self._on_overdue = on_overdue
         self._changed = threading.Condition()
-        self._due: dict[str, tuple[TaskMessage, float]] = {}
+        self._running: dict[str, _Running] = {}
         self._closed = False
+        lease = broker.taskqueue.initial_result_timeout
+        self._reap_every = min(max(lease / 4, REAP_EVERY[0]), REAP_EVERY[1])
+        self._next_reap = time.monotonic() + self._reap_every
         self._thread = threading.Thread(target=self._run, name=f"{name}-heartbeat", daemon=True)
         self._thread.start()
 
     def add(self, task: TaskMessage) -> None:
-        """Start beating for ``task``.
+        """Start keeping ``task``'s lease.
 
-        The first beat comes after one ``heartrate``, or sooner if the backend's
-        initial placeholder timeout would lapse first, so a task never looks
-        expired while it runs; short tasks finish before any beat is sent.
+        The first beat comes after one ``heartrate``, or sooner if the initial
+        lease would lapse first; tasks shorter than that send no beat at all.
         """
+        now = time.monotonic()
         first = min(task.options.heartrate, self._broker.taskqueue.initial_result_timeout / 2)
+        limit = task.options.time_limit
+        overdue = math.inf if limit is None or self._on_overdue is None else now + limit
         with self._changed:
-            self._due[task.id] = (task, time.monotonic() + first)
+            self._running[task.id] = _Running(task, now + first, overdue)
             self._changed.notify()
 
     def remove(self, task: TaskMessage) -> None:
-        """Stop beating for ``task``."""
+        """Stop keeping ``task``'s lease."""
         with self._changed:
-            self._due.pop(task.id, None)
+            self._running.pop(task.id, None)
 
     def close(self) -> None:
-        """Stop the heartbeat thread and wait for it."""
+        """Stop the thread and wait for it."""
         with self._changed:
             self._closed = True
             self._changed.notify()
@@ -60,26 +93,46 @@ class Heartbeat:
     def _run(self) -> None:
         while True:
             with self._changed:
-                due = self._take_due()
-                while not due and not self._closed:
-                    self._changed.wait(self._nap())
-                    due = self._take_due()
                 if self._closed:
                     return
-            for task in due:
-                try:
-                    self._broker.heartbeat(task)
-                except WorqError as exc:
-                    logger.warning("task.heartbeat_failed", **task_fields(task), error=str(exc))
+                beats, overdue, reap = self._due(time.monotonic())
+                if not (beats or overdue or reap):
+                    self._changed.wait(self._nap())
+                    continue
+            self._act(beats, overdue, reap)
 
-    def _take_due(self) -> list[TaskMessage]:
-        """The tasks whose beat is due, each rescheduled one heartrate later."""
-        now = time.monotonic()
-        due = [task for task, when in self._due.values() if when <= now]
-        for task in due:
-            self._due[task.id] = (task, now + task.options.heartrate)
-        return due
+    def _due(self, now: float) -> tuple[list[TaskMessage], list[TaskMessage], bool]:
+        """What to do now; reschedules what it hands out."""
+        beats, overdue = [], []
+        for running in self._running.values():
+            if running.next_beat <= now:
+                beats.append(running.task)
+                running.next_beat = now + running.task.options.heartrate
+            if running.overdue_at <= now:
+                overdue.append(running.task)
+                running.overdue_at = math.inf
+        reap = self._next_reap <= now
+        if reap:
+            self._next_reap = now + self._reap_every
+        return beats, overdue, reap
 
     def _nap(self) -> float:
-        upcoming = min((when for _, when in self._due.values()), default=math.inf)
-        return max(0.0, min(_MAX_NAP, upcoming - time.monotonic()))
+        times = [self._next_reap]
+        for running in self._running.values():
+            times += [running.next_beat, running.overdue_at]
+        return max(0.0, min(_MAX_NAP, min(times) - time.monotonic()))
+
+    def _act(self, beats: list[TaskMessage], overdue: list[TaskMessage], reap: bool) -> None:
+        for task in beats:
+            try:
+                self._broker.heartbeat(task)
+            except WorqError as exc:
+                logger.warning("task.heartbeat_failed", **task_fields(task), error=str(exc))
+        for task in overdue:
+            if self._on_overdue is not None:
+                self._on_overdue(task)
+        if reap:
+            try:
+                self._broker.reap()
+            except WorqError as exc:
+                logger.warning("pool.reap_failed", queue=self._broker.name, error=str(exc))

@@ -7,13 +7,14 @@ nor spin while it is down: each failure in a row waits a little longer.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from worq._events import logger
 from worq._models import TaskMessage
 from worq.core import Broker
 from worq.exceptions import BackendUnavailable, WorqError
 
-__all__ = ["back_off", "store_outcome"]
+__all__ = ["back_off", "finish_outcome", "persist"]
 
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Seconds to wait after the 1st, 2nd, … failure in a row (the last one repeats)."""
@@ -27,10 +28,8 @@ def back_off(broker: Broker, failures: int, exc: WorqError, stopping: threading.
     stopping.wait(delay)
 
 
-def store_outcome(
-    broker: Broker, task: TaskMessage, data: bytes, stopping: threading.Event
-) -> None:
-    """Store an encoded outcome, waiting out outages until the pool is stopping.
+def persist(step: Callable[[], None], broker: Broker, stopping: threading.Event) -> None:
+    """Run a backend step until it goes through, waiting out outages until stopping.
 
     Raises:
         BackendUnavailable: The backend is down and the pool is stopping.
@@ -38,10 +37,21 @@ def store_outcome(
     failures = 0
     while True:
         try:
-            broker.store_result(task, data)
+            step()
             return
         except BackendUnavailable as exc:
             if stopping.is_set():
                 raise
             back_off(broker, failures, exc, stopping)
             failures += 1
+
+
+def finish_outcome(
+    broker: Broker,
+    task: TaskMessage,
+    data: bytes,
+    retry_reason: str | None,
+    stopping: threading.Event,
+) -> None:
+    """Store a run's encoded outcome or retry the task (see ``Broker.finish``), outages or not."""
+    persist(lambda: broker.finish(task, data, retry_reason), broker, stopping)

@@ -10,7 +10,7 @@ Messages on the pipe, all built from plain str/bytes/dict values:
 
 - pool → worker: ``("run", message_bytes, {arg_id: result_bytes})``, ``("stop",)``
 - worker → pool: ``("ready", pid)``, ``("init_failed", reason)``,
-  ``("done", outcome_bytes)``, ``("undecodable", reason)``
+  ``("done", outcome_bytes, retry_reason_or_None)``, ``("undecodable", reason)``
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ def worker_main(
     pool_name: str,
 ) -> None:
     """Entry point of a worker process (spawned, never forked)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pool's to handle
+    # Ctrl-C and a SIGTERM sent to the whole process group (systemd, docker)
+    # are the pool's to handle: it lets running tasks finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _exit_with_parent()
     configure_logging_from_environment()
     structlog.contextvars.bind_contextvars(pool=pool_name)
@@ -67,13 +70,13 @@ def worker_main(
         conn.send(_run(broker, data, arguments))
 
 
-def _run(broker: Broker, data: bytes, arguments: Mapping[str, bytes]) -> tuple[str, Any]:
+def _run(broker: Broker, data: bytes, arguments: Mapping[str, bytes]) -> tuple[Any, ...]:
     try:
         message = broker.codec.decode_message(data)
     except SerializationError as exc:
         return "undecodable", f"worker could not decode the message ({broker.codec.name}): {exc}"
     outcome = broker.execute(message, arguments)
-    return "done", broker.encode_outcome(message, outcome)
+    return "done", broker.encode_outcome(message, outcome.value), outcome.retry_reason
 
 
 def _exit_with_parent() -> None:

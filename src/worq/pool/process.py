@@ -14,6 +14,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import threading
 from collections.abc import Callable, Mapping
 from multiprocessing.process import BaseProcess
@@ -24,7 +25,7 @@ from worq._models import TaskMessage
 from worq.core import Broker
 from worq.exceptions import PoolError, TaskFailure, WorqError
 from worq.pool._heartbeat import Heartbeat
-from worq.pool._outages import back_off, store_outcome
+from worq.pool._outages import back_off, finish_outcome, persist
 from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import worker_main
 
@@ -34,6 +35,9 @@ Error = PoolError
 """Raised when the pool is used out of order (started twice, say)."""
 
 _spawn = multiprocessing.get_context("spawn")
+
+_TIMED_OUT: tuple[Any, ...] = ("timed out",)
+"""What :meth:`_Slot._receive` returns when the worker overran the time limit."""
 
 RETIRE_TIMEOUT = 10.0
 """Seconds a stopping worker gets to exit before it is terminated."""
@@ -68,6 +72,13 @@ class WorkerPool:
     ) -> None:
         if not callable(init_func):
             raise ValueError(f"init_func must be callable, got {init_func!r}")
+        try:
+            pickle.dumps(init_func)
+        except Exception as exc:
+            raise ValueError(
+                f"init_func {init_func!r} cannot be sent to worker processes ({exc}): "
+                "use a function defined at module level"
+            ) from None
         workers = (os.cpu_count() or 1) if workers is None else workers
         _check_positive("workers", workers)
         if max_worker_tasks is not None:
@@ -162,6 +173,8 @@ class _Slot:
                     if not self._ensure_worker():
                         continue
                     taken = pool.broker.take(self.timeout)
+                    if failures:
+                        logger.info("backend.available", queue=pool.broker.name, pool=pool.name)
                     failures = 0
                 except WorqError as exc:
                     back_off(pool.broker, failures, exc, pool._stopping)
@@ -179,7 +192,7 @@ class _Slot:
                 return True
             self._retire(f"max_worker_tasks={self.pool.max_worker_tasks} reached")
         elif self.process is not None:
-            self._reap()
+            self._forget_worker()
         return self._spawn()
 
     def _spawn(self) -> bool:
@@ -192,7 +205,14 @@ class _Slot:
             name=f"{pool.name}-worker",
             daemon=True,
         )  # fmt: skip
-        process.start()
+        try:
+            process.start()
+        except Exception as exc:  # e.g. the main module cannot be re-imported
+            logger.error("worker.init_failed", pool=pool.name, error=repr(exc))
+            parent_conn.close()
+            child_conn.close()
+            pool._stopping.wait(1.0)  # do not spin on a start that always fails
+            return False
         child_conn.close()
         reply = self._receive(parent_conn, process)
         if reply is None or reply[0] != "ready":
@@ -211,9 +231,14 @@ class _Slot:
         process, conn = self.process, self.conn
         if process is None or conn is None:  # pragma: no cover - _ensure_worker ran first
             raise AssertionError("no worker to run the task")
+        arguments: dict[str, bytes] = {}
+
+        def fetch() -> None:
+            arguments.update(broker.get_arguments(task))
+
         try:
-            arguments = broker.get_arguments(task)
-        except WorqError as exc:
+            persist(fetch, broker, pool._stopping)
+        except WorqError as exc:  # stopping: the lease lapses, a reaper settles the task
             logger.error("task.arguments_unavailable", **task_fields(task), error=str(exc))
             return
         heartbeat = pool._heartbeat
@@ -222,44 +247,68 @@ class _Slot:
         try:
             with contextlib.suppress(OSError):  # died idle: _receive sees its exit
                 conn.send(("run", data, arguments))
-            reply = self._receive(conn, process)
+            reply = self._receive(conn, process, task.options.time_limit)
         finally:
             if heartbeat is not None:
                 heartbeat.remove(task)
-        if reply is None:
-            self._crashed(task, process)
+        if reply is None or reply is _TIMED_OUT:
+            self._ended_without_outcome(task, process, timed_out=reply is _TIMED_OUT)
             return
         self.tasks_done += 1
-        if task.options.ignore_result:
-            return
-        kind, payload = reply
-        if kind != "done":
-            failure = TaskFailure(task.name, task.queue, task.id, str(payload))
-            payload = broker.encode_outcome(task, failure)
+        if reply[0] == "done":
+            _, outcome, retry_reason = reply
+        else:
+            logger.error("task.rejected", **task_fields(task), error=str(reply[1]))
+            failure = TaskFailure(task.name, task.queue, task.id, str(reply[1]))
+            outcome, retry_reason = broker.encode_outcome(task, failure), None
+        self._finish(task, outcome, retry_reason)
+
+    def _finish(self, task: TaskMessage, data: bytes, retry_reason: str | None) -> None:
         try:
-            store_outcome(broker, task, payload, pool._stopping)
+            finish_outcome(self.pool.broker, task, data, retry_reason, self.pool._stopping)
         except WorqError as exc:
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
 
-    def _crashed(self, task: TaskMessage, process: BaseProcess) -> None:
+    def _ended_without_outcome(
+        self, task: TaskMessage, process: BaseProcess, *, timed_out: bool
+    ) -> None:
+        """The worker died in the task, or overran its time limit and is killed now."""
+        limit = task.options.time_limit
+        if timed_out:
+            process.kill()
+            process.join(RETIRE_TIMEOUT)
+            reason = f"time limit of {limit}s exceeded: worker process {process.pid} was killed"
+            logger.error("task.time_limit_exceeded", **task_fields(task), time_limit_s=limit)
+            self._forget_worker()
+            failure = TaskFailure(task.name, task.queue, task.id, reason)
+            self._finish(task, self.pool.broker.encode_outcome(task, failure), reason)
+            return
         process.join(RETIRE_TIMEOUT)
         reason = f"worker process {process.pid} died (exit code {process.exitcode}) running it"
         logger.error("worker.crashed", **task_fields(task), pool=self.pool.name, error=reason)
-        self._reap()
+        self._forget_worker()
         try:
-            self.pool.broker.task_failed(task, reason)
+            persist(
+                lambda: self.pool.broker.task_failed(task, reason),
+                self.pool.broker,
+                self.pool._stopping,
+            )
         except WorqError as exc:
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
 
     @staticmethod
     def _receive(
-        conn: multiprocessing.connection.Connection, process: BaseProcess
-    ) -> tuple[str, Any] | None:
-        """The worker's next message, or None once it has died."""
-        ready = multiprocessing.connection.wait([conn, process.sentinel])
+        conn: multiprocessing.connection.Connection,
+        process: BaseProcess,
+        timeout: float | None = None,
+    ) -> tuple[Any, ...] | None:
+        """The worker's next message; None once it died; ``_TIMED_OUT`` after ``timeout``."""
+        ready = multiprocessing.connection.wait([conn, process.sentinel], timeout)
+        if not ready:
+            return _TIMED_OUT
         if conn in ready:
             try:
-                reply: tuple[str, Any] = conn.recv()
+                reply: tuple[Any, ...] = conn.recv()
                 return reply
             except (EOFError, OSError):
                 return None
@@ -274,12 +323,12 @@ class _Slot:
             conn.send(("stop",))
         process.join(RETIRE_TIMEOUT)
         if process.is_alive():
-            process.terminate()
+            process.kill()  # workers ignore SIGTERM: it is their pool's to handle
             process.join(RETIRE_TIMEOUT)
         logger.info("worker.retired", pool=self.pool.name, pid=process.pid, reason=reason)
-        self._reap()
+        self._forget_worker()
 
-    def _reap(self) -> None:
+    def _forget_worker(self) -> None:
         if self.conn is not None:
             self.conn.close()
         if self.process is not None:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from worq._events import logger, task_fields
 from worq._models import TaskMessage
 from worq.core import NOOP_TASK, Broker
-from worq.exceptions import PoolError, WorqError
+from worq.exceptions import PoolError, TaskFailure, WorqError
 from worq.pool._heartbeat import Heartbeat
-from worq.pool._outages import back_off, store_outcome
+from worq.pool._outages import back_off, finish_outcome, persist
 from worq.task import Task
 
 __all__ = ["Error", "WorkerPool"]
@@ -63,7 +63,7 @@ class WorkerPool:
         if self._threads:
             raise Error(f"thread pool on queue {self.broker.name!r} was already started")
         name = f"worq-{self.broker.name}"
-        self._heartbeat = Heartbeat(self.broker, name)
+        self._heartbeat = Heartbeat(self.broker, name, on_overdue=self._overdue)
         for number in range(self.workers):
             thread = self.thread_factory(
                 target=self._work, args=(timeout,), name=f"{name}-worker-{number}"
@@ -123,10 +123,15 @@ class WorkerPool:
         if heartbeat is not None:
             heartbeat.add(task)
         try:
-            outcome = self.broker.execute(task)
-            if not task.options.ignore_result:
-                data = self.broker.encode_outcome(task, outcome)
-                store_outcome(self.broker, task, data, self._stopping)
+            arguments: dict[str, bytes] = {}
+            persist(
+                lambda: arguments.update(self.broker.get_arguments(task)),
+                self.broker,
+                self._stopping,
+            )
+            outcome = self.broker.execute(task, arguments)
+            data = self.broker.encode_outcome(task, outcome.value)
+            finish_outcome(self.broker, task, data, outcome.retry_reason, self._stopping)
         except WorqError as exc:  # the backend failed and the pool is stopping
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
         except BaseException as exc:
@@ -137,11 +142,27 @@ class WorkerPool:
             if heartbeat is not None:
                 heartbeat.remove(task)
 
+    def _overdue(self, task: TaskMessage) -> None:
+        """A run passed its time limit: fail the task now; its thread cannot be stopped."""
+        limit = task.options.time_limit
+        failure = TaskFailure(
+            task.name,
+            task.queue,
+            task.id,
+            f"time limit of {limit}s exceeded (the thread pool cannot stop the running "
+            "thread: it goes on, and its outcome will be dropped)",
+        )
+        logger.error("task.time_limit_exceeded", **task_fields(task), time_limit_s=limit)
+        try:
+            self.broker.set_result(task, failure)
+        except WorqError as exc:
+            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
+
     def _fail(self, task: TaskMessage, reason: str) -> None:
         try:
-            self.broker.task_failed(task, reason)
+            persist(lambda: self.broker.task_failed(task, reason), self.broker, self._stopping)
         except WorqError as exc:
-            logger.error("task.fail_unrecorded", **task_fields(task), error=str(exc))
+            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
 
     def __repr__(self) -> str:
         state = "running" if self._threads and not self._stopping.is_set() else "idle"

@@ -42,8 +42,18 @@ class RedisKeys:
         return self.prefix + "claimed"
 
     @property
+    def claimed_since(self) -> str:
+        """HASH of claimed ids to when a reclaim sweep first saw them there."""
+        return self.prefix + "claimed_since"
+
+    @property
+    def delayed(self) -> str:
+        """ZSET of delayed task ids scored by when they become runnable."""
+        return self.prefix + "delayed"
+
+    @property
     def processing(self) -> str:
-        """ZSET of taken task ids scored by their placeholder's deadline."""
+        """ZSET of taken task ids scored by their lease deadline."""
         return self.prefix + "processing"
 
     def task(self, task_id: str) -> str:

@@ -3,11 +3,14 @@
 Every :class:`TaskQueue` made from the same URL and queue name in one process
 shares one store, so a worker's broker and a client's queue built separately
 (as WorQ's examples do) see the same tasks. Waits block on a condition
-variable; nothing polls.
+variable, woken by changes and timed to the next due delay, lapsing lease or
+expiring result; nothing polls.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import threading
 import time
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 import attrs
 
 from worq.const import DEFAULT, TaskStatus
-from worq.typing import DeferResult
+from worq.typing import DeferResult, Taken
 
 __all__ = ["TaskQueue"]
 
@@ -28,15 +31,25 @@ class _Record:
 
     status: TaskStatus
     keep_result: bool
-    message: bytes | None = None
-    """The message of a pending task, queued once its arguments are in."""
+    track: bool
+    message: bytes = b""
+    """Kept until the task finishes, so that it can run again."""
     result: bytes | None = None
-    expires_at: float = math.inf
-    deferred: bool = False
-    """Its arguments are handed over by other tasks (see ``get_arguments``)."""
+    result_expires: float = math.inf
+    attempt: int = 0
+    lease: int = 0
+    """Counts leases handed out; the current one is the token holders must show."""
+    lease_deadline: float = math.inf
     waiting_on: set[str] = attrs.Factory(set)
     arguments: dict[str, bytes] = attrs.Factory(dict)
     dependants: list[str] = attrs.Factory(list)
+
+    def holds(self, lease: str | None) -> bool:
+        """True while the task runs under ``lease`` (None: under any lease)."""
+        return self.status is TaskStatus.PROCESSING and (lease is None or lease == str(self.lease))
+
+    def lapsed(self, now: float) -> bool:
+        return self.status is TaskStatus.PROCESSING and self.lease_deadline <= now
 
 
 @attrs.define
@@ -44,32 +57,54 @@ class _Store:
     """The state of one memory queue, guarded by ``cond``."""
 
     cond: threading.Condition = attrs.Factory(threading.Condition)
-    queue: deque[tuple[str, bytes]] = attrs.Factory(deque)
+    queue: deque[str] = attrs.Factory(deque)
+    delayed: list[tuple[float, int, str]] = attrs.Factory(list)
+    """Heap of (due time, tie-breaker, task id)."""
     records: dict[str, _Record] = attrs.Factory(dict)
     next_expiry: float = math.inf
+    order: itertools.count[int] = attrs.Factory(itertools.count)
 
-    def live(self, task_id: str, now: float) -> _Record | None:
-        self.sweep(now)
-        return self.records.get(task_id)
-
-    def expire_at(self, record: _Record, when: float) -> None:
-        record.expires_at = when
-        if when < self.next_expiry:
-            self.next_expiry = when
-            self.cond.notify_all()  # waiters may be sleeping past the new expiry
-
-    def sweep(self, now: float) -> None:
-        """Drop lapsed records; a lapsed task takes the pending tasks waiting on it along."""
+    def expire_results(self, now: float) -> None:
+        """Drop results nobody took in time."""
         if now < self.next_expiry:
             return
-        lapsed = [task_id for task_id, rec in self.records.items() if rec.expires_at <= now]
-        for task_id in lapsed:
-            self.drop(task_id)
-        self.next_expiry = min((rec.expires_at for rec in self.records.values()), default=math.inf)
-        if lapsed:
-            self.cond.notify_all()
+        for task_id in [i for i, r in self.records.items() if r.result_expires <= now]:
+            del self.records[task_id]
+        self.next_expiry = min((r.result_expires for r in self.records.values()), default=math.inf)
+
+    def promote_due(self, now: float) -> None:
+        """Move delayed tasks whose time has come to the front of the queue."""
+        while self.delayed and self.delayed[0][0] <= now:
+            _, _, task_id = heapq.heappop(self.delayed)
+            record = self.records.get(task_id)
+            if record is not None and record.status is TaskStatus.DELAYED:
+                record.status = TaskStatus.ENQUEUED
+                self.queue.appendleft(task_id)
+
+    def schedule(self, task_id: str, record: _Record, delay: float, now: float) -> None:
+        """Make a task runnable now or after ``delay`` seconds."""
+        if delay > 0:
+            record.status = TaskStatus.DELAYED
+            heapq.heappush(self.delayed, (now + delay, next(self.order), task_id))
+        else:
+            record.status = TaskStatus.ENQUEUED
+            self.queue.append(task_id)
+        self.cond.notify_all()
+
+    def keep_result_until(self, record: _Record, when: float) -> None:
+        record.result_expires = when
+        self.next_expiry = min(self.next_expiry, when)
+
+    def next_wake(self) -> float:
+        """When a waiter must look again even if nobody notifies it."""
+        due = self.delayed[0][0] if self.delayed else math.inf
+        leases = (
+            r.lease_deadline for r in self.records.values() if r.status is TaskStatus.PROCESSING
+        )
+        return min(due, self.next_expiry, min(leases, default=math.inf))
 
     def drop(self, task_id: str) -> None:
+        """Forget a task that will never run, and the pending tasks waiting on it."""
         record = self.records.pop(task_id, None)
         if record is None or record.status is TaskStatus.COMPLETED:
             return
@@ -86,6 +121,12 @@ def _store_for(url: str, name: str) -> _Store:
         return _stores.setdefault((url, name), _Store())
 
 
+def _wait(store: _Store, now: float, deadline: float | None) -> None:
+    """Block until notified, the next timed event, or ``deadline``."""
+    wake = min(store.next_wake(), math.inf if deadline is None else deadline)
+    store.cond.wait(None if wake == math.inf else max(0.0, wake - now))
+
+
 class TaskQueue:
     """Simple in-memory task queue; see :class:`worq.typing.TaskQueue`.
 
@@ -93,8 +134,8 @@ class TaskQueue:
         url: ``memory://``, optionally with a label (``memory://tests``) that
             separates stores within a process.
         name: Queue name.
-        initial_result_timeout: Seconds a taken task's result placeholder lives
-            before the first heartbeat must extend it.
+        initial_result_timeout: Seconds a lease lasts when a task is taken,
+            before a heartbeat renews it.
     """
 
     def __init__(
@@ -120,14 +161,21 @@ class TaskQueue:
     def name(self) -> str:
         return self._name
 
-    def enqueue_task(self, task_id: str, message: bytes, *, keep_result: bool) -> bool:
+    def _known(self, task_id: str, now: float) -> _Record | None:
+        self._store.expire_results(now)
+        return self._store.records.get(task_id)
+
+    def enqueue_task(
+        self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
+    ) -> bool:
         store = self._store
         with store.cond:
-            if store.live(task_id, time.monotonic()) is not None:
+            now = time.monotonic()
+            if self._known(task_id, now) is not None:
                 return False
-            store.records[task_id] = _Record(TaskStatus.ENQUEUED, keep_result)
-            store.queue.append((task_id, message))
-            store.cond.notify_all()
+            record = _Record(TaskStatus.ENQUEUED, keep_result, track, message)
+            store.records[task_id] = record
+            store.schedule(task_id, record, delay, now)
             return True
 
     def defer_task(
@@ -136,7 +184,7 @@ class TaskQueue:
         store = self._store
         with store.cond:
             now = time.monotonic()
-            if store.live(task_id, now) is not None:
+            if self._known(task_id, now) is not None:
                 return DeferResult.DUPLICATE
             arguments: list[tuple[str, _Record]] = []
             for arg_id in argument_ids:
@@ -144,7 +192,7 @@ class TaskQueue:
                 if arg is None or not arg.keep_result:
                     return DeferResult.MISSING_ARGUMENT
                 arguments.append((arg_id, arg))
-            record = _Record(TaskStatus.PENDING, keep_result, message=message, deferred=True)
+            record = _Record(TaskStatus.PENDING, keep_result, True, message)
             for arg_id, arg in arguments:
                 if arg.status is TaskStatus.COMPLETED and arg.result is not None:
                     record.arguments[arg_id] = arg.result
@@ -153,88 +201,93 @@ class TaskQueue:
                     arg.dependants.append(task_id)
             store.records[task_id] = record
             if not record.waiting_on:
-                self._undefer(task_id, record)
+                store.schedule(task_id, record, 0, now)
             return DeferResult.STORED
 
-    def _undefer(self, task_id: str, record: _Record) -> None:
-        store = self._store
-        if record.message is None:  # pragma: no cover - pending records always hold one
-            return
-        record.status = TaskStatus.ENQUEUED
-        store.queue.append((task_id, record.message))
-        record.message = None
-        store.cond.notify_all()
-
-    def get(self, timeout: float | None) -> tuple[str, bytes] | None:
+    def get(self, timeout: float | None) -> Taken | None:
         store = self._store
         deadline = None if timeout is None else time.monotonic() + timeout
         with store.cond:
             while True:
                 now = time.monotonic()
-                store.sweep(now)
+                store.promote_due(now)
                 while store.queue:
-                    task_id, message = store.queue.popleft()
+                    task_id = store.queue.popleft()
                     record = store.records.get(task_id)
                     if record is None or record.status is not TaskStatus.ENQUEUED:
                         continue
-                    if record.keep_result or record.deferred:
-                        record.status = TaskStatus.PROCESSING
-                        store.expire_at(record, now + self.initial_result_timeout)
-                    else:
+                    if not record.track:
                         del store.records[task_id]
-                    return task_id, message
+                        return Taken(task_id, record.message)
+                    record.attempt += 1
+                    return self._lease(task_id, record, now)
                 if deadline is not None and now >= deadline:
                     return None
-                store.cond.wait(None if deadline is None else deadline - now)
+                _wait(store, now, deadline)
+
+    def _lease(self, task_id: str, record: _Record, now: float) -> Taken:
+        record.status = TaskStatus.PROCESSING
+        record.lease += 1
+        record.lease_deadline = now + self.initial_result_timeout
+        self._store.cond.notify_all()  # waiters time their wake-up by leases
+        return Taken(task_id, record.message, record.attempt, str(record.lease))
 
     def size(self) -> int:
         with self._store.cond:
-            return len(self._store.queue)
+            return len(self._store.queue) + len(self._store.delayed)
 
     def discard_pending(self) -> int:
         store = self._store
         with store.cond:
-            count = len(store.queue)
-            for task_id, _ in store.queue:
+            waiting = [*store.queue, *(task_id for _, _, task_id in store.delayed)]
+            for task_id in waiting:
                 store.drop(task_id)
             store.queue.clear()
+            store.delayed.clear()
             store.cond.notify_all()
-            return count
+            return len(waiting)
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
+        with self._store.cond:
+            record = self._store.records.get(task_id)
+            return {} if record is None else dict(record.arguments)
+
+    def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
         store = self._store
         with store.cond:
             record = store.records.get(task_id)
-            if record is None:
-                return {}
-            arguments = record.arguments
-            if not record.keep_result:
-                del store.records[task_id]
-            return dict(arguments)
-
-    def set_task_timeout(self, task_id: str, timeout: float) -> None:
-        store = self._store
-        with store.cond:
-            record = store.live(task_id, time.monotonic())
-            if record is not None and record.status is TaskStatus.PROCESSING:
-                store.expire_at(record, time.monotonic() + timeout)
+            if record is None or not record.holds(lease):
+                return False
+            record.lease_deadline = time.monotonic() + timeout
+            store.cond.notify_all()
+            return True
 
     def get_status(self, task_id: str) -> TaskStatus | None:
-        store = self._store
-        with store.cond:
-            record = store.live(task_id, time.monotonic())
-            return None if record is None else record.status
+        with self._store.cond:
+            now = time.monotonic()
+            record = self._known(task_id, now)
+            if record is None:
+                return None
+            return TaskStatus.LAPSED if record.lapsed(now) else record.status
 
-    def set_result(self, task_id: str, message: bytes, timeout: float) -> None:
+    def set_result(
+        self, task_id: str, message: bytes, timeout: float, lease: str | None = None
+    ) -> bool:
         store = self._store
         with store.cond:
             now = time.monotonic()
-            record = store.live(task_id, now) or _Record(TaskStatus.COMPLETED, keep_result=True)
-            store.records[task_id] = record
+            record = self._known(task_id, now)
+            if lease is not None and (record is None or not record.holds(lease)):
+                return False
+            if record is not None and not record.keep_result:
+                del store.records[task_id]
+                store.cond.notify_all()
+                return True
+            if record is None:
+                record = store.records[task_id] = _Record(TaskStatus.COMPLETED, True, False)
             record.status = TaskStatus.COMPLETED
-            record.result = message
-            record.arguments = {}
-            store.expire_at(record, now + timeout)
+            record.result, record.message, record.arguments = message, b"", {}
+            store.keep_result_until(record, now + timeout)
             for dependant_id in record.dependants:
                 dependant = store.records.get(dependant_id)
                 if dependant is None or dependant.status is not TaskStatus.PENDING:
@@ -242,9 +295,36 @@ class TaskQueue:
                 dependant.arguments[task_id] = message
                 dependant.waiting_on.discard(task_id)
                 if not dependant.waiting_on:
-                    self._undefer(dependant_id, dependant)
+                    store.schedule(dependant_id, dependant, 0, now)
             record.dependants = []
             store.cond.notify_all()
+            return True
+
+    def retry_task(self, task_id: str, lease: str, delay: float) -> bool:
+        store = self._store
+        with store.cond:
+            record = store.records.get(task_id)
+            if record is None or not record.holds(lease):
+                return False
+            record.lease_deadline = math.inf
+            store.schedule(task_id, record, delay, time.monotonic())
+            return True
+
+    def reclaim(self, limit: int) -> list[Taken]:
+        store = self._store
+        with store.cond:
+            now = time.monotonic()
+            lapsed = [(i, r) for i, r in store.records.items() if r.lapsed(now)][:limit]
+            return [self._lease(task_id, record, now) for task_id, record in lapsed]
+
+    def reclaim_task(self, task_id: str) -> Taken | None:
+        store = self._store
+        with store.cond:
+            now = time.monotonic()
+            record = store.records.get(task_id)
+            if record is None or not record.lapsed(now):
+                return None
+            return self._lease(task_id, record, now)
 
     def pop_result(self, task_id: str, timeout: float | None) -> bytes | TaskStatus | None:
         store = self._store
@@ -252,16 +332,17 @@ class TaskQueue:
         with store.cond:
             while True:
                 now = time.monotonic()
-                record = store.live(task_id, now)
+                record = self._known(task_id, now)
                 if record is None:
                     return TaskStatus.EXPIRED
                 if record.status is TaskStatus.COMPLETED and record.result is not None:
                     del store.records[task_id]
                     return record.result
+                if record.lapsed(now):
+                    return TaskStatus.LAPSED
                 if deadline is not None and now >= deadline:
                     return None
-                wake = min(store.next_expiry, math.inf if deadline is None else deadline)
-                store.cond.wait(None if wake == math.inf else wake - now)
+                _wait(store, now, deadline)
 
     def close(self) -> None:
         """Nothing to release: the store lives as long as the process."""

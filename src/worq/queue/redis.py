@@ -24,12 +24,15 @@ from worq._urls import mask_url
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
 from worq.queue._redis_keys import RedisKeys
-from worq.typing import DeferResult
+from worq.typing import DeferResult, Taken
 
 __all__ = ["TaskQueue"]
 
 MAX_BLOCK = 1.0
-"""Longest single blocking wait for a result before checking the task still exists."""
+"""Longest single blocking wait for a result before checking the task still exists.
+
+While a task runs, a waiter wakes at its lease deadline instead, to see at
+once whether the lease lapsed."""
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a TCP connection before calling the server unreachable."""
@@ -40,10 +43,12 @@ _SCRIPTS = (
     "get",
     "heartbeat",
     "set_result",
-    "get_arguments",
+    "retry",
+    "reclaim",
     "pop_result",
     "status",
     "discard_pending",
+    "size",
 )
 
 
@@ -85,7 +90,14 @@ class TaskQueue:
         self.keys = RedisKeys.for_queue(name)
         self.initial_result_timeout = initial_result_timeout
         try:
-            self.redis = redis_factory.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
+            # socket_timeout=None: blocking waits (BLMOVE, BLPOP) last as long as
+            # asked; redis-py's default (5 s in recent versions) would cut them.
+            # Query options in the URL take precedence over these.
+            self.redis = redis_factory.from_url(
+                url,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=None,
+            )
             pool = self.redis.connection_pool
             pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
         except (ValueError, TypeError) as exc:
@@ -120,10 +132,14 @@ class TaskQueue:
         with self._guard():
             return self._scripts[script](keys=keys, args=args)
 
-    def enqueue_task(self, task_id: str, message: bytes, *, keep_result: bool) -> bool:
+    def enqueue_task(
+        self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
+    ) -> bool:
         k = self.keys
-        keys = [k.task(task_id), k.result(task_id), k.queue]
-        return bool(self._run("enqueue", keys, [task_id, message, "1" if keep_result else "0"]))
+        keys = [k.task(task_id), k.result(task_id), k.queue, k.delayed]
+        flags = ["1" if keep_result else "0", "1" if track else "0"]
+        args: list[str | bytes | float] = [k.prefix, task_id, message, *flags, _delay_ms(delay)]
+        return bool(self._run("enqueue", keys, args))
 
     def defer_task(
         self, task_id: str, message: bytes, argument_ids: Sequence[str], *, keep_result: bool
@@ -132,50 +148,63 @@ class TaskQueue:
         keys = [k.task(task_id), k.result(task_id), k.queue]
         for arg_id in argument_ids:
             keys += [k.task(arg_id), k.result(arg_id), k.deps(arg_id)]
-        args = [task_id, message, "1" if keep_result else "0", *argument_ids]
+        args = [k.prefix, task_id, message, "1" if keep_result else "0", *argument_ids]
         reply = self._run("defer", keys, args)
         return DeferResult(reply.decode() if isinstance(reply, bytes) else reply)
 
-    def get(self, timeout: float | None) -> tuple[str, bytes] | None:
+    def get(self, timeout: float | None) -> Taken | None:
         k = self.keys
-        keys = [k.queue, k.claimed, k.processing]
-        ms = _ms(self.initial_result_timeout)
-        reply = self._run("get", keys, [k.prefix, ms, ""])
-        if reply is None and timeout != 0:
+        keys = [k.queue, k.claimed, k.delayed, k.claimed_since]
+        lease_ms = _ms(self.initial_result_timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        claimed: bytes | str = ""
+        while True:
+            reply = self._run("get", keys, [k.prefix, lease_ms, claimed])
+            if reply[0] != b"":
+                task_id, message, attempt, lease = reply
+                return Taken(
+                    task_id.decode("utf-8", "backslashreplace"), message, attempt, lease.decode()
+                )
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            next_due = None if reply[1] < 0 else reply[1] / 1000
+            waits = [t for t in (remaining, next_due) if t is not None]
+            block = min(waits) if waits else 0  # 0: until a task arrives
             with self._guard():
                 moved = self.redis.blmove(
                     k.queue,
                     k.claimed,
-                    timeout or 0,  # type: ignore[arg-type]  # typed int; Redis takes fractions
+                    block,  # type: ignore[arg-type]  # typed int; Redis takes fractions
                     "RIGHT",
                     "LEFT",
                 )
-            if moved is not None:
-                reply = self._run("get", keys, [k.prefix, ms, cast(bytes, moved)])
-        if reply is None:
-            return None
-        task_id, message = reply
-        return task_id.decode("utf-8", "backslashreplace"), message
+            claimed = "" if moved is None else cast(bytes, moved)
 
     def size(self) -> int:
-        with self._guard():
-            return self.redis.llen(self.keys.queue)
+        return int(self._run("size", [self.keys.queue, self.keys.delayed], []))
 
     def discard_pending(self) -> int:
-        return int(self._run("discard_pending", [self.keys.queue], [self.keys.prefix]))
+        k = self.keys
+        return int(self._run("discard_pending", [k.queue, k.delayed], [k.prefix]))
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
-        k = self.keys
-        flat = self._run("get_arguments", [k.task(task_id), k.processing], [task_id])
-        return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+        with self._guard():
+            fields = cast(dict[bytes, bytes], self.redis.hgetall(self.keys.task(task_id)))
+        return {
+            field[4:].decode(): value
+            for field, value in fields.items()
+            if field.startswith(b"arg:")
+        }
 
-    def set_task_timeout(self, task_id: str, timeout: float) -> None:
+    def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
         k = self.keys
-        self._run("heartbeat", [k.task(task_id), k.processing], [k.prefix, task_id, _ms(timeout)])
+        args: list[str | bytes | float] = [k.prefix, task_id, lease or "", _ms(timeout)]
+        return bool(self._run("heartbeat", [k.processing], args))
 
     def get_status(self, task_id: str) -> TaskStatus | None:
         k = self.keys
-        reply = self._run("status", [k.task(task_id), k.result(task_id)], [])
+        reply = self._run("status", [k.task(task_id), k.result(task_id), k.processing], [task_id])
         if reply is None:
             return None
         try:
@@ -183,27 +212,55 @@ class TaskQueue:
         except ValueError:  # something other than worq wrote the hash
             return None
 
-    def set_result(self, task_id: str, message: bytes, timeout: float) -> None:
+    def set_result(
+        self, task_id: str, message: bytes, timeout: float, lease: str | None = None
+    ) -> bool:
         k = self.keys
-        keys = [k.task(task_id), k.result(task_id), k.deps(task_id), k.queue, k.processing]
-        self._run("set_result", keys, [k.prefix, task_id, message, _ms(timeout)])
+        keys = [k.task(task_id), k.result(task_id), k.deps(task_id), k.processing]
+        args: list[str | bytes | float] = [k.prefix, task_id, message, _ms(timeout), lease or ""]
+        return bool(self._run("set_result", keys, args))
+
+    def retry_task(self, task_id: str, lease: str, delay: float) -> bool:
+        k = self.keys
+        args: list[str | bytes | float] = [k.prefix, task_id, lease, _delay_ms(delay)]
+        return bool(self._run("retry", [k.processing], args))
+
+    def reclaim(self, limit: int) -> list[Taken]:
+        return self._reclaim(limit, "")
+
+    def reclaim_task(self, task_id: str) -> Taken | None:
+        taken = self._reclaim(1, task_id)
+        return taken[0] if taken else None
+
+    def _reclaim(self, limit: int, task_id: str) -> list[Taken]:
+        k = self.keys
+        lease_ms = _ms(self.initial_result_timeout)
+        keys = [k.processing, k.claimed, k.claimed_since, k.queue]
+        flat = self._run("reclaim", keys, [k.prefix, limit, lease_ms, task_id])
+        return [
+            Taken(flat[i].decode(), flat[i + 1], int(flat[i + 2]), flat[i + 3].decode())
+            for i in range(0, len(flat), 4)
+        ]
 
     def pop_result(self, task_id: str, timeout: float | None) -> bytes | TaskStatus | None:
         k = self.keys
         result_key = k.result(task_id)
+        keys = [result_key, k.task(task_id), k.processing]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            reply = self._run("pop_result", [result_key, k.task(task_id)], [])
+            reply = self._run("pop_result", keys, [task_id])
             state = reply[0]
             if state == b"ready":
                 return cast(bytes, reply[1])
             if state == b"expired":
                 return TaskStatus.EXPIRED
+            if state == b"lapsed":
+                return TaskStatus.LAPSED
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
-            ttl_ms = int(reply[1])
-            block = MAX_BLOCK if ttl_ms < 0 else min(MAX_BLOCK, ttl_ms / 1000 + 0.01)
+            lease_left_ms = int(reply[1])
+            block = MAX_BLOCK if lease_left_ms < 0 else min(MAX_BLOCK, lease_left_ms / 1000 + 0.01)
             if remaining is not None:
                 block = min(block, remaining)
             with self._guard():
@@ -251,4 +308,10 @@ class TaskQueue:
 
 
 def _ms(seconds: float) -> int:
+    """A timeout in milliseconds; never 0, which Redis reads as "no timeout"."""
     return max(1, round(seconds * 1000))
+
+
+def _delay_ms(seconds: float) -> int:
+    """A delay in milliseconds; 0 means runnable now."""
+    return max(0, round(seconds * 1000))

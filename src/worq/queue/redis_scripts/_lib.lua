@@ -4,9 +4,13 @@
 -- key of a queue hashes to one Redis Cluster slot):
 --   P.."queue"          LIST  ids of runnable tasks (LPUSH in, RPOP out)
 --   P.."claimed"        LIST  ids taken by BLMOVE, waiting for get.lua
---   P.."processing"     ZSET  id -> deadline (ms since the epoch) of taken tasks
---   P.."task:"..id      HASH  status, keep ("1"/"0"), deferred ("1"), msg,
---                             waiting (arguments still missing), "arg:"..arg_id
+--   P.."claimed_since"  HASH  id -> when a sweep first saw it in "claimed"
+--   P.."delayed"        ZSET  id -> time (ms since the epoch) it becomes runnable
+--   P.."processing"     ZSET  id -> lease deadline (ms since the epoch)
+--   P.."task:"..id      HASH  status, keep ("1"/"0"), track ("1"/"0"), msg,
+--                             attempt, lease (a counter: the current token),
+--                             deferred ("1"), waiting (arguments still missing),
+--                             "arg:"..arg_id (results handed over)
 --   P.."deps:"..id      SET   ids of pending tasks that take id's result
 --   P.."result:"..id    LIST  the result message (one element), with a TTL
 
@@ -15,17 +19,32 @@ local function now_ms()
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Keep a task's placeholder (and every pending task waiting on it) for ms.
-local function expire_tree(prefix, id, ms, seen)
-    if seen[id] then return end
-    seen[id] = true
-    redis.call('PEXPIRE', prefix .. 'task:' .. id, ms)
-    local deps = prefix .. 'deps:' .. id
-    if redis.call('PEXPIRE', deps, ms) == 1 then
-        for _, dep in ipairs(redis.call('SMEMBERS', deps)) do
-            expire_tree(prefix, dep, ms, seen)
-        end
+-- Make a task runnable now (queue) or after delay_ms (delayed zset).
+local function schedule(prefix, id, delay_ms)
+    local task = prefix .. 'task:' .. id
+    if delay_ms > 0 then
+        redis.call('HSET', task, 'status', 'delayed')
+        redis.call('ZADD', prefix .. 'delayed', now_ms() + delay_ms, id)
+    else
+        redis.call('HSET', task, 'status', 'enqueued')
+        redis.call('LPUSH', prefix .. 'queue', id)
     end
+end
+
+-- Hand a taken task a new lease: returns {id, message, attempt, lease}.
+local function lease(prefix, id, ms)
+    local task = prefix .. 'task:' .. id
+    local token = redis.call('HINCRBY', task, 'lease', 1)
+    redis.call('HSET', task, 'status', 'processing')
+    redis.call('ZADD', prefix .. 'processing', now_ms() + ms, id)
+    local f = redis.call('HMGET', task, 'msg', 'attempt')
+    return {id, f[1] or '', tonumber(f[2] or '0'), tostring(token)}
+end
+
+-- True while the task runs under the lease token ('' accepts any lease).
+local function holds(prefix, id, token)
+    local f = redis.call('HMGET', prefix .. 'task:' .. id, 'status', 'lease')
+    return f[1] == 'processing' and (token == '' or f[2] == token)
 end
 
 -- Forget a task that will never run, and every pending task waiting on it.
@@ -34,6 +53,7 @@ local function drop_tree(prefix, id, seen)
     seen[id] = true
     redis.call('DEL', prefix .. 'task:' .. id)
     redis.call('ZREM', prefix .. 'processing', id)
+    redis.call('ZREM', prefix .. 'delayed', id)
     local deps = prefix .. 'deps:' .. id
     for _, dep in ipairs(redis.call('SMEMBERS', deps)) do
         drop_tree(prefix, dep, seen)

@@ -1,35 +1,51 @@
--- Take the next runnable task: mark it processing with a lapsing placeholder.
--- KEYS[1] queue list   KEYS[2] claimed list   KEYS[3] processing zset
--- ARGV[1] key prefix   ARGV[2] placeholder timeout (ms)
+-- Take the next runnable task. A tracked one gets a lease (processing until
+-- set_result.lua, retry.lua or a lapse); an untracked one is forgotten.
+-- KEYS[1] queue list   KEYS[2] claimed list   KEYS[3] delayed zset
+-- KEYS[4] claimed-since hash (see reclaim.lua)
+-- ARGV[1] key prefix   ARGV[2] lease (ms)
 -- ARGV[3] id already moved to the claimed list by BLMOVE, or "" to pop one
--- Returns {id, message}; {id, ""} for an id with no task (garbage in the
--- queue, rejected by the worker); nil when the queue is empty.
+-- Returns {id, message, attempt, lease}; {id, "", 0, ""} for an id with no
+-- task (garbage in the queue, rejected by the worker); or {"", wait_ms}
+-- when there is nothing to run: wait_ms until the next delayed task is due,
+-- -1 if none.
 local prefix, ms = ARGV[1], tonumber(ARGV[2])
+local now = now_ms()
+for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)) do
+    redis.call('ZREM', KEYS[3], due)
+    local task = prefix .. 'task:' .. due
+    if redis.call('HGET', task, 'status') == 'delayed' then
+        redis.call('HSET', task, 'status', 'enqueued')
+        redis.call('RPUSH', KEYS[1], due)
+    end
+end
 local id
 if ARGV[3] ~= '' then
     id = ARGV[3]
     redis.call('LREM', KEYS[2], 1, id)
+    redis.call('HDEL', KEYS[4], id)
 else
     id = redis.call('RPOP', KEYS[1])
 end
 while id do
     local task = prefix .. 'task:' .. id
-    local f = redis.call('HMGET', task, 'status', 'keep', 'deferred', 'msg')
+    local f = redis.call('HMGET', task, 'status', 'track', 'msg')
     if not f[1] then
-        return {id, ''}
+        return {id, '', 0, ''}
     end
     if f[1] == 'enqueued' then
-        if f[2] == '1' or f[3] == '1' then
-            redis.call('HSET', task, 'status', 'processing')
-            expire_tree(prefix, id, ms, {})
-            redis.call('ZADD', KEYS[3], now_ms() + ms, id)
-        else
+        if f[2] ~= '1' then
             redis.call('DEL', task)
+            return {id, f[3] or '', 1, ''}
         end
-        return {id, f[4] or ''}
+        redis.call('HINCRBY', task, 'attempt', 1)
+        return lease(prefix, id, ms)
     end
     -- an id queued twice: its task already left the queue
-    if ARGV[3] ~= '' then return nil end
+    if ARGV[3] ~= '' then break end
     id = redis.call('RPOP', KEYS[1])
 end
-return nil
+local next_due = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if next_due[2] then
+    return {'', math.max(1, tonumber(next_due[2]) - now)}
+end
+return {'', -1}

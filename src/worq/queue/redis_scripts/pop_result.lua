@@ -1,13 +1,20 @@
 -- Take a task's result if it is there.
--- KEYS[1] result list   KEYS[2] task hash
--- Returns {"ready", message}; {"waiting", ttl_ms} while the task exists
--- (ttl_ms -1: it does not lapse); {"expired"} when nothing is known of it.
+-- KEYS[1] result list   KEYS[2] task hash   KEYS[3] processing zset
+-- ARGV[1] task id
+-- Returns {"ready", message}; {"lapsed"} when the task's lease ran out;
+-- {"waiting", ms} while it runs (ms: until its lease deadline) or -1 while
+-- it waits to run; {"expired"} when nothing is known of it.
 local message = redis.call('LPOP', KEYS[1])
 if message then
     return {'ready', message}
 end
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl == -2 then
+local status = redis.call('HGET', KEYS[2], 'status')
+if not status then
     return {'expired'}
 end
-return {'waiting', ttl}
+if status == 'processing' then
+    local left = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or 0) - now_ms()
+    if left <= 0 then return {'lapsed'} end
+    return {'waiting', left}
+end
+return {'waiting', -1}

@@ -1,0 +1,103 @@
+"""Running one task on a worker: arguments in, an outcome out.
+
+Kept apart from :mod:`worq.core` because it is the part that runs user code:
+looking the task up, handing over the results of the tasks it depends on,
+converting arguments to its annotations, calling it, and turning whatever it
+does into an :class:`Outcome` with the events that say so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from worq._arguments import resolve_refs
+from worq._events import logger, task_fields
+from worq._exposed import ArgumentMismatch, ExposedTask
+from worq._models import TaskMessage
+from worq.exceptions import SerializationError, TaskFailure
+from worq.typing import Codec
+
+__all__ = ["Outcome", "run_task"]
+
+
+@attrs.frozen
+class Outcome:
+    """What running a task produced.
+
+    Attributes:
+        value: The return value, or a TaskFailure saying why there is none.
+        retry_reason: Why running it again may succeed (the task raised); None
+            when it may not (it succeeded, is unknown, got wrong arguments, or a
+            dependency failed).
+    """
+
+    value: Any
+    retry_reason: str | None = None
+
+
+def run_task(
+    tasks: Mapping[str, ExposedTask],
+    codec: Codec,
+    task: TaskMessage,
+    arguments: Mapping[str, bytes],
+) -> Outcome:
+    """Run ``task`` with the encoded results handed to it; log how it went."""
+    fields = task_fields(task)
+    logger.info("task.started", **fields, attempt=task.attempt)
+    started = time.perf_counter()
+    outcome = _run(tasks, codec, task, arguments, fields)
+    duration = round(time.perf_counter() - started, 6)
+    if isinstance(outcome.value, TaskFailure):
+        logger.warning(
+            "task.failed", **fields, error=outcome.value.error, duration_s=duration,
+            attempt=task.attempt,
+        )  # fmt: skip
+    else:
+        logger.info("task.succeeded", **fields, duration_s=duration, attempt=task.attempt)
+    return outcome
+
+
+def _run(
+    tasks: Mapping[str, ExposedTask],
+    codec: Codec,
+    task: TaskMessage,
+    arguments: Mapping[str, bytes],
+    fields: dict[str, Any],
+) -> Outcome:
+    def failure(error: str) -> TaskFailure:
+        return TaskFailure(task.name, task.queue, task.id, error)
+
+    exposed = tasks.get(task.name)
+    if exposed is None:
+        return Outcome(failure("no such task"))
+    values = dict(task.resolved)
+    for ref in task.refs:
+        values[ref] = _argument_value(codec, task, ref, arguments.get(ref))
+    if task.options.on_error == "fail":
+        for value in values.values():
+            if isinstance(value, TaskFailure):
+                return Outcome(failure(f"dependency failed: {value}"))
+    args, kwargs = (
+        resolve_refs(task.args, task.kwargs, values) if values else (task.args, task.kwargs)
+    )
+    try:
+        return Outcome(exposed.call(codec, args, kwargs))
+    except ArgumentMismatch as exc:
+        return Outcome(failure(str(exc)))
+    except Exception as exc:
+        logger.error("task.raised", **fields, exc_info=True)
+        error = f"{type(exc).__name__}: {exc}"
+        return Outcome(failure(error), retry_reason=error)
+
+
+def _argument_value(codec: Codec, task: TaskMessage, ref: str, data: bytes | None) -> Any:
+    if data is None:
+        return TaskFailure("?", task.queue, ref, "result was not handed over to the dependant")
+    try:
+        return codec.decode_value(data)
+    except SerializationError as exc:
+        return TaskFailure("?", task.queue, ref, f"result could not be decoded: {exc}")
