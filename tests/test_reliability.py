@@ -207,7 +207,7 @@ def test_delay_validation(url: str) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         Task(q.f, eta=datetime.now())
     with pytest.raises(ValueError, match="delay must be a number"):
-        Task(q.f, delay="soon")  # type: ignore[arg-type]  # the mistake under test
+        Task(q.f, delay="soon")  # type: ignore[call-overload]  # the mistake under test
     with pytest.raises(ValueError, match="cannot be combined with Deferred arguments"):
         Task(q.f, delay=1)(q.g())
     with pytest.raises(ValueError, match="retries must be an int >= 0"):
