@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench redis-server clean
+.PHONY: test test-faults lint typecheck pytest demo bench redis-server clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -28,9 +28,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) redis-server
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not faults"
 
 test: lint typecheck pytest
+
+# Kill workers, pools, Redis and clients under load; account for every task.
+test-faults: $(STAMP) redis-server
+	$(BIN)/pytest -m faults -s tests/faults
 
 demo: $(STAMP)
 	cd examples && ../$(BIN)/python mem.py
