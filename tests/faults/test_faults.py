@@ -211,11 +211,11 @@ SOAK_TASKS = int(os.environ.get("WORQ_SOAK_TASKS", "20000"))
 def test_soak_two_pools_with_random_worker_kills(
     clean_redis_url: str, started_pools: Callable[..., WorkerPool]
 ) -> None:
-    """20,000 tasks through two process pools while workers are killed every 300 ms."""
+    """20,000 tasks through two process pools while a worker is killed every 500 ms."""
     url = clean_redis_url
     pools = [started_pools(url), started_pools(url)]
+    killer = Killer(pools, every=0.5, limit=10_000)
     results = send(client_queue(url), url, range(SOAK_TASKS), retries=5, hold=0)
-    killer = Killer(pools, every=0.3, limit=10_000)
     ledger = settle(url, results)
     print(f"workers killed: {killer.stop()}")
     check(ledger, SOAK_TASKS, retries=5, all_succeed=False)
