@@ -62,7 +62,12 @@ def configure_logging(log_format: str, level: str) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if log_format == "json":
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        # Tracebacks as structured data, without frame locals: those would copy
+        # task arguments (secrets, personal data) into the logs.
+        tracebacks = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+        processors += [tracebacks, structlog.processors.JSONRenderer()]
     else:
         # ConsoleRenderer formats exc_info itself (adding format_exc_info would
         # make it warn and lose the pretty traceback).

@@ -1,4 +1,5 @@
-"""Worker pools: :mod:`worq.pool.thread` (threads in this process)."""
+"""Worker pools: :mod:`worq.pool.thread` (threads in this process) and
+:mod:`worq.pool.process` (spawned worker processes)."""
 
 from worq.typing import WorkerPool
 

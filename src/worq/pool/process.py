@@ -351,8 +351,15 @@ def start_pools(*pools: WorkerPool, **start_kwargs: Any) -> None:
     start_kwargs["handle_sigterm"] = False
 
     def start() -> None:
-        for pool in pools:
-            pool.start(**start_kwargs)
+        started: list[WorkerPool] = []
+        try:
+            for pool in pools:
+                pool.start(**start_kwargs)
+                started.append(pool)
+        except BaseException:
+            for pool in started:  # do not leave the ones already running behind
+                pool.stop()
+            raise
 
     def stop() -> None:
         for pool in pools:
