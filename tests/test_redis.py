@@ -342,8 +342,8 @@ def test_client_and_pool_in_different_processes(url_redis: str) -> None:
         assert worker.stdout is not None
         assert worker.stdout.readline().strip() == "ready"
         q = get_queue(url_redis)
-        remote_pid = q.remote.pid()
-        total = q.remote.add([q.remote.add([1, 2]), 3])
+        remote_pid = q.proc.pid()
+        total = q.proc.add([q.proc.add([1, 2]), 3])
         assert remote_pid.wait(WAIT)
         assert total.wait(WAIT)
         assert remote_pid.value == worker.pid
