@@ -63,6 +63,36 @@ class _Store:
     records: dict[str, _Record] = attrs.Factory(dict)
     next_expiry: float = math.inf
     order: itertools.count[int] = attrs.Factory(itertools.count)
+    leases: list[tuple[float, str]] = attrs.Factory(list)
+    """Heap of (lease deadline, task id); entries whose task moved on are stale."""
+
+    def track_lease(self, task_id: str, record: _Record, deadline: float) -> None:
+        record.lease_deadline = deadline
+        heapq.heappush(self.leases, (deadline, task_id))
+        self.cond.notify_all()  # waiters time their wake-up by leases
+
+    def earliest_lease(self) -> float:
+        """The nearest deadline of a running task's lease (drops stale heap entries)."""
+        while self.leases:
+            deadline, task_id = self.leases[0]
+            record = self.records.get(task_id)
+            if (
+                record is not None
+                and record.status is TaskStatus.PROCESSING
+                and record.lease_deadline == deadline
+            ):
+                return deadline
+            heapq.heappop(self.leases)
+        return math.inf
+
+    def lapsed(self, now: float, limit: int) -> list[str]:
+        """Up to ``limit`` ids of running tasks whose lease lapsed."""
+        found: list[str] = []
+        while len(found) < limit and self.earliest_lease() <= now:
+            task_id = heapq.heappop(self.leases)[1]
+            if task_id not in found:  # one lease can have two equal heap entries
+                found.append(task_id)
+        return found
 
     def expire_results(self, now: float) -> None:
         """Drop results nobody took in time."""
@@ -228,8 +258,7 @@ class TaskQueue:
     def _lease(self, task_id: str, record: _Record, now: float) -> Taken:
         record.status = TaskStatus.PROCESSING
         record.lease += 1
-        record.lease_deadline = now + self.initial_result_timeout
-        self._store.cond.notify_all()  # waiters time their wake-up by leases
+        self._store.track_lease(task_id, record, now + self.initial_result_timeout)
         return Taken(task_id, record.message, record.attempt, str(record.lease))
 
     def size(self) -> int:
@@ -258,8 +287,7 @@ class TaskQueue:
             record = store.records.get(task_id)
             if record is None or not record.holds(lease):
                 return False
-            record.lease_deadline = time.monotonic() + timeout
-            store.cond.notify_all()
+            store.track_lease(task_id, record, time.monotonic() + timeout)
             return True
 
     def get_status(self, task_id: str) -> TaskStatus | None:
@@ -314,8 +342,8 @@ class TaskQueue:
         store = self._store
         with store.cond:
             now = time.monotonic()
-            lapsed = [(i, r) for i, r in store.records.items() if r.lapsed(now)][:limit]
-            return [self._lease(task_id, record, now) for task_id, record in lapsed]
+            lapsed = store.lapsed(now, limit)
+            return [self._lease(task_id, store.records[task_id], now) for task_id in lapsed]
 
     def reclaim_task(self, task_id: str) -> Taken | None:
         store = self._store
