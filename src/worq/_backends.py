@@ -80,7 +80,13 @@ def get_broker(
 
 
 def get_queue(
-    url: str, name: str = DEFAULT, target: str = "", *, serializer: str = "json", **options: Any
+    url: str,
+    name: str = DEFAULT,
+    target: str = "",
+    *,
+    serializer: str = "json",
+    max_message_size: int = MAX_MESSAGE_SIZE,
+    **options: Any,
 ) -> Queue:
     """A Queue for invoking tasks on queue ``name`` at ``url``.
 
@@ -89,6 +95,8 @@ def get_queue(
         name: Queue name; tasks run iff a worker listens on it.
         target: Task namespace or name the Queue starts from; "" is the root.
         serializer: ``"json"`` (default) or ``"pickle"``; must match the workers'.
+        max_message_size: Largest encoded task message accepted, in bytes.
         **options: Default task options (see :class:`worq.Task`).
     """
-    return get_broker(url, name, serializer=serializer).queue(target, **options)
+    broker = get_broker(url, name, serializer=serializer, max_message_size=max_message_size)
+    return broker.queue(target, **options)

@@ -149,11 +149,13 @@ class Broker:
         options: TaskOptions,
         hint: Any = None,
         delay: float = 0,
+        scheduled: bool = False,
     ) -> Deferred[Any] | None:
         """Send one task; return its Deferred, or None when it ignores its result.
 
         Args:
             delay: Seconds before the task becomes runnable.
+            scheduled: A delay or eta was asked for (even if already due).
 
         Raises:
             SerializationError: An argument cannot be encoded, or the message
@@ -186,7 +188,7 @@ class Broker:
                 "large data by reference (a path, a URL, a key) or raise max_message_size"
             )
         keep_result = not options.ignore_result
-        if extracted.refs and delay > 0:
+        if extracted.refs and (scheduled or delay > 0):
             raise ValueError(
                 f"task {name!r}: a delay or eta cannot be combined with Deferred arguments "
                 "(the task already waits for them)"

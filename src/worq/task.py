@@ -222,7 +222,8 @@ class Task(Generic[D]):
         heartrate: Seconds between worker heartbeats while the task runs
             (default 30).
         retries: Runs to add after the task raised, its worker died, its lease
-            lapsed or its time limit passed (default 0: at most one run).
+            lapsed, or it passed its time limit in the process pool (default 0:
+            at most one run).
         retry_backoff: Seconds before the first retry, doubling each time,
             with jitter (default 1).
         retry_backoff_max: Longest wait before a retry (default 300).
@@ -319,8 +320,8 @@ class Task(Generic[D]):
         self.id = queue._id if id is None else id
         if delay is not None and eta is not None:
             raise ValueError("give a task either a delay or an eta, not both")
-        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
-            raise ValueError(f"delay must be a number of seconds, got {delay!r}")
+        if delay is not None and (type(delay) not in (int, float) or delay < 0):
+            raise ValueError(f"delay must be a number of seconds >= 0, got {delay!r}")
         if eta is not None and not isinstance(eta, datetime):
             raise ValueError(f"eta must be a datetime, got {eta!r}")
         if eta is not None and eta.tzinfo is None:
@@ -372,6 +373,7 @@ class Task(Generic[D]):
             kwargs,
             self.options,
             delay=self._delay(),
+            scheduled=self.delay is not None or self.eta is not None,
         )
         return cast(D, deferred)  # D is Deferred exactly when results are kept
 

@@ -165,7 +165,7 @@ class RedisServer:
     """
 
     def __init__(
-        self, directory: Path, appendonly: bool = False, extra_args: tuple[str, ...] = ()
+        self, directory: Path | str, appendonly: bool = False, extra_args: tuple[str, ...] = ()
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -174,7 +174,7 @@ class RedisServer:
                 "or `make test`, which does) or set WORQ_TEST_REDIS_URL"
             )
         self.binary = binary
-        self.directory = directory
+        self.directory = Path(directory)
         self.appendonly = appendonly
         self.extra_args = extra_args
         self.port = free_port()

@@ -110,7 +110,7 @@ class Heartbeat:
                 running.next_beat = now + running.task.options.heartrate
             if running.overdue_at <= now:
                 overdue.append(running.task)
-                running.overdue_at = math.inf
+                running.overdue_at = running.next_beat = math.inf  # settled: no more beats
         reap = self._next_reap <= now
         if reap:
             self._next_reap = now + self._reap_every

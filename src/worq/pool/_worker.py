@@ -45,9 +45,10 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process (spawned, never forked)."""
     # Ctrl-C and a SIGTERM sent to the whole process group (systemd, docker)
-    # are the pool's to handle: it lets running tasks finish.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # are the pool's to handle: it lets running tasks finish. A do-nothing
+    # handler, not SIG_IGN, which processes started by tasks would inherit.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _ignore)
     _exit_with_parent()
     configure_logging_from_environment()
     structlog.contextvars.bind_contextvars(pool=pool_name)
@@ -77,6 +78,10 @@ def _run(broker: Broker, data: bytes, arguments: Mapping[str, bytes]) -> tuple[A
         return "undecodable", f"worker could not decode the message ({broker.codec.name}): {exc}"
     outcome = broker.execute(message, arguments)
     return "done", broker.encode_outcome(message, outcome.value), outcome.retry_reason
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """Receive a stop signal and do nothing: the pool decides when workers stop."""
 
 
 def _exit_with_parent() -> None:

@@ -231,6 +231,9 @@ class _Slot:
         process, conn = self.process, self.conn
         if process is None or conn is None:  # pragma: no cover - _ensure_worker ran first
             raise AssertionError("no worker to run the task")
+        heartbeat = pool._heartbeat
+        if heartbeat is not None:
+            heartbeat.add(task)  # before fetching: an outage then must not lapse the lease
         arguments: dict[str, bytes] = {}
 
         def fetch() -> None:
@@ -240,10 +243,9 @@ class _Slot:
             persist(fetch, broker, pool._stopping)
         except WorqError as exc:  # stopping: the lease lapses, a reaper settles the task
             logger.error("task.arguments_unavailable", **task_fields(task), error=str(exc))
+            if heartbeat is not None:
+                heartbeat.remove(task)
             return
-        heartbeat = pool._heartbeat
-        if heartbeat is not None:
-            heartbeat.add(task)
         try:
             with contextlib.suppress(OSError):  # died idle: _receive sees its exit
                 conn.send(("run", data, arguments))

@@ -281,7 +281,7 @@ class TaskQueue:
         """Log (event ``redis.key``) and return every key of this queue: a debugging aid.
 
         Args:
-            show_expiring: Include keys with a TTL (results, lapsing placeholders).
+            show_expiring: Include keys with a TTL (results waiting to be taken).
         """
         found = []
         with self._guard():
