@@ -319,3 +319,22 @@ def test_waiter_sees_a_lapse_that_starts_after_it_waits(tq: TaskQueue) -> None:
     tq.set_task_timeout("a", SHORT, take(tq).lease)
     waiter.join(10)
     assert got == [TaskStatus.LAPSED]
+
+
+def test_blocked_worker_wakes_for_a_task_delayed_after_it_blocked(tq: TaskQueue) -> None:
+    """A worker already waiting runs a task delayed afterwards when it is due, not later."""
+    got: list[tuple[Taken | None, float]] = []
+
+    def wait() -> None:
+        taken = tq.get(10)
+        got.append((taken, time.monotonic()))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    sent = time.monotonic()
+    enqueue(tq, "later", delay=SHORT * 4)
+    waiter.join(10)
+    [(taken, when)] = got
+    assert taken is not None
+    assert taken.task_id == "later"
+    assert SHORT * 3 <= when - sent < 5

@@ -52,6 +52,11 @@ class RedisKeys:
         return self.prefix + "delayed"
 
     @property
+    def wakes(self) -> str:
+        """Counter of wake-up calls for delayed tasks sitting in the queue list."""
+        return self.prefix + "wakes"
+
+    @property
     def processing(self) -> str:
         """ZSET of taken task ids scored by their lease deadline."""
         return self.prefix + "processing"

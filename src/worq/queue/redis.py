@@ -182,11 +182,12 @@ class TaskQueue:
             claimed = "" if moved is None else cast(bytes, moved)
 
     def size(self) -> int:
-        return int(self._run("size", [self.keys.queue, self.keys.delayed], []))
+        k = self.keys
+        return int(self._run("size", [k.queue, k.delayed, k.wakes], []))
 
     def discard_pending(self) -> int:
         k = self.keys
-        return int(self._run("discard_pending", [k.queue, k.delayed], [k.prefix]))
+        return int(self._run("discard_pending", [k.queue, k.delayed, k.wakes], [k.prefix]))
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
         with self._guard():

@@ -6,6 +6,8 @@
 --   P.."claimed"        LIST  ids taken by BLMOVE, waiting for get.lua
 --   P.."claimed_since"  HASH  id -> when a sweep first saw it in "claimed"
 --   P.."delayed"        ZSET  id -> time (ms since the epoch) it becomes runnable
+--   P.."wakes"          STRING how many ids in "queue" are wake-up calls for
+--                             delayed tasks (see schedule), for size.lua
 --   P.."processing"     ZSET  id -> lease deadline (ms since the epoch)
 --   P.."task:"..id      HASH  status, keep ("1"/"0"), track ("1"/"0"), msg,
 --                             attempt, lease (a counter: the current token),
@@ -19,12 +21,16 @@ local function now_ms()
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Make a task runnable now (queue) or after delay_ms (delayed zset).
+-- Make a task runnable now (queue) or after delay_ms (delayed zset). A
+-- delayed id is also pushed on the queue, to wake a worker blocked there: it
+-- skips the id (still delayed) and sleeps until the task is due.
 local function schedule(prefix, id, delay_ms)
     local task = prefix .. 'task:' .. id
     if delay_ms > 0 then
         redis.call('HSET', task, 'status', 'delayed')
         redis.call('ZADD', prefix .. 'delayed', now_ms() + delay_ms, id)
+        redis.call('LPUSH', prefix .. 'queue', id)
+        redis.call('INCR', prefix .. 'wakes')
     else
         redis.call('HSET', task, 'status', 'enqueued')
         redis.call('LPUSH', prefix .. 'queue', id)
@@ -45,6 +51,13 @@ end
 local function holds(prefix, id, token)
     local f = redis.call('HMGET', prefix .. 'task:' .. id, 'status', 'lease')
     return f[1] == 'processing' and (token == '' or f[2] == token)
+end
+
+-- A worker skipped an id in the queue: a wake-up call (or a duplicate).
+local function woken(prefix)
+    if redis.call('DECR', prefix .. 'wakes') <= 0 then
+        redis.call('DEL', prefix .. 'wakes')
+    end
 end
 
 -- Forget a task that will never run, and every pending task waiting on it.

@@ -40,7 +40,8 @@ while id do
         redis.call('HINCRBY', task, 'attempt', 1)
         return lease(prefix, id, ms)
     end
-    -- an id queued twice: its task already left the queue
+    -- a delayed task's wake-up call, or an id queued twice
+    woken(prefix)
     if ARGV[3] ~= '' then break end
     id = redis.call('RPOP', KEYS[1])
 end
