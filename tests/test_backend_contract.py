@@ -338,3 +338,13 @@ def test_blocked_worker_wakes_for_a_task_delayed_after_it_blocked(tq: TaskQueue)
     assert taken is not None
     assert taken.task_id == "later"
     assert SHORT * 3 <= when - sent < 5
+
+
+def test_finished_delayed_task_is_not_disturbed_by_its_wake_up_call(tq: TaskQueue) -> None:
+    """Whatever a delayed task left in the queue to wake workers cannot touch its result."""
+    enqueue(tq, "a", delay=SHORT)
+    taken = take(tq)
+    assert tq.set_result("a", b"done", 60, taken.lease)
+    assert tq.get(SHORT) is None
+    assert tq.size() == 0
+    assert tq.pop_result("a", 0) == b"done"

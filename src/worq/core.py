@@ -325,6 +325,13 @@ class Broker:
 
     def _decode_taken(self, taken: Taken) -> TaskMessage | None:
         """The taken task's message with its attempt and lease; None (rejected) if bad."""
+        if not taken.message and not taken.lease:
+            # An id in the queue with no task behind it: nothing to fail, only report.
+            logger.error(
+                "task.rejected", task_id=taken.task_id, queue=self.name,
+                error="an id in the queue names no stored task (garbage written to the queue?)",
+            )  # fmt: skip
+            return None
         try:
             message = self.codec.decode_message(taken.message)
         except SerializationError as exc:
@@ -337,6 +344,7 @@ class Broker:
         return attrs.evolve(message, attempt=taken.attempt, lease=taken.lease)
 
     def _reject(self, taken: Taken, reason: str) -> None:
+        """Fail a task whose message is unusable, so its waiter learns why."""
         logger.error("task.rejected", task_id=taken.task_id, queue=self.name, error=reason)
         failure = TaskFailure("?", self.name, taken.task_id, reason)
         self.taskqueue.set_result(

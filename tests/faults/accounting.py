@@ -20,6 +20,7 @@ class Ledger:
     """The outcome of each task number, and how often each ran."""
 
     outcomes: dict[int, str] = attrs.Factory(dict)
+    errors: dict[int, str] = attrs.Factory(dict)
     runs: collections.Counter[int] = attrs.Factory(collections.Counter)
 
     def summary(self) -> str:
@@ -43,8 +44,9 @@ def settle(url: str, results: Sequence[tuple[int, Deferred[Any]]]) -> Ledger:
             value = deferred.value
         except TaskExpired:
             ledger.outcomes[n] = "expired"
-        except TaskFailure:
+        except TaskFailure as failure:
             ledger.outcomes[n] = "failed"
+            ledger.errors[n] = failure.error
         else:
             ledger.outcomes[n] = "succeeded" if value == 2 * n else "wrong"
     client = redis.Redis.from_url(url)
@@ -60,7 +62,7 @@ def check(ledger: Ledger, count: int, retries: int, *, all_succeed: bool) -> Non
     print(f"\naccounting: {ledger.summary()}")
     assert len(ledger.outcomes) == count, ledger.summary()
     bad = {n: o for n, o in ledger.outcomes.items() if o in ("missing", "wrong", "failed")}
-    assert bad == {}, (bad, ledger.summary())
+    assert bad == {}, (bad, ledger.errors, ledger.summary())
     if all_succeed:
         assert set(ledger.outcomes.values()) == {"succeeded"}, ledger.summary()
     unrun = [n for n, o in ledger.outcomes.items() if o == "succeeded" and ledger.runs[n] < 1]

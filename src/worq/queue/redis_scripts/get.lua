@@ -5,7 +5,8 @@
 -- ARGV[1] key prefix   ARGV[2] lease (ms)
 -- ARGV[3] id already moved to the claimed list by BLMOVE, or "" to pop one
 -- Returns {id, message, attempt, lease}; {id, "", 0, ""} for an id with no
--- task (garbage in the queue, rejected by the worker); or {"", wait_ms}
+-- task that is no wake-up call (garbage in the queue: the worker logs it and
+-- stores nothing); or {"", wait_ms}
 -- when there is nothing to run: wait_ms until the next delayed task is due,
 -- -1 if none.
 local prefix, ms = ARGV[1], tonumber(ARGV[2])
@@ -29,8 +30,8 @@ end
 while id do
     local task = prefix .. 'task:' .. id
     local f = redis.call('HMGET', task, 'status', 'track', 'msg')
-    if not f[1] then
-        return {id, '', 0, ''}
+    if not f[1] and tonumber(redis.call('GET', prefix .. 'wakes') or '0') <= 0 then
+        return {id, '', 0, ''}  -- no such task, and no wake-up call pending: garbage
     end
     if f[1] == 'enqueued' then
         if f[2] ~= '1' then
@@ -40,7 +41,8 @@ while id do
         redis.call('HINCRBY', task, 'attempt', 1)
         return lease(prefix, id, ms)
     end
-    -- a delayed task's wake-up call, or an id queued twice
+    -- a wake-up call for a task still delayed, or one that outlived its task
+    -- (which ran and finished meanwhile), or an id queued twice
     woken(prefix)
     if ARGV[3] ~= '' then break end
     id = redis.call('RPOP', KEYS[1])
