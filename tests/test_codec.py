@@ -22,8 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worq._codec import JsonCodec, PickleCodec, make_codec, make_json_converter
+from worq._codec import JsonCodec, PickleCodec, make_codec
 from worq._models import ArgumentRef, TaskMessage, TaskOptions
+from worq._structure import make_json_converter
 from worq.exceptions import DuplicateTask, SerializationError, TaskExpired, TaskFailure
 from worq.typing import Codec
 

@@ -40,30 +40,28 @@ back as their base type. Lone-surrogate strs are refused (JSON is UTF-8).
 from __future__ import annotations
 
 import base64
-import contextlib
 import enum
 import math
 import pickle
 import sys
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import attrs
 import cattrs
 import orjson
-from cattrs.disambiguators import create_default_dis_func
-from cattrs.preconf.orjson import make_converter
 
 from worq._models import ArgumentRef, TaskMessage, TaskOptions
+from worq._structure import is_attrs, make_json_converter
 from worq.exceptions import DuplicateTask, SerializationError, TaskExpired, TaskFailure
 from worq.typing import Codec
 
-__all__ = ["JsonCodec", "PickleCodec", "make_codec", "make_json_converter"]
+__all__ = ["JsonCodec", "PickleCodec", "make_codec"]
 
 _Hook = Callable[[Any, Any], Any]
 _VERSION, _TAG = 1, "$w"
@@ -75,92 +73,6 @@ _FAILURES = {c.__name__: c for c in (TaskFailure, TaskExpired, DuplicateTask)}
 _FIELDS: tuple[tuple[str, type], ...] = (("id", str), ("name", str), ("queue", str))
 _FIELDS += (("args", list), ("kwargs", dict), ("options", dict), ("refs", list))
 _OPTIONS = tuple(a.name for a in attrs.fields(TaskOptions))
-
-
-def make_json_converter() -> cattrs.Converter:
-    """A cattrs converter for values :class:`JsonCodec` has already decoded.
-
-    Decoding rebuilds Decimals, datetimes, attrs instances... itself, so the
-    converter passes instances through instead of parsing them again, while a
-    plain dict (an attrs class the worker had not imported) still structures
-    into its attrs class the usual cattrs way.
-    """
-    converter = make_converter()
-    for cls in (Decimal, UUID, datetime, date, time, timedelta, bytes, TaskFailure):
-        try:
-            fallback: _Hook = converter.get_structure_hook(cls)
-        except cattrs.errors.StructureHandlerNotFoundError:
-            fallback = _refuse
-        converter.register_structure_hook(cls, _passthrough(fallback))
-    for kind in (int, str, bool, float):
-        converter.register_structure_hook(kind, _exact(kind))
-    converter.register_structure_hook_factory(
-        _is_attrs, lambda cl: _passthrough(converter.gen_structure_attrs_fromdict(cl))
-    )
-    converter.register_structure_hook_factory(_is_union, lambda u: _union_hook(converter, u))
-    return converter
-
-
-def _is_union(hint: Any) -> bool:
-    return get_origin(hint) is Union or type(hint) is types.UnionType
-
-
-def _is_attrs(hint: Any) -> bool:
-    origin = get_origin(hint) or hint
-    return isinstance(origin, type) and attrs.has(origin)
-
-
-def _exact(kind: type) -> _Hook:
-    """Accept only ``kind`` itself (a float also takes an int): no silent coercion.
-
-    cattrs' default would turn ``2.9`` into ``2`` for an ``int`` parameter and
-    ``42`` into ``"42"`` for a ``str`` one; a task should see the mistake.
-    """
-    accepted = (float, int) if kind is float else (kind,)
-
-    def hook(value: Any, hint: Any) -> Any:
-        if type(value) in accepted:
-            return kind(value)
-        raise TypeError(f"expected {kind.__name__}, got {type(value).__qualname__} {value!r:.40}")
-
-    return hook
-
-
-def _refuse(value: Any, hint: Any) -> Any:
-    raise TypeError(f"expected {hint!r}, got a {type(value).__qualname__}")
-
-
-def _passthrough(fallback: _Hook) -> _Hook:
-    def hook(value: Any, hint: Any) -> Any:
-        return value if isinstance(value, get_origin(hint) or hint) else fallback(value, hint)
-
-    return hook
-
-
-def _union_hook(converter: cattrs.Converter, union: Any) -> _Hook:
-    """Pass a member's instance through; structure anything else into the member it fits."""
-    others = tuple(m for m in get_args(union) if m is not type(None))
-    optional = len(others) < len(get_args(union))
-    classes = tuple(m for m in others if isinstance(m, type) and m is not Any)
-    generics = [(o, m) for m in others if isinstance(o := get_origin(m), type)]
-    pick = None
-    if len(others) > 1 and all(_is_attrs(m) for m in others):
-        with contextlib.suppress(TypeError):  # no field tells them apart: no dicts then
-            pick = create_default_dis_func(converter, *others)
-
-    def hook(value: Any, _: Any) -> Any:
-        if (value is None and optional) or isinstance(value, classes):
-            return value
-        for origin, member in generics:
-            if isinstance(value, origin):
-                return converter.structure(value, member)
-        if len(others) == 1:
-            return converter.structure(value, others[0])
-        if pick is not None and isinstance(value, Mapping) and (cls := pick(value)) is not None:
-            return converter.structure(value, cls)
-        raise TypeError(f"cannot structure a {type(value).__qualname__} as {union!r}")
-
-    return hook
 
 
 class _Unencodable(Exception):
@@ -350,7 +262,7 @@ def _make_decoder(converter: cattrs.Converter) -> Callable[[Any], Any]:
     def attrs_value(node: dict[str, Any]) -> Any:
         fields = {k: dec(v) for k, v in _expect(dict, node["v"]).items()}
         cls = _find_class(node["t"])  # not loaded: the worker structures the dict later
-        return converter.structure(fields, cls) if _is_attrs(cls) else fields
+        return converter.structure(fields, cls) if is_attrs(cls) else fields
 
     def enum_value(node: dict[str, Any]) -> Any:
         value, cls = dec(node["v"]), _find_class(node["t"])
