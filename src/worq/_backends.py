@@ -13,7 +13,7 @@ from worq.exceptions import WorqError
 from worq.task import Queue
 from worq.typing import TaskQueue
 
-__all__ = ["get_broker", "get_queue", "make_taskqueue", "mask_url"]
+__all__ = ["get_broker", "get_queue", "make_taskqueue"]
 
 _BACKENDS = {
     "memory": "worq.queue.memory",

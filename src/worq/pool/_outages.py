@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from worq._events import logger
 from worq._models import TaskMessage
@@ -15,6 +16,8 @@ from worq.core import Broker
 from worq.exceptions import BackendUnavailable, WorqError
 
 __all__ = ["back_off", "finish_outcome", "persist"]
+
+T = TypeVar("T")
 
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Seconds to wait after the 1st, 2nd, … failure in a row (the last one repeats)."""
@@ -28,8 +31,11 @@ def back_off(broker: Broker, failures: int, exc: WorqError, stopping: threading.
     stopping.wait(delay)
 
 
-def persist(step: Callable[[], None], broker: Broker, stopping: threading.Event) -> None:
+def persist(step: Callable[[], T], broker: Broker, stopping: threading.Event) -> T:
     """Run a backend step until it goes through, waiting out outages until stopping.
+
+    Returns:
+        What the step returned.
 
     Raises:
         BackendUnavailable: The backend is down and the pool is stopping.
@@ -37,8 +43,7 @@ def persist(step: Callable[[], None], broker: Broker, stopping: threading.Event)
     failures = 0
     while True:
         try:
-            step()
-            return
+            return step()
         except BackendUnavailable as exc:
             if stopping.is_set():
                 raise

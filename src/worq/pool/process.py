@@ -234,13 +234,8 @@ class _Slot:
         heartbeat = pool._heartbeat
         if heartbeat is not None:
             heartbeat.add(task)  # before fetching: an outage then must not lapse the lease
-        arguments: dict[str, bytes] = {}
-
-        def fetch() -> None:
-            arguments.update(broker.get_arguments(task))
-
         try:
-            persist(fetch, broker, pool._stopping)
+            arguments = persist(lambda: broker.get_arguments(task), broker, pool._stopping)
         except WorqError as exc:  # stopping: the lease lapses, a reaper settles the task
             logger.error("task.arguments_unavailable", **task_fields(task), error=str(exc))
             if heartbeat is not None:

@@ -123,11 +123,8 @@ class WorkerPool:
         if heartbeat is not None:
             heartbeat.add(task)
         try:
-            arguments: dict[str, bytes] = {}
-            persist(
-                lambda: arguments.update(self.broker.get_arguments(task)),
-                self.broker,
-                self._stopping,
+            arguments = persist(
+                lambda: self.broker.get_arguments(task), self.broker, self._stopping
             )
             outcome = self.broker.execute(task, arguments)
             data = self.broker.encode_outcome(task, outcome.value)
