@@ -70,3 +70,32 @@ def die_once(marker: str) -> str:
 def hang(url: str, key: str) -> str:
     """Block on a Redis key nobody pushes (the test's time limit ends it)."""
     return wait_for_key(url, key, 3600)
+
+
+class Interrupted(BaseException):
+    """A BaseException of the task's own, neither Exception nor a built-in exit."""
+
+
+ABORTS: dict[str, type[BaseException]] = {
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "SystemExit": SystemExit,
+    "Interrupted": Interrupted,
+}
+
+
+@ts.task
+def abort(kind: str, marker: str = "") -> str:
+    """Raise the BaseException named ``kind``; with a marker file, only on the first run."""
+    if marker and os.path.exists(marker):
+        return "ran again"
+    if marker:
+        with open(marker, "w"):
+            pass
+    raise ABORTS[kind]("stop" if kind == "SystemExit" else "")
+
+
+@ts.task
+def read_fifo(path: str) -> str:
+    """Block until the test writes a line to the named pipe at ``path``; return it."""
+    with open(path) as fifo:
+        return fifo.readline().strip()

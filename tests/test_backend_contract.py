@@ -164,7 +164,7 @@ def test_defer_waits_for_every_argument(tq: TaskQueue) -> None:
     x, y = take(tq), take(tq)
     tq.set_result("x", b"1", 60, x.lease)
     assert tq.get_status("t") == TaskStatus.PENDING
-    assert tq.size() == 0
+    assert tq.size() == 1  # not started: it counts until a worker takes it
     tq.set_result("y", b"2", 60, y.lease)
     assert tq.get_status("t") == TaskStatus.ENQUEUED
     taken = take(tq)
@@ -348,3 +348,42 @@ def test_finished_delayed_task_is_not_disturbed_by_its_wake_up_call(tq: TaskQueu
     assert tq.get(SHORT) is None
     assert tq.size() == 0
     assert tq.pop_result("a", 0) == b"done"
+
+
+def test_set_result_without_a_lease_finishes_from_outside(tq: TaskQueue) -> None:
+    """Without a lease a task is finished whatever its state; unknown or finished ones are not."""
+    assert not tq.set_result("ghost", b"X", 60)
+    enqueue(tq, "queued")
+    enqueue(tq, "later", delay=60)
+    enqueue(tq, "running")
+    assert tq.defer_task("waiting", b"W", ["running"], keep_result=True) is DeferResult.STORED
+    assert tq.size() == 4
+    assert tq.set_result("queued", b"Q", 60)
+    assert tq.set_result("later", b"L", 60)
+    assert tq.size() == 2  # running (not yet taken) and waiting
+    running = take(tq)
+    assert running.task_id == "running"
+    assert tq.set_result("running", b"R", 60)  # from outside: the run loses its lease
+    assert not tq.set_result("running", b"late", 60, running.lease)
+    assert not tq.set_task_timeout("running", 60, running.lease)
+    assert not tq.set_result("running", b"again", 60)  # finished: left alone
+    assert tq.get_status("waiting") == TaskStatus.ENQUEUED  # it was handed R
+    assert tq.set_result("waiting", b"W!", 60)
+    assert tq.size() == 0
+    assert tq.get(SHORT) is None  # nothing left to run
+    results = {i: tq.pop_result(i, 0) for i in ("queued", "later", "running", "waiting")}
+    assert results == {"queued": b"Q", "later": b"L", "running": b"R", "waiting": b"W!"}
+
+
+def test_size_and_discard_count_deferred_tasks(tq: TaskQueue) -> None:
+    """A task waiting for arguments counts in size() and is dropped by discard_pending()."""
+    enqueue(tq, "arg")
+    enqueue(tq, "other")
+    tq.defer_task("dep", b"D", ["arg"], keep_result=True)
+    assert tq.size() == 3
+    arg = take(tq)
+    assert tq.size() == 2
+    assert tq.discard_pending() == 2
+    assert (tq.size(), tq.get_status("dep"), tq.get_status("other")) == (0, None, None)
+    assert tq.set_result("arg", b"1", 60, arg.lease)  # hands over to nobody
+    assert tq.get(SHORT) is None

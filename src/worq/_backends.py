@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
+from worq._deferred import Deferred
 from worq._urls import mask_url
 from worq.const import DEFAULT
 from worq.core import MAX_MESSAGE_SIZE, Broker
@@ -79,6 +80,45 @@ def get_broker(
     return Broker(taskqueue, serializer=serializer, max_message_size=max_message_size)
 
 
+@overload
+def get_queue(
+    url: str,
+    name: str = DEFAULT,
+    target: str = "",
+    *,
+    serializer: str = "json",
+    max_message_size: int = MAX_MESSAGE_SIZE,
+    ignore_result: Literal[True],
+    **options: Any,
+) -> Queue[None]: ...
+
+
+@overload
+def get_queue(
+    url: str,
+    name: str = DEFAULT,
+    target: str = "",
+    *,
+    serializer: str = "json",
+    max_message_size: int = MAX_MESSAGE_SIZE,
+    ignore_result: Literal[False] = False,
+    **options: Any,
+) -> Queue[Deferred[Any]]: ...
+
+
+@overload
+def get_queue(
+    url: str,
+    name: str = DEFAULT,
+    target: str = "",
+    *,
+    serializer: str = "json",
+    max_message_size: int = MAX_MESSAGE_SIZE,
+    ignore_result: bool,
+    **options: Any,
+) -> Queue[Deferred[Any] | None]: ...
+
+
 def get_queue(
     url: str,
     name: str = DEFAULT,
@@ -87,7 +127,7 @@ def get_queue(
     serializer: str = "json",
     max_message_size: int = MAX_MESSAGE_SIZE,
     **options: Any,
-) -> Queue:
+) -> Queue[Any]:
     """A Queue for invoking tasks on queue ``name`` at ``url``.
 
     Args:
@@ -96,7 +136,9 @@ def get_queue(
         target: Task namespace or name the Queue starts from; "" is the root.
         serializer: ``"json"`` (default) or ``"pickle"``; must match the workers'.
         max_message_size: Largest encoded task message accepted, in bytes.
-        **options: Default task options (see :class:`worq.Task`).
+        **options: Default task options (see :class:`worq.Task`); with
+            ``ignore_result=True`` the queue is fire and forget: its calls
+            return None, and it is typed ``Queue[None]``.
     """
     broker = get_broker(url, name, serializer=serializer, max_message_size=max_message_size)
     return broker.queue(target, **options)

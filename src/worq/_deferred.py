@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
+from worq._models import SentTask
 from worq.const import TaskStatus
 from worq.exceptions import ResultNotReady, TaskExpired, TaskFailure
 
 if TYPE_CHECKING:
     from worq.core import Broker
+    from worq.typing import TaskLike
 
 __all__ = ["Deferred"]
 
@@ -25,22 +27,64 @@ class Deferred(Generic[T]):
     receiving the value instead of the Deferred. Not thread-safe: share the
     task id, not the object.
 
+    Build one as the manual does, ``Deferred(broker, task)`` from anything
+    with the task's ``id`` and ``name``, or from the two strings,
+    ``Deferred(broker, task_id, task_name)``, to wait on a task sent elsewhere.
+
     Args:
         broker: The broker the task was sent through.
-        task_id: The task's id.
-        task_name: The task's dotted name.
+        task: The task (an object with ``id`` and ``name``), or its id.
+        task_name: The task's dotted name, when ``task`` is an id.
         hint: The task's return annotation, used to rebuild typed results
             (e.g. attrs classes) from JSON; ``None`` leaves values as decoded.
+
+    Attributes:
+        task: The :class:`~worq._models.SentTask`: on the client that sent the
+            task, its id, name, options and arguments as the caller passed
+            them (a Deferred argument is still that Deferred); for a Deferred
+            built here from an id or another object, only the id and name
+            (``args``, ``kwargs`` and ``options`` are None: they live in the
+            backend).
     """
 
-    __slots__ = ("_hint", "_value", "broker", "id", "name")
+    __slots__ = ("_hint", "_value", "broker", "task")
 
-    def __init__(self, broker: Broker, task_id: str, task_name: str, hint: Any = None) -> None:
+    @overload
+    def __init__(self: Deferred[Any], broker: Broker, task: TaskLike) -> None: ...
+
+    @overload
+    def __init__(self: Deferred[Any], broker: Broker, task: str, task_name: str) -> None: ...
+
+    @overload
+    def __init__(self, broker: Broker, task: TaskLike, *, hint: Any) -> None: ...
+
+    def __init__(
+        self, broker: Broker, task: TaskLike | str, task_name: str | None = None, hint: Any = None
+    ) -> None:
         self.broker = broker
-        self.id = task_id
-        self.name = task_name
+        if isinstance(task, str):
+            if task_name is None:
+                raise ValueError(
+                    f"Deferred(broker, {task!r}) needs the task's name too: "
+                    "Deferred(broker, task_id, task_name)"
+                )
+            self.task = SentTask(id=task, name=task_name)
+        elif isinstance(task, SentTask):
+            self.task = task
+        else:
+            self.task = SentTask(id=task.id, name=task.name)
         self._hint = hint
         self._value: T | TaskFailure = _NO_VALUE
+
+    @property
+    def id(self) -> str:
+        """The task's id."""
+        return self.task.id
+
+    @property
+    def name(self) -> str:
+        """The task's dotted name."""
+        return self.task.name
 
     def has_value(self) -> bool:
         """True when the outcome is held locally; never touches the broker."""

@@ -7,7 +7,14 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["ON_ERROR_VALUES", "ArgumentRef", "OnError", "TaskMessage", "TaskOptions"]
+__all__ = [
+    "ON_ERROR_VALUES",
+    "ArgumentRef",
+    "OnError",
+    "SentTask",
+    "TaskMessage",
+    "TaskOptions",
+]
 
 OnError = Literal["fail", "pass"]
 ON_ERROR_VALUES: tuple[OnError, ...] = ("fail", "pass")
@@ -140,3 +147,25 @@ class TaskMessage:
         A fire-and-forget task without retries is forgotten once taken.
         """
         return not self.options.ignore_result or self.options.retries > 0 or bool(self.refs)
+
+
+@attrs.frozen(kw_only=True)
+class SentTask:
+    """A task as its client sent it: what :attr:`worq.task.Deferred.task` holds.
+
+    Attributes:
+        id: The task's id.
+        name: Its dotted name.
+        args: The positional arguments as the caller passed them (a Deferred
+            argument is still that Deferred); None when not known here, for a
+            Deferred rebuilt from an id: the arguments then live only in the
+            backend.
+        kwargs: The keyword arguments, likewise; None when not known here.
+        options: The options it was sent with; None when not known here.
+    """
+
+    id: str
+    name: str
+    args: tuple[Any, ...] | None = None
+    kwargs: dict[str, Any] | None = None
+    options: TaskOptions | None = None

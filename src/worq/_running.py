@@ -33,10 +33,15 @@ class Outcome:
         retry_reason: Why running it again may succeed (the task raised); None
             when it may not (it succeeded, is unknown, got wrong arguments, or a
             dependency failed).
+        aborted: The ``BaseException`` that is not an ``Exception``
+            (``SystemExit``, ``KeyboardInterrupt``...) the task raised, if any:
+            the task failed like any other, and the pool decides what the
+            exception means for the worker.
     """
 
     value: Any
     retry_reason: str | None = None
+    aborted: BaseException | None = None
 
 
 def run_task(
@@ -92,6 +97,10 @@ def _run(
         logger.error("task.raised", **fields, exc_info=True)
         error = f"{type(exc).__name__}: {exc}"
         return Outcome(failure(error), retry_reason=error)
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the task failed
+        logger.error("task.aborted", **fields, error=repr(exc), exc_info=True)
+        error = f"{type(exc).__name__}: {exc}"
+        return Outcome(failure(error), retry_reason=error, aborted=exc)
 
 
 def _argument_value(codec: Codec, task: TaskMessage, ref: str, data: bytes | None) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 import attrs
 
@@ -18,7 +18,7 @@ from worq._codec import make_codec
 from worq._deferred import Deferred
 from worq._events import logger, task_fields
 from worq._exposed import ExposedTask
-from worq._models import TaskMessage, TaskOptions
+from worq._models import SentTask, TaskMessage, TaskOptions
 from worq._running import Outcome, run_task
 from worq._urls import mask_url
 from worq.const import TaskStatus
@@ -31,7 +31,7 @@ from worq.exceptions import (
     TaskFailure,
 )
 from worq.task import Queue, TaskSpace
-from worq.typing import DeferResult, Taken, TaskQueue
+from worq.typing import DeferResult, Taken, TaskLike, TaskQueue
 
 __all__ = ["NOOP_TASK", "Broker", "TaskQueue"]
 
@@ -46,8 +46,9 @@ WORKER_LOST = "the worker running it was lost"
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 """Default largest encoded task message, in bytes."""
 
-UNDECODABLE_RESULT_TIMEOUT = 3600
-"""Seconds to keep the failure recorded for a message nobody could decode."""
+DEFAULT_RESULT_TIMEOUT = 3600
+"""Seconds to keep an outcome stored for a task whose options are not known here
+(its message could not be decoded, or it was expired from outside)."""
 
 
 def _noop() -> None:
@@ -136,9 +137,29 @@ class Broker:
 
     # -- client side ----------------------------------------------------------
 
-    def queue(self, target: str = "", **options: Any) -> Queue:
-        """A Queue on this broker for the task (space) path ``target``."""
-        return Queue(self, target, **options)
+    @overload
+    def queue(
+        self, target: str = "", *, ignore_result: Literal[True], **options: Any
+    ) -> Queue[None]: ...
+
+    @overload
+    def queue(
+        self, target: str = "", *, ignore_result: Literal[False] = False, **options: Any
+    ) -> Queue[Deferred[Any]]: ...
+
+    @overload
+    def queue(
+        self, target: str = "", *, ignore_result: bool, **options: Any
+    ) -> Queue[Deferred[Any] | None]: ...
+
+    def queue(self, target: str = "", **options: Any) -> Queue[Any]:
+        """A Queue on this broker for the task (space) path ``target``.
+
+        ``options`` are the queue's default task options; with
+        ``ignore_result=True`` it is a fire-and-forget ``Queue[None]``.
+        """
+        queue: Queue[Any] = Queue(self, target, **options)
+        return queue
 
     def enqueue(
         self,
@@ -205,16 +226,17 @@ class Broker:
                 task_id, data, keep_result=keep_result, track=message.tracked, delay=delay
             )
         if not stored:
-            raise DuplicateTask(
-                name, self.name, task_id, "duplicate task id: a task with this id already exists"
-            )
+            raise DuplicateTask(name, self.name, task_id, "cannot enqueue task with duplicate id")
         logger.debug(
             "task.deferred" if extracted.refs else "task.enqueued",
             **task_fields(message),
             refs=list(extracted.refs),
             delay_s=delay,
         )
-        return Deferred(self, task_id, name, hint) if keep_result else None
+        if not keep_result:
+            return None
+        sent = SentTask(id=task_id, name=name, args=args, kwargs=kwargs, options=options)
+        return Deferred(self, sent, hint=hint)
 
     def _missing_dependency(
         self, name: str, task_id: str, refs: tuple[str, ...]
@@ -226,7 +248,7 @@ class Broker:
             "pass the value instead, or a Deferred whose result is still stored"
         )
 
-    def pop_result(self, task: Deferred[Any], timeout: float | None = 0) -> Any:
+    def pop_result(self, task: TaskLike, timeout: float | None = 0) -> Any:
         """Take a task's outcome: its value, or the TaskFailure it ended with.
 
         Args:
@@ -268,7 +290,7 @@ class Broker:
             )
             return TaskFailure(task.name, self.name, task.id, f"result could not be decoded: {exc}")
 
-    def status(self, result: Deferred[Any]) -> TaskStatus | None:
+    def status(self, result: TaskLike) -> TaskStatus | None:
         """What the backend knows of the task behind ``result``."""
         return self.taskqueue.get_status(result.id)
 
@@ -350,14 +372,22 @@ class Broker:
         self.taskqueue.set_result(
             taken.task_id,
             self.codec.encode_value(failure),
-            UNDECODABLE_RESULT_TIMEOUT,
+            DEFAULT_RESULT_TIMEOUT,
             taken.lease or None,
         )
 
     def invoke(self, task: TaskMessage) -> None:
-        """Run a task taken with :meth:`next_task`, then store its outcome or retry it."""
+        """Run a task taken with :meth:`next_task`, then store its outcome or retry it.
+
+        Raises:
+            BaseException: The ``SystemExit``, ``KeyboardInterrupt``... the task
+                raised, once its failure is stored (or its retry queued), so
+                that a worker loop built on this method can stop, as in WorQ 1.1.
+        """
         outcome = self.execute(task)
         self.finish(task, self.encode_outcome(task, outcome.value), outcome.retry_reason)
+        if outcome.aborted is not None:
+            raise outcome.aborted
 
     def execute(self, task: TaskMessage, arguments: Mapping[str, bytes] | None = None) -> Outcome:
         """Run a task taken with :meth:`next_task`; return its outcome without storing it.
@@ -444,17 +474,39 @@ class Broker:
         if not renewed and task.tracked:
             logger.warning("task.lease_lost", **task_fields(task), attempt=task.attempt)
 
-    def task_failed(
-        self, task: TaskMessage, reason: str = "the worker running it was lost"
-    ) -> None:
-        """A run ended without an outcome (its worker died): retry it, or expire it.
+    def task_failed(self, task: TaskMessage | TaskLike, reason: str = WORKER_LOST) -> bool:
+        """Signal that a task failed without an outcome: retry it, or expire it.
 
-        Its waiter and dependants get TaskExpired when no retry is left.
+        Args:
+            task: A task taken with :meth:`next_task` (its run ended without an
+                outcome, say its worker died): it is retried if it has retries
+                left, else expired. Or any object with the task's ``id`` and
+                ``name``, a Deferred included: the task is expired now, whatever
+                it is doing (queued, waiting for arguments, running); a run
+                still going loses its lease, so its late outcome is dropped.
+            reason: Why, for the TaskExpired its waiter and dependants get.
+
+        Returns:
+            True when the task was retried or expired; False when it was
+            already finished (or unknown), which changes nothing.
         """
-        if self.retry(task, reason):
-            return
-        logger.error("task.expired", **task_fields(task), attempt=task.attempt, error=reason)
-        self.set_result(task, TaskExpired(task.name, task.queue, task.id, reason))
+        if isinstance(task, TaskMessage) and task.lease:
+            if self.retry(task, reason):
+                return True
+            fields, attempt = task_fields(task), task.attempt
+            expired = TaskExpired(task.name, task.queue, task.id, reason)
+            stored = self.taskqueue.set_result(
+                task.id, self.encode_outcome(task, expired), task.options.result_timeout, task.lease
+            )
+        else:
+            fields, attempt = {"task_id": task.id, "task_name": task.name, "queue": self.name}, None
+            expired = TaskExpired(task.name, self.name, task.id, reason)
+            stored = self.taskqueue.set_result(
+                task.id, self.codec.encode_value(expired), DEFAULT_RESULT_TIMEOUT
+            )
+        if stored:
+            logger.error("task.expired", **fields, attempt=attempt, error=reason)
+        return stored
 
     def reap(self, limit: int = 100) -> int:
         """Settle up to ``limit`` tasks whose lease lapsed: retry or expire each.

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
 import attrs
+from typing_extensions import TypeVar as DefaultTypeVar
 
 from worq._deferred import Deferred
 from worq._models import OnError, TaskOptions
@@ -32,7 +33,8 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
-D = TypeVar("D", bound="Deferred[Any] | None")
+D = DefaultTypeVar("D", bound="Deferred[Any] | None", default="Deferred[Any]")
+"""What calling a Queue or Task returns: a Deferred, or None when fire and forget."""
 
 TaskId = str | Callable[..., str]
 """A task id, or a function computing one from the task's arguments."""
@@ -108,12 +110,17 @@ class TaskSpace:
         return f"<TaskSpace {self.name!r} tasks={sorted(self.tasks)}>"
 
 
-class Queue:
+class Queue(Generic[D]):
     """Invokes remote tasks; attribute access walks the task namespace.
 
     ``q.shop.price("A-1")`` sends task ``shop.price`` and returns a
     ``Deferred[Any]``; :meth:`submit` does the same for a task function and
     returns a ``Deferred`` typed from the function's return annotation.
+
+    ``Queue`` is generic in what a call returns: ``Queue[Deferred[Any]]`` (the
+    default, what a bare ``Queue`` annotation means) for an ordinary queue,
+    ``Queue[None]`` for a fire-and-forget queue made with
+    ``ignore_result=True``, whose calls return None.
 
     Queue's own public names (``submit``) shadow task paths of the same name;
     everything else, except names starting with ``_``, is a task path.
@@ -121,54 +128,106 @@ class Queue:
     Args:
         broker: The broker tasks are sent through.
         target: Dotted task (space) path; ``""`` is the root.
-        **options: Default task options (see :class:`Task`), except
-            ``ignore_result``, which only :class:`Task` takes, so that calling a
-            Queue always returns a Deferred.
+        **options: Default task options (see :class:`Task`), ``ignore_result``
+            included.
+
+    Raises:
+        ValueError: An option is unknown or has an invalid value, or
+            ``ignore_result=True`` is combined with ``result_timeout``.
     """
 
-    __slots__ = ("_broker", "_id", "_options", "_target")
+    __slots__ = ("_broker", "_defaults", "_id", "_options", "_target")
+
+    @overload
+    def __init__(
+        self: Queue[None],
+        broker: Broker,
+        target: str = "",
+        *,
+        ignore_result: Literal[True],
+        **options: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: Queue[Deferred[Any]],
+        broker: Broker,
+        target: str = "",
+        *,
+        ignore_result: Literal[False] = False,
+        **options: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: Queue[Deferred[Any] | None],
+        broker: Broker,
+        target: str = "",
+        *,
+        ignore_result: bool,
+        **options: Any,
+    ) -> None: ...
 
     def __init__(self, broker: Broker, target: str = "", **options: Any) -> None:
-        if options.get("ignore_result"):
-            raise ValueError(
-                "ignore_result is not a queue default: use Task(q.<task>, ignore_result=True)"
-            )
         self._broker = broker
         self._target = target
         self._id: TaskId | None = options.pop("id", None)
-        self._options = _make_options(options)
+        if self._id is not None:
+            _check_task_id(self._id)
+        self._defaults: dict[str, Any] = options
+        self._options = _make_options(options, f"queue {broker.name!r}")
 
-    def __getattr__(self, name: str) -> Queue:
+    def __getattr__(self, name: str) -> Queue[D]:
         if name.startswith("_"):
             raise AttributeError(name)
         target = f"{self._target}.{name}" if self._target else name
         return self._child(target)
 
-    def _child(self, target: str) -> Queue:
-        child = object.__new__(Queue)
+    def _child(self, target: str) -> Queue[D]:
+        child: Queue[D] = object.__new__(Queue)
         child._broker = self._broker
         child._target = target
         child._id = self._id
+        child._defaults = self._defaults
         child._options = self._options
         return child
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        """Send the task named by this queue's path; return its future result."""
+    def __call__(self, *args: Any, **kwargs: Any) -> D:
+        """Send the task named by this queue's path; return its future result.
+
+        Returns:
+            A ``Deferred[Any]``, or None when the queue ignores results.
+        """
         deferred = self._broker.enqueue(
             self._target, _task_id(self._id, args, kwargs), args, kwargs, self._options
         )
-        if deferred is None:  # pragma: no cover - queues never carry ignore_result
-            raise AssertionError("a Queue always keeps results")
-        return deferred
+        return cast(D, deferred)  # D is None exactly when the queue ignores results
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Deferred[R]:
+    @overload
+    def submit(
+        self: Queue[None], fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None: ...
+
+    @overload
+    def submit(
+        self: Queue[Deferred[Any]], fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Deferred[R]: ...
+
+    @overload
+    def submit(
+        self: Queue[Deferred[Any] | None], fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Deferred[R] | None: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Deferred[Any] | None:
         """Send task ``fn`` (as exposed on the worker) and return ``Deferred[R]``.
 
         mypy checks the arguments against ``fn``'s signature. The task name is
         the full path ``fn`` was registered under with :meth:`TaskSpace.task`,
-        else ``fn.__name__`` under this queue's path.
+        else ``fn.__name__`` under this queue's path. On a fire-and-forget
+        queue (``ignore_result=True``) the task is sent all the same and
+        ``submit`` returns None, which mypy knows from the queue's type.
         """
-        deferred = self._broker.enqueue(
+        return self._broker.enqueue(
             task_name_of(fn, self._target),
             _task_id(self._id, args, kwargs),
             args,
@@ -176,18 +235,16 @@ class Queue:
             self._options,
             hint=_return_hint(fn),
         )
-        if deferred is None:  # pragma: no cover - queues never carry ignore_result
-            raise AssertionError("a Queue always keeps results")
-        return deferred
 
     def __len__(self) -> int:
-        """Approximate number of tasks waiting in the queue."""
+        """Approximate number of tasks not yet started: runnable, delayed or
+        waiting for their Deferred arguments."""
         return self._broker.taskqueue.size()
 
     def __delitem__(self, key: slice) -> None:
-        """``del q[:]`` discards every task waiting in the queue."""
-        if key != slice(None):
-            raise TypeError("only `del queue[:]` is supported: it discards all pending tasks")
+        """``del q[:]`` discards every task not yet started (see :meth:`__len__`)."""
+        if key != slice(None):  # any other slice, or a key that is not a slice
+            raise ValueError("delitem is only valid with a full slice ([:])")
         self._broker.discard_pending_tasks()
 
     def __eq__(self, other: object) -> bool:
@@ -218,7 +275,8 @@ class Task(Generic[D]):
             argument failed; ``Task.PASS`` passes the TaskFailure in instead.
         ignore_result: Fire and forget: store no result, return None.
         result_timeout: Seconds the result is kept after the task completes
-            (default 3600).
+            (default 3600). A fire-and-forget task keeps no result, so giving
+            both (here or as queue defaults) is refused.
         heartrate: Seconds between worker heartbeats while the task runs
             (default 30).
         retries: Runs to add after the task raised, its worker died, its lease
@@ -235,7 +293,8 @@ class Task(Generic[D]):
     then worq's.
 
     Raises:
-        ValueError: An option has an invalid value.
+        ValueError: An option has an invalid value, or ``ignore_result=True``
+            meets a ``result_timeout``.
     """
 
     FAIL: OnError = "fail"
@@ -245,11 +304,11 @@ class Task(Generic[D]):
 
     @overload
     def __init__(
-        self: Task[Deferred[Any]],
-        queue: Queue,
+        self,
+        queue: Queue[D],
         id: TaskId | None = None,
         on_error: OnError | None = None,
-        ignore_result: Literal[False] = False,
+        ignore_result: None = None,
         result_timeout: float | None = None,
         heartrate: float | None = None,
         retries: int | None = None,
@@ -263,7 +322,7 @@ class Task(Generic[D]):
     @overload
     def __init__(
         self: Task[None],
-        queue: Queue,
+        queue: Queue[Any],
         id: TaskId | None = None,
         on_error: OnError | None = None,
         *,
@@ -280,11 +339,30 @@ class Task(Generic[D]):
 
     @overload
     def __init__(
-        self: Task[Deferred[Any] | None],
-        queue: Queue,
+        self: Task[Deferred[Any]],
+        queue: Queue[Any],
         id: TaskId | None = None,
         on_error: OnError | None = None,
-        ignore_result: bool = False,
+        *,
+        ignore_result: Literal[False],
+        result_timeout: float | None = None,
+        heartrate: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        time_limit: float | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: Task[Deferred[Any] | None],
+        queue: Queue[Any],
+        id: TaskId | None = None,
+        on_error: OnError | None = None,
+        *,
+        ignore_result: bool,
         result_timeout: float | None = None,
         heartrate: float | None = None,
         retries: int | None = None,
@@ -297,10 +375,10 @@ class Task(Generic[D]):
 
     def __init__(
         self,
-        queue: Queue,
+        queue: Queue[Any],
         id: TaskId | None = None,
         on_error: OnError | None = None,
-        ignore_result: bool = False,
+        ignore_result: bool | None = None,
         result_timeout: float | None = None,
         heartrate: float | None = None,
         retries: int | None = None,
@@ -314,8 +392,8 @@ class Task(Generic[D]):
             raise ValueError(
                 f"Task needs a Queue naming the task, e.g. Task(q.func); got {queue!r}"
             )
-        if id is not None and not isinstance(id, str) and not callable(id):
-            raise ValueError(f"task id must be a string or a function returning one, got {id!r}")
+        if id is not None:
+            _check_task_id(id)
         self.queue = queue
         self.id = queue._id if id is None else id
         if delay is not None and eta is not None:
@@ -338,9 +416,9 @@ class Task(Generic[D]):
             "retry_backoff_max": retry_backoff_max,
             "time_limit": time_limit,
         }
-        self.options = attrs.evolve(
-            queue._options, **{key: value for key, value in given.items() if value is not None}
-        )
+        merged = {**queue._defaults, **{k: v for k, v in given.items() if v is not None}}
+        where = f"task {queue._target!r} on queue {queue._broker.name!r}"
+        self.options = _make_options(merged, where)
 
     @property
     def name(self) -> str:
@@ -361,6 +439,8 @@ class Task(Generic[D]):
                 f"unknown task options {sorted(unknown)}: expected some of {sorted(merged)}"
             )
         merged.update(options)
+        if merged["ignore_result"] and "result_timeout" not in options:
+            merged["result_timeout"] = None  # the kept default means nothing here
         return Task(self.queue, **merged)
 
     def __call__(self, *args: Any, **kwargs: Any) -> D:
@@ -390,12 +470,27 @@ class Task(Generic[D]):
 _OPTION_NAMES = frozenset(attribute.name for attribute in TaskOptions.__attrs_attrs__)
 
 
-def _make_options(options: Mapping[str, Any]) -> TaskOptions:
+def _make_options(options: Mapping[str, Any], where: str) -> TaskOptions:
+    """Validated options from explicitly given ones; ``where`` names the queue/task."""
     unknown = set(options) - _OPTION_NAMES
     if unknown:
         expected = sorted(_OPTION_NAMES | {"id"})
-        raise ValueError(f"unknown task options {sorted(unknown)}: expected some of {expected}")
-    return TaskOptions(**options)
+        raise ValueError(
+            f"{where}: unknown task options {sorted(unknown)}: expected some of {expected}"
+        )
+    if options.get("ignore_result") is True and options.get("result_timeout") is not None:
+        raise ValueError(
+            f"{where}: ignore_result=True keeps no result, so "
+            f"result_timeout={options['result_timeout']!r} cannot apply: drop one of them "
+            "(a queue default counts as given)"
+        )
+    given = {name: value for name, value in options.items() if value is not None}
+    return TaskOptions(**given)
+
+
+def _check_task_id(task_id: object) -> None:
+    if not isinstance(task_id, str) and not callable(task_id):
+        raise ValueError(f"task id must be a string or a function returning one, got {task_id!r}")
 
 
 def _task_id(task_id: TaskId | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

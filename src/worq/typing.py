@@ -17,7 +17,25 @@ import attrs
 from worq._models import TaskMessage
 from worq.const import TaskStatus
 
-__all__ = ["Codec", "DeferResult", "Taken", "TaskQueue", "WorkerPool"]
+__all__ = ["Codec", "DeferResult", "Taken", "TaskLike", "TaskQueue", "WorkerPool"]
+
+
+class TaskLike(Protocol):
+    """Anything naming one task: a Deferred, a taken TaskMessage, a SentTask...
+
+    What WorQ 1.1's APIs call "an object with ``id`` and ``name``"
+    (``Broker.pop_result``, ``Broker.task_failed``, ``Deferred(broker, task)``).
+    """
+
+    @property
+    def id(self) -> str:
+        """The task's id."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The task's dotted name."""
+        ...
 
 
 class DeferResult(enum.StrEnum):
@@ -122,11 +140,11 @@ class TaskQueue(Protocol):
         ...
 
     def size(self) -> int:
-        """Number of tasks waiting to run (queued or delayed)."""
+        """Number of tasks not yet started: queued, delayed or waiting for arguments."""
         ...
 
     def discard_pending(self) -> int:
-        """Drop every waiting task (queued or delayed); their waiters see them expire."""
+        """Drop every task not yet started (see :meth:`size`); their waiters see them expire."""
         ...
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
@@ -153,9 +171,15 @@ class TaskQueue(Protocol):
 
         A task that ignores its result is just forgotten.
 
+        With a ``lease``, only the run holding it may finish the task. Without
+        one (None), the task is finished from outside whatever its state
+        (queued, delayed, waiting for arguments, running): it leaves the queue,
+        and a run still going loses its lease, so its outcome is dropped.
+
         Returns:
             False, changing nothing, when ``lease`` is given and the task is not
-            running under it any more (it was reclaimed, retried or finished).
+            running under it any more (it was reclaimed, retried or finished),
+            or, without a lease, when the task is unknown or already finished.
         """
         ...
 

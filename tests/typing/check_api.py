@@ -8,7 +8,8 @@ from typing import Any, assert_type
 import attrs
 
 import worq
-from worq import Deferred, Task, TaskSpace, get_queue
+from worq import Deferred, Queue, Task, TaskSpace, get_broker, get_queue
+from worq._models import SentTask
 from worq.const import TaskStatus
 
 ts = TaskSpace("shop")
@@ -61,6 +62,35 @@ def check_task_handles() -> None:
     flag: bool = bool(len(q))
     assert_type(Task(q.func, ignore_result=flag)(1), Deferred[Any] | None)
     assert_type(Task(q.func).with_options({"heartrate": 5}), Task[Deferred[Any] | None])
+
+
+def check_fire_and_forget_queues() -> None:
+    fire = get_queue("memory://", ignore_result=True)
+    assert_type(fire, Queue[None])
+    assert_type(fire.shop.price, Queue[None])
+    assert_type(fire.shop.price("A-1"), None)
+    assert_type(fire.submit(price, "A-1"), None)  # sent, typed-checked, nothing to wait on
+    assert_type(Task(fire.func)(1), None)
+    assert_type(Task(fire.func, ignore_result=False)(1), Deferred[Any])
+    broker = get_broker("memory://")
+    assert_type(broker.queue(ignore_result=True), Queue[None])
+    assert_type(broker.queue(), Queue[Deferred[Any]])
+    assert_type(Queue(broker, ignore_result=True), Queue[None])
+    assert_type(Queue(broker), Queue[Deferred[Any]])
+    flag: bool = bool(len(fire))
+    maybe = get_queue("memory://", ignore_result=flag)
+    assert_type(maybe, Queue[Deferred[Any] | None])
+    assert_type(maybe.submit(price, "A-1"), Deferred[Decimal] | None)
+    plain: Queue = get_queue("memory://")  # a bare annotation means an ordinary queue
+    assert_type(plain.submit(price, "A-1"), Deferred[Decimal])
+
+
+def check_deferred_task() -> None:
+    d = get_queue("memory://").submit(price, "A-1")
+    assert_type(d.task, SentTask)
+    assert_type(d.task.args, tuple[Any, ...] | None)
+    assert_type(Deferred(get_broker("memory://"), d), Deferred[Any])
+    assert_type(Deferred(get_broker("memory://"), "id", "shop.price"), Deferred[Any])
 
 
 def check_decorator_keeps_signature() -> None:

@@ -45,7 +45,8 @@ class WorkerPool:
         self.workers = workers
         self.thread_factory = thread_factory
         self.errors: list[BaseException] = []
-        """BaseExceptions (SystemExit, say) that tasks raised; each failed its task."""
+        """BaseExceptions (SystemExit, say) that tasks raised; each failed its task
+        (retried first if it had retries left) and the worker went on."""
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._heartbeat: Heartbeat | None = None
@@ -127,14 +128,12 @@ class WorkerPool:
                 lambda: self.broker.get_arguments(task), self.broker, self._stopping
             )
             outcome = self.broker.execute(task, arguments)
+            if outcome.aborted is not None:
+                self.errors.append(outcome.aborted)
             data = self.broker.encode_outcome(task, outcome.value)
             finish_outcome(self.broker, task, data, outcome.retry_reason, self._stopping)
         except WorqError as exc:  # the backend failed and the pool is stopping
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
-        except BaseException as exc:
-            self.errors.append(exc)
-            logger.error("task.aborted", **task_fields(task), error=repr(exc))
-            self._fail(task, f"task raised {type(exc).__name__}: {exc}")
         finally:
             if heartbeat is not None:
                 heartbeat.remove(task)
@@ -152,12 +151,6 @@ class WorkerPool:
         logger.error("task.time_limit_exceeded", **task_fields(task), time_limit_s=limit)
         try:
             self.broker.set_result(task, failure)
-        except WorqError as exc:
-            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
-
-    def _fail(self, task: TaskMessage, reason: str) -> None:
-        try:
-            persist(lambda: self.broker.task_failed(task, reason), self.broker, self._stopping)
         except WorqError as exc:
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
 

@@ -61,6 +61,11 @@ class RedisKeys:
         """ZSET of taken task ids scored by their lease deadline."""
         return self.prefix + "processing"
 
+    @property
+    def deferred(self) -> str:
+        """SET of pending task ids, waiting for the results they take as arguments."""
+        return self.prefix + "deferred"
+
     def task(self, task_id: str) -> str:
         """HASH of one task: status, message, arguments."""
         return f"{self.prefix}task:{task_id}"

@@ -135,12 +135,19 @@ class _Store:
 
     def drop(self, task_id: str) -> None:
         """Forget a task that will never run, and the pending tasks waiting on it."""
-        record = self.records.pop(task_id, None)
+        record = self.records.get(task_id)
         if record is None or record.status is TaskStatus.COMPLETED:
             return
+        del self.records[task_id]
         for dependant in record.dependants:
             self.drop(dependant)
 
+    def not_started(self) -> list[str]:
+        """Ids of the tasks not yet started: queued, delayed or waiting for arguments."""
+        return [i for i, r in self.records.items() if r.status in _NOT_STARTED]
+
+
+_NOT_STARTED = frozenset({TaskStatus.ENQUEUED, TaskStatus.DELAYED, TaskStatus.PENDING})
 
 _stores: dict[tuple[str, str], _Store] = {}
 _stores_lock = threading.Lock()
@@ -263,12 +270,12 @@ class TaskQueue:
 
     def size(self) -> int:
         with self._store.cond:
-            return len(self._store.queue) + len(self._store.delayed)
+            return len(self._store.not_started())
 
     def discard_pending(self) -> int:
         store = self._store
         with store.cond:
-            waiting = [*store.queue, *(task_id for _, _, task_id in store.delayed)]
+            waiting = store.not_started()
             for task_id in waiting:
                 store.drop(task_id)
             store.queue.clear()
@@ -305,14 +312,14 @@ class TaskQueue:
         with store.cond:
             now = time.monotonic()
             record = self._known(task_id, now)
-            if lease is not None and (record is None or not record.holds(lease)):
+            if record is None or record.status is TaskStatus.COMPLETED:
                 return False
-            if record is not None and not record.keep_result:
+            if lease is not None and not record.holds(lease):
+                return False
+            if not record.keep_result:
                 del store.records[task_id]
                 store.cond.notify_all()
                 return True
-            if record is None:
-                record = store.records[task_id] = _Record(TaskStatus.COMPLETED, True, False)
             record.status = TaskStatus.COMPLETED
             record.result, record.message, record.arguments = message, b"", {}
             store.keep_result_until(record, now + timeout)

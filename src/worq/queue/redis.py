@@ -183,11 +183,12 @@ class TaskQueue:
 
     def size(self) -> int:
         k = self.keys
-        return int(self._run("size", [k.queue, k.delayed, k.wakes], []))
+        return int(self._run("size", [k.queue, k.delayed, k.wakes, k.deferred], []))
 
     def discard_pending(self) -> int:
         k = self.keys
-        return int(self._run("discard_pending", [k.queue, k.delayed, k.wakes], [k.prefix]))
+        keys = [k.queue, k.delayed, k.wakes, k.deferred]
+        return int(self._run("discard_pending", keys, [k.prefix]))
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
         with self._guard():
@@ -217,7 +218,10 @@ class TaskQueue:
         self, task_id: str, message: bytes, timeout: float, lease: str | None = None
     ) -> bool:
         k = self.keys
-        keys = [k.task(task_id), k.result(task_id), k.deps(task_id), k.processing]
+        keys = [
+            k.task(task_id), k.result(task_id), k.deps(task_id), k.processing,
+            k.queue, k.delayed, k.deferred,
+        ]  # fmt: skip
         args: list[str | bytes | float] = [k.prefix, task_id, message, _ms(timeout), lease or ""]
         return bool(self._run("set_result", keys, args))
 

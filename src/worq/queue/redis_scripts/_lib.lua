@@ -9,6 +9,7 @@
 --   P.."wakes"          STRING how many ids in "queue" are wake-up calls for
 --                             delayed tasks (see schedule), for size.lua
 --   P.."processing"     ZSET  id -> lease deadline (ms since the epoch)
+--   P.."deferred"       SET   ids of pending tasks, waiting for their arguments
 --   P.."task:"..id      HASH  status, keep ("1"/"0"), track ("1"/"0"), msg,
 --                             attempt, lease (a counter: the current token),
 --                             deferred ("1"), waiting (arguments still missing),
@@ -67,6 +68,7 @@ local function drop_tree(prefix, id, seen)
     redis.call('DEL', prefix .. 'task:' .. id)
     redis.call('ZREM', prefix .. 'processing', id)
     redis.call('ZREM', prefix .. 'delayed', id)
+    redis.call('SREM', prefix .. 'deferred', id)
     local deps = prefix .. 'deps:' .. id
     for _, dep in ipairs(redis.call('SMEMBERS', deps)) do
         drop_tree(prefix, dep, seen)

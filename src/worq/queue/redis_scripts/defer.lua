@@ -33,5 +33,7 @@ for _, deps in ipairs(pending) do
 end
 if #pending == 0 then
     schedule(ARGV[1], ARGV[2], 0)
+else
+    redis.call('SADD', ARGV[1] .. 'deferred', ARGV[2])
 end
 return 'stored'

@@ -1,19 +1,33 @@
 -- Finish a task: store its result and hand it to every pending task that
 -- takes it, queueing those whose arguments are now complete. A task that
--- ignores its result is just forgotten.
+-- ignores its result is just forgotten. Without a lease the task is finished
+-- from outside, whatever its state: it leaves the queue, the delayed set or
+-- the deferred set, and a run still going loses its lease.
 -- KEYS[1] task hash   KEYS[2] result list   KEYS[3] deps set
--- KEYS[4] processing zset
+-- KEYS[4] processing zset   KEYS[5] queue list   KEYS[6] delayed zset
+-- KEYS[7] deferred set
 -- ARGV[1] key prefix  ARGV[2] task id   ARGV[3] result message
--- ARGV[4] result timeout (ms)   ARGV[5] lease token ("": unconditional)
--- Returns 1, or 0 (nothing changed) when the task is not running under the lease.
+-- ARGV[4] result timeout (ms)   ARGV[5] lease token ("": finish from outside)
+-- Returns 1, or 0 (nothing changed) when the task is not running under the
+-- lease, or (no lease) is unknown or already finished.
 local prefix, id, message = ARGV[1], ARGV[2], ARGV[3]
-if ARGV[5] ~= '' and not holds(prefix, id, ARGV[5]) then
+local f = redis.call('HMGET', KEYS[1], 'status', 'keep')
+if ARGV[5] ~= '' then
+    if not holds(prefix, id, ARGV[5]) then
+        return 0
+    end
+elseif not f[1] then
     return 0
+elseif f[1] == 'enqueued' then
+    redis.call('LREM', KEYS[5], -1, id)
+elseif f[1] == 'delayed' then
+    redis.call('ZREM', KEYS[6], id)  -- its wake-up call stays counted in wakes
+elseif f[1] == 'pending' then
+    redis.call('SREM', KEYS[7], id)
 end
-local keep = redis.call('HGET', KEYS[1], 'keep')
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[4], id)
-if keep == '0' then
+if f[2] == '0' then
     return 1
 end
 redis.call('DEL', KEYS[2])
@@ -24,6 +38,7 @@ for _, dep in ipairs(redis.call('SMEMBERS', KEYS[3])) do
     if redis.call('HGET', task, 'status') == 'pending' then
         redis.call('HSET', task, 'arg:' .. id, message)
         if redis.call('HINCRBY', task, 'waiting', -1) <= 0 then
+            redis.call('SREM', KEYS[7], dep)
             schedule(prefix, dep, 0)
         end
     end
