@@ -387,3 +387,37 @@ def test_size_and_discard_count_deferred_tasks(tq: TaskQueue) -> None:
     assert (tq.size(), tq.get_status("dep"), tq.get_status("other")) == (0, None, None)
     assert tq.set_result("arg", b"1", 60, arg.lease)  # hands over to nobody
     assert tq.get(SHORT) is None
+
+
+def test_discard_leaves_running_tasks_alone(tq: TaskQueue) -> None:
+    """A running task whose id also waits in the queue (a wake-up copy) is not dropped."""
+    enqueue(tq, "retried")
+    first = take(tq)
+    assert tq.retry_task("retried", first.lease, SHORT)  # delayed, with a wake-up call
+    eventually(lambda: tq.get_status("retried"), TaskStatus.DELAYED)
+    running = take(tq)  # taken again once due
+    assert running.task_id == "retried"
+    assert tq.defer_task("after", b"A", ["retried"], keep_result=True) is DeferResult.STORED
+    enqueue(tq, "queued")
+    assert tq.size() == 2
+    assert tq.discard_pending() == 2  # "after" and "queued": what size() counted
+    assert tq.size() == 0
+    assert tq.get_status("retried") == TaskStatus.PROCESSING
+    assert tq.set_result("retried", b"R", 60, running.lease)
+    assert tq.pop_result("retried", 0) == b"R"
+    assert tq.get(SHORT) is None
+
+
+@pytest.mark.parametrize("depth", [3_000, 30_000])
+def test_discard_a_pending_chain_of_any_depth(tq: TaskQueue, depth: int) -> None:
+    """Purging a deep chain of pending tasks completes: every link goes, nothing is left."""
+    enqueue(tq, "head", delay=3600)
+    previous = "head"
+    for link in range(depth):
+        assert tq.defer_task(f"t{link}", b"T", [previous], keep_result=True) is DeferResult.STORED
+        previous = f"t{link}"
+    assert tq.size() == depth + 1
+    assert tq.discard_pending() == depth + 1
+    assert tq.size() == 0
+    assert tq.get_status(previous) is None
+    assert tq.pop_result(previous, 0) is TaskStatus.EXPIRED

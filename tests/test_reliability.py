@@ -237,3 +237,27 @@ def test_message_of_an_unknown_format_version_is_rejected(url: str) -> None:
         )
         failure = outcome(Deferred(broker, "future", "?"))
     assert "unsupported version 99" in failure.error
+
+
+def test_stale_run_cannot_answer_a_resent_task(url: str) -> None:
+    """A run whose lease lapsed cannot finish a later task sent under the same id."""
+    broker = get_broker(url, initial_result_timeout=0.05)
+    q = get_queue(url)
+    first = Task(q.work, id="job")("v1")
+    stale = broker.next_task(WAIT)
+    assert stale is not None
+    assert stale.lease != ""
+    assert first.wait(WAIT)  # the lease lapsed: the waiter settles it
+    assert isinstance(first.outcome(), TaskExpired)
+    second = Task(q.work, id="job")("v2")
+    fresh = broker.next_task(WAIT)
+    assert fresh is not None
+    assert fresh.args == ("v2",)
+    assert fresh.lease != stale.lease
+    with capture_logs() as logs:
+        broker.set_result(stale, "old run's value")
+    assert [e["event"] for e in logs] == ["task.lease_lost"]
+    broker.heartbeat(fresh)
+    broker.set_result(fresh, "fresh value")
+    assert second.wait(WAIT)
+    assert second.value == "fresh value"

@@ -66,6 +66,11 @@ class RedisKeys:
         """SET of pending task ids, waiting for the results they take as arguments."""
         return self.prefix + "deferred"
 
+    @property
+    def dropping(self) -> str:
+        """LIST of task ids a purge (discard_pending) has still to drop."""
+        return self.prefix + "dropping"
+
     def task(self, task_id: str) -> str:
         """HASH of one task: status, message, arguments."""
         return f"{self.prefix}task:{task_id}"

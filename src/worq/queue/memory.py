@@ -38,7 +38,7 @@ class _Record:
     result_expires: float = math.inf
     attempt: int = 0
     lease: int = 0
-    """Counts leases handed out; the current one is the token holders must show."""
+    """The current lease's token, which holders must show; 0 before the first."""
     lease_deadline: float = math.inf
     waiting_on: set[str] = attrs.Factory(set)
     arguments: dict[str, bytes] = attrs.Factory(dict)
@@ -63,6 +63,10 @@ class _Store:
     records: dict[str, _Record] = attrs.Factory(dict)
     next_expiry: float = math.inf
     order: itertools.count[int] = attrs.Factory(itertools.count)
+    lease_tokens: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
+    """One counter for the whole store, never per task record, so that a token is
+    unique across every incarnation of a task id: a stale run of a task sent
+    before under the same id can never finish the new one."""
     leases: list[tuple[float, str]] = attrs.Factory(list)
     """Heap of (lease deadline, task id); entries whose task moved on are stale."""
 
@@ -133,14 +137,18 @@ class _Store:
         )
         return min(due, self.next_expiry, min(leases, default=math.inf))
 
-    def drop(self, task_id: str) -> None:
-        """Forget a task that will never run, and the pending tasks waiting on it."""
-        record = self.records.get(task_id)
-        if record is None or record.status is TaskStatus.COMPLETED:
-            return
-        del self.records[task_id]
-        for dependant in record.dependants:
-            self.drop(dependant)
+    def drop(self, task_ids: list[str]) -> None:
+        """Forget tasks that will never run, and the pending tasks waiting on them.
+
+        A work list, not recursion, so that a pending chain of any depth goes.
+        Tasks that started (or finished) meanwhile are left alone.
+        """
+        while task_ids:
+            task_id = task_ids.pop()
+            record = self.records.get(task_id)
+            if record is not None and record.status in _NOT_STARTED:
+                del self.records[task_id]
+                task_ids.extend(record.dependants)
 
     def not_started(self) -> list[str]:
         """Ids of the tasks not yet started: queued, delayed or waiting for arguments."""
@@ -264,7 +272,7 @@ class TaskQueue:
 
     def _lease(self, task_id: str, record: _Record, now: float) -> Taken:
         record.status = TaskStatus.PROCESSING
-        record.lease += 1
+        record.lease = next(self._store.lease_tokens)
         self._store.track_lease(task_id, record, now + self.initial_result_timeout)
         return Taken(task_id, record.message, record.attempt, str(record.lease))
 
@@ -276,8 +284,7 @@ class TaskQueue:
         store = self._store
         with store.cond:
             waiting = store.not_started()
-            for task_id in waiting:
-                store.drop(task_id)
+            store.drop(list(waiting))
             store.queue.clear()
             store.delayed.clear()
             store.cond.notify_all()

@@ -34,6 +34,10 @@ MAX_BLOCK = 1.0
 While a task runs, a waiter wakes at its lease deadline instead, to see at
 once whether the lease lapsed."""
 
+DROP_BATCH = 1000
+"""Most tasks one discard_pending script call drops, cascading to dependants;
+bounds how long the server is blocked, whatever the depth of a pending chain."""
+
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a TCP connection before calling the server unreachable."""
 
@@ -187,8 +191,11 @@ class TaskQueue:
 
     def discard_pending(self) -> int:
         k = self.keys
-        keys = [k.queue, k.delayed, k.wakes, k.deferred]
-        return int(self._run("discard_pending", keys, [k.prefix]))
+        keys = [k.queue, k.delayed, k.wakes, k.deferred, k.dropping]
+        found, left = self._run("discard_pending", keys, [k.prefix, "start", DROP_BATCH])
+        while left:
+            _, left = self._run("discard_pending", keys, [k.prefix, "continue", DROP_BATCH])
+        return int(found)
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
         with self._guard():

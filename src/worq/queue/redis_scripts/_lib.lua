@@ -10,8 +10,10 @@
 --                             delayed tasks (see schedule), for size.lua
 --   P.."processing"     ZSET  id -> lease deadline (ms since the epoch)
 --   P.."deferred"       SET   ids of pending tasks, waiting for their arguments
+--   P.."dropping"       LIST  ids a purge (discard_pending.lua) has still to drop
+--   P.."leases"         STRING the last lease token handed out (a counter)
 --   P.."task:"..id      HASH  status, keep ("1"/"0"), track ("1"/"0"), msg,
---                             attempt, lease (a counter: the current token),
+--                             attempt, lease (the current lease's token),
 --                             deferred ("1"), waiting (arguments still missing),
 --                             "arg:"..arg_id (results handed over)
 --   P.."deps:"..id      SET   ids of pending tasks that take id's result
@@ -38,11 +40,14 @@ local function schedule(prefix, id, delay_ms)
     end
 end
 
--- Hand a taken task a new lease: returns {id, message, attempt, lease}.
+-- Hand a taken task a new lease: returns {id, message, attempt, lease}. The
+-- token comes from one counter per queue, never from the task's own record,
+-- so that it is unique across every incarnation of an id: a stale run of a
+-- task sent before under the same id can never finish the new one.
 local function lease(prefix, id, ms)
     local task = prefix .. 'task:' .. id
-    local token = redis.call('HINCRBY', task, 'lease', 1)
-    redis.call('HSET', task, 'status', 'processing')
+    local token = redis.call('INCR', prefix .. 'leases')
+    redis.call('HSET', task, 'status', 'processing', 'lease', token)
     redis.call('ZADD', prefix .. 'processing', now_ms() + ms, id)
     local f = redis.call('HMGET', task, 'msg', 'attempt')
     return {id, f[1] or '', tonumber(f[2] or '0'), tostring(token)}
@@ -61,17 +66,6 @@ local function woken(prefix)
     end
 end
 
--- Forget a task that will never run, and every pending task waiting on it.
-local function drop_tree(prefix, id, seen)
-    if seen[id] then return end
-    seen[id] = true
-    redis.call('DEL', prefix .. 'task:' .. id)
-    redis.call('ZREM', prefix .. 'processing', id)
-    redis.call('ZREM', prefix .. 'delayed', id)
-    redis.call('SREM', prefix .. 'deferred', id)
-    local deps = prefix .. 'deps:' .. id
-    for _, dep in ipairs(redis.call('SMEMBERS', deps)) do
-        drop_tree(prefix, dep, seen)
-    end
-    redis.call('DEL', deps)
-end
+-- The statuses of a task that has not started: what len(q) counts and
+-- discard_pending drops.
+local NOT_STARTED = {enqueued = true, delayed = true, pending = true}

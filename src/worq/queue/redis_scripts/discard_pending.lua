@@ -1,22 +1,47 @@
 -- Drop every task not yet started (queued, delayed, or waiting for its
--- arguments), and the pending tasks waiting on them.
+-- arguments), then the pending tasks waiting on them, level by level.
+-- Running tasks are left alone, even when a wake-up copy of their id sits in
+-- the queue list. The cascade goes through a work list, at most ARGV[3]
+-- tasks per call, so that any depth completes without deep recursion or one
+-- long call; the caller repeats with ARGV[2] = "continue" until none is left.
 -- KEYS[1] queue list   KEYS[2] delayed zset   KEYS[3] wakes counter
--- KEYS[4] deferred set
--- ARGV[1] key prefix
--- Returns how many tasks were dropped.
-local ids = redis.call('LRANGE', KEYS[1], 0, -1)
-for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do ids[#ids + 1] = id end
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do ids[#ids + 1] = id end
-local counted, dropped = {}, 0
-for _, id in ipairs(ids) do  -- wake-up calls and repeats name no other task
-    if not counted[id] and redis.call('EXISTS', ARGV[1] .. 'task:' .. id) == 1 then
-        counted[id] = true
-        dropped = dropped + 1
+-- KEYS[4] deferred set   KEYS[5] dropping list (the work list)
+-- ARGV[1] key prefix   ARGV[2] "start" or "continue"   ARGV[3] limit
+-- Returns {how many not-started tasks this purge found (0 when continuing),
+--          how many tasks are left on the work list}.
+local prefix, limit = ARGV[1], tonumber(ARGV[3])
+local found = 0
+if ARGV[2] == 'start' then
+    local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do ids[#ids + 1] = id end
+    for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do ids[#ids + 1] = id end
+    local seen = {}
+    for _, id in ipairs(ids) do
+        if not seen[id] then
+            seen[id] = true
+            local status = redis.call('HGET', prefix .. 'task:' .. id, 'status')
+            if status and NOT_STARTED[status] then
+                found = found + 1
+                redis.call('RPUSH', KEYS[5], id)
+            end
+        end
+    end
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+end
+for _ = 1, limit do
+    local id = redis.call('LPOP', KEYS[5])
+    if not id then break end
+    local task = prefix .. 'task:' .. id
+    local status = redis.call('HGET', task, 'status')
+    if status and NOT_STARTED[status] then
+        redis.call('DEL', task)
+        redis.call('ZREM', KEYS[2], id)
+        redis.call('SREM', KEYS[4], id)
+        local deps = prefix .. 'deps:' .. id
+        for _, dep in ipairs(redis.call('SMEMBERS', deps)) do
+            redis.call('RPUSH', KEYS[5], dep)
+        end
+        redis.call('DEL', deps)
     end
 end
-local seen = {}
-for _, id in ipairs(ids) do
-    drop_tree(ARGV[1], id, seen)
-end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-return dropped
+return {found, redis.call('LLEN', KEYS[5])}
