@@ -286,3 +286,20 @@ def test_plain_annotations_are_not_coerced(broker: Broker, url: str) -> None:
         failure = outcome(q.geo.total([wrong]))
         assert isinstance(failure, TaskFailure)
         assert "expected int" in failure.error
+
+
+def test_failure_text_stays_small_along_a_chain(broker: Broker, url: str) -> None:
+    """Each link of a failed chain names its failed dependency and the root cause once."""
+    q = get_queue(url)
+    head = q.submit(fail, "boom")
+    chain = [q.submit(total, [head.as_arg()])]
+    for _ in range(200):
+        chain.append(q.submit(total, [chain[-1].as_arg()]))
+    errors = [outcome(link).error for link in chain]
+    root = f"geo.fail [default:{head.id}] ValueError: boom"
+    assert errors[0] == f"dependency failed: {root}"
+    before_last = chain[-2]
+    assert errors[-1] == (
+        f"dependency failed: geo.total [default:{before_last.id}]; root cause: {root}"
+    )
+    assert len({len(error) for error in errors[1:]}) == 1  # constant size past the first link

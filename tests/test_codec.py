@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 import pickle
 import re
@@ -12,7 +13,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, Generic, Optional, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -22,14 +23,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worq._codec import JsonCodec, PickleCodec, make_codec
-from worq._models import ArgumentRef, TaskMessage, TaskOptions
+from worq import Deferred, get_broker, get_queue
+from worq._arguments import extract_refs
+from worq._codec import MAX_DEPTH, JsonCodec, PickleCodec, make_codec
+from worq._models import MAX_SECONDS, ArgumentRef, TaskMessage, TaskOptions
 from worq._structure import make_json_converter
 from worq.exceptions import DuplicateTask, SerializationError, TaskExpired, TaskFailure
+from worq.testing import WAIT, thread_worker
 from worq.typing import Codec
 
 JSON = JsonCodec()
 PICKLE = PickleCodec()
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -45,6 +50,59 @@ class Label:
     """A second attrs value, told apart from Point by its field name."""
 
     text: str
+
+
+def _shout(text: str) -> str:
+    return text + "!"
+
+
+@attrs.frozen
+class Shout:
+    """A converter that is not idempotent: running it again on decode would show."""
+
+    text: str = attrs.field(converter=_shout, validator=attrs.validators.instance_of(str))
+
+
+@attrs.define
+class Job:
+    """A mutable class whose init=False field changes after construction."""
+
+    name: str
+    state: str = attrs.field(init=False, default="new")
+
+
+_SERIALS = itertools.count()
+
+
+@attrs.frozen
+class Ticket:
+    """An init=False field set by __attrs_post_init__, differently on every call."""
+
+    label: str
+    serial: int = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "serial", next(_SERIALS))
+
+
+@attrs.frozen
+class Box(Generic[T]):
+    """A generic attrs class: its TypeVar has no value to structure with."""
+
+    item: T
+
+
+@attrs.define
+class Unset:
+    """An init=False field with no default: it has no value until one is set."""
+
+    x: int = attrs.field(init=False)
+
+
+def _job(name: str, state: str) -> Job:
+    job = Job(name)
+    job.state = state
+    return job
 
 
 class Color(enum.IntEnum):
@@ -110,7 +168,7 @@ failures = st.builds(
     text,
     text,
 )
-leaves: st.SearchStrategy[Any] = st.one_of(
+hashable_leaves: st.SearchStrategy[Any] = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
@@ -128,9 +186,13 @@ leaves: st.SearchStrategy[Any] = st.one_of(
     st.builds(ArgumentRef, text),
     st.builds(Point, st.integers(), st.decimals(allow_nan=False)),
     st.sampled_from(Color),
+    st.builds(Shout, text),
+    st.builds(Ticket, text),
 )
+hashable_leaves |= st.builds(Box, hashable_leaves)
+leaves = hashable_leaves | st.builds(_job, text, text)
 hashables = st.recursive(
-    leaves,
+    hashable_leaves,
     lambda inner: st.lists(inner, max_size=3).map(tuple) | st.frozensets(inner, max_size=3),
     max_leaves=4,
 )
@@ -143,6 +205,7 @@ values: st.SearchStrategy[Any] = st.recursive(
         st.dictionaries(hashables, inner, max_size=3),
         st.sets(hashables, max_size=3),
         st.frozensets(hashables, max_size=3),
+        st.builds(Box, inner),
     ),
     max_leaves=8,
 )
@@ -150,7 +213,7 @@ options = st.builds(
     TaskOptions,
     on_error=st.sampled_from(["fail", "pass"]),
     ignore_result=st.booleans(),
-    result_timeout=st.integers(1, 10**6) | st.floats(min_value=0.001, allow_nan=False),
+    result_timeout=st.integers(1, 10**6) | st.floats(min_value=0.001, max_value=MAX_SECONDS),
     heartrate=st.floats(min_value=0.001, max_value=1e6),
 )
 messages = st.builds(
@@ -272,6 +335,61 @@ def test_enums_tagged() -> None:
     """IntEnum and StrEnum members come back as members, not plain ints or strs."""
     for value in (Color.BLUE, Size.SMALL, {Color.RED: [Size.SMALL]}):
         assert_same(value, JSON.decode_value(JSON.encode_value(value)))
+
+
+def test_attrs_restored_as_sent() -> None:
+    """Converters do not run again, init=False fields keep their values, generics decode.
+
+    __attrs_post_init__ is not called again either: Ticket's serial stays the one sent.
+    """
+    job, ticket = _job("build", "done"), Ticket("t")
+    value = [Shout("hi"), job, ticket, Box(Box(Decimal("1.10"))), {"k": (Box([job]),)}]
+    serial = next(_SERIALS)
+    decoded = JSON.decode_value(JSON.encode_value(value))
+    assert next(_SERIALS) == serial + 1
+    assert (decoded[0].text, decoded[1].state, decoded[2].serial) == ("hi!", "done", ticket.serial)
+    assert decoded == value
+    assert_same(value, decoded)
+    message = TaskMessage(
+        id="i",
+        name="n",
+        queue="q",
+        args=(Shout("a"),),
+        kwargs={"b": Box(job)},
+        resolved={"t": ticket},
+    )
+    assert_same(message, JSON.decode_message(JSON.encode_message(message)))
+
+
+def test_attrs_field_without_value_refused() -> None:
+    """An attrs field that was never set is refused at send, not lost on the way."""
+    expected = (
+        "value[0]: cannot encode value of type 'Unset' with the json serializer "
+        "(its attrs field 'x' has no value; or use serializer='pickle')"
+    )
+    with pytest.raises(SerializationError) as info:
+        JSON.encode_value([Unset()])
+    assert str(info.value) == expected
+
+
+def restamp(
+    box: Box[Shout], jobs: list[Job], ticket: Ticket
+) -> tuple[Box[Shout], list[Job], Ticket]:
+    """Hand back what arrived, to compare it with what was sent."""
+    return box, jobs, ticket
+
+
+def test_attrs_arguments_and_results_exact(url: str) -> None:
+    """Through a worker and the annotations both ways, attrs values come back as sent."""
+    broker = get_broker(url)
+    broker.expose(restamp)
+    sent = (Box(Shout("hi")), [_job("a", "done")], Ticket("t"))
+    with thread_worker(broker):
+        deferred = get_queue(url).submit(restamp, *sent)
+        assert deferred.wait(WAIT)
+    assert deferred.value == sent
+    assert_same(sent, deferred.value)
+    assert deferred.value[0].item.text == "hi!"
 
 
 class Foo:
@@ -420,6 +538,14 @@ def test_bad_message_fields(changes: dict[str, Any], reason: str) -> None:
         ({"$w": "failure", "t": "KeyError", "a": []}, "bad 'failure' value"),
         ({"$w": "dict", "v": [[[1], 2]]}, "unhashable"),
         ({"$w": "attrs", "t": f"{__name__}:Point", "v": {"x": 1}}, "bad 'attrs' value"),
+        (
+            {"$w": "attrs", "t": f"{__name__}:Point", "v": {"x": 1, "d": 1, "z": 0}},
+            "bad 'attrs' value: TypeError: Point has the fields ['x', 'd'], not ['x', 'd', 'z']",
+        ),
+        (
+            {"$w": "attrs", "t": f"{__name__}:Shout", "v": {"text": 5}},
+            "bad 'attrs' value: TypeError: 'text' must be <class 'str'>",
+        ),
         ([1, {"$w": "uuid", "v": "zz"}], "bad 'uuid' value"),
     ],
 )
@@ -583,3 +709,99 @@ def test_resolved_outcomes_on_the_wire() -> None:
         "t2": {"$w": "tuple", "v": [1, 2]},
     }
     assert_same(message.resolved, JSON.decode_message(JSON.encode_message(message)).resolved)
+
+
+def _nested(levels: int, wrap: Callable[[Any], Any] = lambda v: [v], leaf: Any = 0) -> Any:
+    """``leaf`` inside ``levels`` containers made by ``wrap``."""
+    value = leaf
+    for _ in range(levels):
+        value = wrap(value)
+    return value
+
+
+TOO_DEEP = (
+    f"cannot encode a value nested deeper than {MAX_DEPTH} levels with the json serializer "
+    "(flatten it; a reference cycle nests without end; or use serializer='pickle')"
+)
+
+
+def test_too_deep_refused_on_send() -> None:
+    """A value nested past MAX_DEPTH, or a cycle, is refused naming the task; nothing is stored."""
+    q = get_queue("memory://x")
+    expected = f"cannot send task 'func' to queue 'default': args[0]: {TOO_DEEP}"
+    with pytest.raises(SerializationError, match=f"^{re.escape(expected)}$"):
+        q.func(_nested(10_000))
+    loop: list[Any] = []
+    loop.append(loop)
+    expected = f"cannot send task 'func' to queue 'default': kwargs['k']: {TOO_DEEP}"
+    with pytest.raises(SerializationError, match=f"^{re.escape(expected)}$"):
+        q.func(1, k={"a": loop})
+    assert len(q) == 0
+    pickled = get_queue("memory://x", serializer="pickle")
+    with pytest.raises(SerializationError, match=r"^cannot send task 'func' .*pickle serializer"):
+        pickled.func(_nested(10_000))
+    assert len(pickled) == 0
+
+
+def test_depth_limit_boundary() -> None:
+    """MAX_DEPTH levels of the widest JSON (pair-form dicts) round-trip; one more is refused."""
+    deepest = _nested(MAX_DEPTH, lambda v: {"$w": v}, leaf=datetime(2024, 1, 1))
+    message = TaskMessage(
+        id="i",
+        name="n",
+        queue="q",
+        args=(deepest,),
+        kwargs={"$w": deepest},
+        resolved={"$w": deepest},
+    )
+    assert_same(message, JSON.decode_message(JSON.encode_message(message)))
+    assert_same(deepest, JSON.decode_value(JSON.encode_value(deepest)))
+    hashable = _nested(MAX_DEPTH, lambda v: (v,))
+    for too_deep in (
+        [deepest],
+        (deepest,),
+        {"k": deepest},
+        {hashable: 1},
+        frozenset({hashable}),
+        Box(deepest),
+        TaskFailure(deepest, "q", "i", "e"),  # type: ignore[arg-type]  # a deep value on purpose
+    ):
+        with pytest.raises(SerializationError) as info:
+            JSON.encode_value(too_deep)
+        assert str(info.value) == f"value: {TOO_DEEP}"
+
+
+def test_too_deep_refused_on_decode() -> None:
+    """Bytes nested past MAX_DEPTH are a SerializationError naming the limit, not a RecursionError."""
+    limit = re.escape(f"nested deeper than {MAX_DEPTH} levels")
+    trees = [
+        _nested(MAX_DEPTH + 1),
+        _nested(MAX_DEPTH + 1, lambda v: {"k": v}),
+        _nested(MAX_DEPTH + 1, lambda v: {"$w": "tuple", "v": [v]}),
+        _nested(MAX_DEPTH + 1, lambda v: {"$w": "dict", "v": [[1, v]]}),
+        _nested(MAX_DEPTH + 1, lambda v: {"$w": "attrs", "t": f"{__name__}:Box", "v": {"item": v}}),
+        _nested(MAX_DEPTH + 1, lambda v: {"$w": "failure", "t": "TaskFailure", "a": [v]}),
+    ]
+    for tree in trees:
+        with pytest.raises(SerializationError, match=f"^cannot decode value .*: {limit}"):
+            JSON.decode_value(orjson.dumps(tree))
+        with pytest.raises(SerializationError, match=f"^cannot decode message .*: {limit}"):
+            JSON.decode_message(_message_bytes(args=[tree]))
+        with pytest.raises(SerializationError, match=limit):
+            JSON.decode_message(_message_bytes(kwargs={"k": tree}))
+    with pytest.raises(SerializationError, match=limit):
+        JSON.decode_value(b"[" * 1000 + b"]" * 1000)
+    with pytest.raises(SerializationError, match="not valid JSON"):  # past orjson's own limit
+        JSON.decode_value(b"[" * 10_000 + b"]" * 10_000)
+    assert JSON.decode_message(_message_bytes(args=[_nested(MAX_DEPTH)])).args[0] == _nested(
+        MAX_DEPTH
+    )
+
+
+def test_deferred_found_down_to_the_depth_limit() -> None:
+    """A Deferred MAX_DEPTH containers down is swapped; deeper values are left unread."""
+    deferred: Deferred[Any] = Deferred(get_broker("memory://x"), "t0", "n")
+    assert extract_refs((_nested(MAX_DEPTH, leaf=deferred),), {}).refs == ("t0",)
+    assert extract_refs((), {"k": _nested(MAX_DEPTH, leaf=deferred)}).refs == ("t0",)
+    too_deep = _nested(10_000, leaf=deferred)
+    assert extract_refs((too_deep,), {}).args[0] is too_deep

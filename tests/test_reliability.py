@@ -206,13 +206,13 @@ def test_delay_validation(url: str) -> None:
         Task(q.f, delay=1, eta=datetime.now(UTC))
     with pytest.raises(ValueError, match="timezone-aware"):
         Task(q.f, eta=datetime.now())
-    with pytest.raises(ValueError, match="delay must be a number"):
+    with pytest.raises(ValueError, match="delay must be a finite number"):
         Task(q.f, delay="soon")  # type: ignore[call-overload]  # the mistake under test
     with pytest.raises(ValueError, match="cannot be combined with Deferred arguments"):
         Task(q.f, delay=1)(q.g())
     with pytest.raises(ValueError, match="retries must be an int >= 0"):
         Task(q.f, retries=-1)
-    with pytest.raises(ValueError, match="time_limit must be a positive number"):
+    with pytest.raises(ValueError, match="time_limit must be a finite number of seconds > 0"):
         Task(q.f, time_limit=0)
 
 

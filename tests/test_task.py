@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import pytest
@@ -10,6 +12,10 @@ from worq import Deferred, DuplicateTask, ResultNotReady, Task, TaskFailure, Tas
 from worq._models import TaskOptions
 from worq.const import TaskStatus
 from worq.task import Queue
+
+POSITIVE = "must be a finite number of seconds > 0 and at most 315360000 (ten years), got"
+NON_NEGATIVE = "must be a finite number of seconds >= 0 and at most 315360000 (ten years), got"
+BAD_ID = "task id must be a non-empty str of at most 512 bytes (UTF-8), got"
 
 
 @pytest.fixture
@@ -22,18 +28,39 @@ def queue(url: str) -> Queue:
     ("options", "message"),
     [
         ({"on_error": "ignore"}, "on_error must be Task.FAIL ('fail') or Task.PASS ('pass')"),
-        ({"result_timeout": 0}, "result_timeout must be a positive number of seconds, got 0"),
-        ({"result_timeout": "1"}, "result_timeout must be a positive number of seconds, got '1'"),
-        ({"heartrate": -1}, "heartrate must be a positive number of seconds, got -1"),
-        ({"heartrate": True}, "heartrate must be a positive number of seconds, got True"),
+        ({"result_timeout": 0}, f"result_timeout {POSITIVE} 0"),
+        ({"result_timeout": "1"}, f"result_timeout {POSITIVE} '1'"),
+        ({"result_timeout": math.inf}, f"result_timeout {POSITIVE} inf"),
+        ({"heartrate": -1}, f"heartrate {POSITIVE} -1"),
+        ({"heartrate": True}, f"heartrate {POSITIVE} True"),
+        ({"heartrate": math.nan}, f"heartrate {POSITIVE} nan"),
+        ({"time_limit": math.inf}, f"time_limit {POSITIVE} inf"),
+        ({"time_limit": 1e300}, f"time_limit {POSITIVE} 1e+300"),
+        ({"retry_backoff": math.inf}, f"retry_backoff {NON_NEGATIVE} inf"),
+        ({"retry_backoff_max": -math.inf}, f"retry_backoff_max {NON_NEGATIVE} -inf"),
+        ({"delay": math.inf}, f"delay {NON_NEGATIVE} inf"),
         ({"ignore_result": 1}, "ignore_result must be True or False, got 1"),
-        ({"id": 42}, "task id must be a string or a function returning one, got 42"),
+        ({"id": 42}, f"{BAD_ID} 42"),
+        ({"id": ""}, f"{BAD_ID} ''"),
+        ({"id": "é" * 257}, f"{BAD_ID} 'éé"),
     ],
 )
 def test_task_rejects_bad_options(queue: Queue, options: dict[str, Any], message: str) -> None:
-    """Each bad option value is a ValueError saying what is expected."""
-    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+    """Each bad option value is a ValueError naming the task, its queue and what is expected."""
+    where = "task 'func' on queue 'default': "
+    with pytest.raises(ValueError, match="^" + re.escape(where + message)):
         Task(queue.func, **options)
+
+
+def test_bad_ids_are_refused_at_send(queue: Queue) -> None:
+    """An id function returning an empty or oversized id is refused before anything is stored."""
+    for bad in ("", "x" * 513):
+        with pytest.raises(ValueError, match=r"^task 'func' on queue 'default': task id must be"):
+            Task(queue.func, id=lambda bad=bad: bad)()
+    with pytest.raises(ValueError, match=r"^queue 'default': task id must be a non-empty str"):
+        get_broker(queue._broker.url).queue(id="")
+    assert len(queue) == 0
+    assert Task(queue.func, id="x" * 512)().id == "x" * 512
 
 
 def test_task_needs_a_queue() -> None:

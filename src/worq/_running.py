@@ -21,7 +21,7 @@ from worq._models import TaskMessage
 from worq.exceptions import SerializationError, TaskFailure
 from worq.typing import Codec
 
-__all__ = ["Outcome", "run_task"]
+__all__ = ["DEPENDENCY_FAILED", "Outcome", "dependency_failed", "run_task"]
 
 
 @attrs.frozen
@@ -85,7 +85,7 @@ def _run(
     if task.options.on_error == "fail":
         for value in values.values():
             if isinstance(value, TaskFailure):
-                return Outcome(failure(f"dependency failed: {value}"))
+                return Outcome(failure(dependency_failed(value)))
     args, kwargs = (
         resolve_refs(task.args, task.kwargs, values) if values else (task.args, task.kwargs)
     )
@@ -101,6 +101,25 @@ def _run(
         logger.error("task.aborted", **fields, error=repr(exc), exc_info=True)
         error = f"{type(exc).__name__}: {exc}"
         return Outcome(failure(error), retry_reason=error, aborted=exc)
+
+
+DEPENDENCY_FAILED = "dependency failed: "
+ROOT_CAUSE = "; root cause: "
+
+
+def dependency_failed(failure: TaskFailure) -> str:
+    """The error of a task whose Deferred argument ended with ``failure``.
+
+    It names the failed dependency and the root cause, once: along a chain of
+    dependants the text keeps a constant size instead of nesting each link's
+    whole error in the next.
+    """
+    if not failure.error.startswith(DEPENDENCY_FAILED):
+        return f"{DEPENDENCY_FAILED}{failure}"  # the dependency is the root cause
+    own = failure.error[len(DEPENDENCY_FAILED) :]
+    root = own.split(ROOT_CAUSE, 1)[1] if ROOT_CAUSE in own else own
+    where = f"{failure.task_name} [{failure.queue}:{failure.task_id}]"
+    return f"{DEPENDENCY_FAILED}{where}{ROOT_CAUSE}{root}"
 
 
 def _argument_value(codec: Codec, task: TaskMessage, ref: str, data: bytes | None) -> Any:

@@ -18,7 +18,7 @@ from worq._codec import make_codec
 from worq._deferred import Deferred
 from worq._events import logger, task_fields
 from worq._exposed import ExposedTask
-from worq._models import SentTask, TaskMessage, TaskOptions
+from worq._models import SentTask, TaskMessage, TaskOptions, check_task_id
 from worq._running import Outcome, run_task
 from worq._urls import mask_url
 from worq.const import TaskStatus
@@ -185,6 +185,7 @@ class Broker:
             DependencyUnavailable: A Deferred argument has no result left to take.
             ValueError: ``delay`` combined with Deferred arguments.
         """
+        check_task_id(task_id, f"task {name!r} on queue {self.name!r}")
         extracted = extract_refs(args, kwargs)
         message = TaskMessage(
             id=task_id,

@@ -14,7 +14,7 @@ import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from worq._deferred import Deferred
-from worq._models import OnError, TaskOptions
+from worq._models import OnError, TaskOptions, check_seconds, check_task_id
 from worq.exceptions import DuplicateTask, TaskExpired, TaskFailure
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class Queue(Generic[D]):
         self._target = target
         self._id: TaskId | None = options.pop("id", None)
         if self._id is not None:
-            _check_task_id(self._id)
+            _check_task_id(self._id, f"queue {broker.name!r}")
         self._defaults: dict[str, Any] = options
         self._options = _make_options(options, f"queue {broker.name!r}")
 
@@ -392,14 +392,15 @@ class Task(Generic[D]):
             raise ValueError(
                 f"Task needs a Queue naming the task, e.g. Task(q.func); got {queue!r}"
             )
+        where = f"task {queue._target!r} on queue {queue._broker.name!r}"
         if id is not None:
-            _check_task_id(id)
+            _check_task_id(id, where)
         self.queue = queue
         self.id = queue._id if id is None else id
         if delay is not None and eta is not None:
             raise ValueError("give a task either a delay or an eta, not both")
-        if delay is not None and (type(delay) not in (int, float) or delay < 0):
-            raise ValueError(f"delay must be a number of seconds >= 0, got {delay!r}")
+        if delay is not None:
+            check_seconds(f"{where}: delay", delay, zero=True)
         if eta is not None and not isinstance(eta, datetime):
             raise ValueError(f"eta must be a datetime, got {eta!r}")
         if eta is not None and eta.tzinfo is None:
@@ -417,7 +418,6 @@ class Task(Generic[D]):
             "time_limit": time_limit,
         }
         merged = {**queue._defaults, **{k: v for k, v in given.items() if v is not None}}
-        where = f"task {queue._target!r} on queue {queue._broker.name!r}"
         self.options = _make_options(merged, where)
 
     @property
@@ -485,12 +485,16 @@ def _make_options(options: Mapping[str, Any], where: str) -> TaskOptions:
             "(a queue default counts as given)"
         )
     given = {name: value for name, value in options.items() if value is not None}
-    return TaskOptions(**given)
+    try:
+        return TaskOptions(**given)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
-def _check_task_id(task_id: object) -> None:
-    if not isinstance(task_id, str) and not callable(task_id):
-        raise ValueError(f"task id must be a string or a function returning one, got {task_id!r}")
+def _check_task_id(task_id: object, where: str) -> None:
+    """A fixed id must be usable (see check_task_id); a function is checked per call."""
+    if not callable(task_id):
+        check_task_id(task_id, where)
 
 
 def _task_id(task_id: TaskId | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

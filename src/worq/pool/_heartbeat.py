@@ -20,6 +20,7 @@ from worq._events import logger, task_fields
 from worq._models import TaskMessage
 from worq.core import Broker
 from worq.exceptions import WorqError
+from worq.pool._outages import describe
 
 __all__ = ["Heartbeat"]
 
@@ -56,7 +57,9 @@ class Heartbeat:
         self._broker = broker
         self._on_overdue = on_overdue
         self._changed = threading.Condition()
-        self._running: dict[str, _Running] = {}
+        self._running: dict[tuple[str, str], _Running] = {}
+        """Keyed by (task id, lease), never by id alone: an old run of a task and
+        its retry may overlap in one pool, and each keeps its own lease."""
         self._closed = False
         lease = broker.taskqueue.initial_result_timeout
         self._reap_every = min(max(lease / 4, REAP_EVERY[0]), REAP_EVERY[1])
@@ -75,13 +78,13 @@ class Heartbeat:
         limit = task.options.time_limit
         overdue = math.inf if limit is None or self._on_overdue is None else now + limit
         with self._changed:
-            self._running[task.id] = _Running(task, now + first, overdue)
+            self._running[task.id, task.lease] = _Running(task, now + first, overdue)
             self._changed.notify()
 
     def remove(self, task: TaskMessage) -> None:
         """Stop keeping ``task``'s lease."""
         with self._changed:
-            self._running.pop(task.id, None)
+            self._running.pop((task.id, task.lease), None)
 
     def close(self) -> None:
         """Stop the thread and wait for it."""
@@ -123,16 +126,29 @@ class Heartbeat:
         return max(0.0, min(_MAX_NAP, min(times) - time.monotonic()))
 
     def _act(self, beats: list[TaskMessage], overdue: list[TaskMessage], reap: bool) -> None:
+        """Beat, enforce limits and reap; no error of one step stops the thread."""
         for task in beats:
             try:
                 self._broker.heartbeat(task)
-            except WorqError as exc:
-                logger.warning("task.heartbeat_failed", **task_fields(task), error=str(exc))
+            except Exception as exc:  # the next beat may go through: keep every lease going
+                logger.warning(
+                    "task.heartbeat_failed", **task_fields(task), error=describe(exc),
+                    exc_info=not isinstance(exc, WorqError),
+                )  # fmt: skip
         for task in overdue:
             if self._on_overdue is not None:
-                self._on_overdue(task)
+                try:
+                    self._on_overdue(task)
+                except Exception as exc:  # its lease still lapses: a reaper settles it
+                    logger.error(
+                        "task.outcome_unrecorded", **task_fields(task), error=describe(exc),
+                        exc_info=True,
+                    )  # fmt: skip
         if reap:
             try:
                 self._broker.reap()
-            except WorqError as exc:
-                logger.warning("pool.reap_failed", queue=self._broker.name, error=str(exc))
+            except Exception as exc:  # the next sweep tries again
+                logger.warning(
+                    "pool.reap_failed", queue=self._broker.name, error=describe(exc),
+                    exc_info=not isinstance(exc, WorqError),
+                )  # fmt: skip

@@ -10,12 +10,12 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from worq._events import logger
+from worq._events import logger, task_fields
 from worq._models import TaskMessage
 from worq.core import Broker
 from worq.exceptions import BackendUnavailable, WorqError
 
-__all__ = ["back_off", "finish_outcome", "persist"]
+__all__ = ["back_off", "describe", "fail_task", "finish_outcome", "persist"]
 
 T = TypeVar("T")
 
@@ -23,11 +23,23 @@ BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Seconds to wait after the 1st, 2nd, … failure in a row (the last one repeats)."""
 
 
-def back_off(broker: Broker, failures: int, exc: WorqError, stopping: threading.Event) -> None:
-    """Log a backend failure and wait (less if the pool starts stopping)."""
+def describe(exc: BaseException) -> str:
+    """An error for the logs: worq's own messages as they are, others with their type."""
+    return str(exc) if isinstance(exc, WorqError) else f"{type(exc).__name__}: {exc}"
+
+
+def back_off(broker: Broker, failures: int, exc: Exception, stopping: threading.Event) -> None:
+    """Log a failure to take a task and wait (less if the pool starts stopping).
+
+    Any exception, not only a backend error: a pool thread must outlive
+    whatever a backend call raises, and try again.
+    """
     delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
     event = "backend.unavailable" if isinstance(exc, BackendUnavailable) else "backend.error"
-    logger.warning(event, queue=broker.name, error=str(exc), retry_in_s=delay)
+    logger.warning(
+        event, queue=broker.name, error=describe(exc), retry_in_s=delay,
+        exc_info=not isinstance(exc, WorqError),
+    )  # fmt: skip
     stopping.wait(delay)
 
 
@@ -49,6 +61,22 @@ def persist(step: Callable[[], T], broker: Broker, stopping: threading.Event) ->
                 raise
             back_off(broker, failures, exc, stopping)
             failures += 1
+
+
+def fail_task(broker: Broker, task: TaskMessage, reason: str, stopping: threading.Event) -> None:
+    """Retry or expire a task whose run ended without an outcome; never raises.
+
+    What is left when even that fails (the backend is down and the pool is
+    stopping, or the backend refuses) is logged: the task's lease then lapses
+    and a reaper settles it.
+    """
+    try:
+        persist(lambda: broker.task_failed(task, reason), broker, stopping)
+    except Exception as exc:
+        logger.error(
+            "task.outcome_unrecorded", **task_fields(task), error=describe(exc),
+            exc_info=not isinstance(exc, WorqError),
+        )  # fmt: skip
 
 
 def finish_outcome(

@@ -23,9 +23,9 @@ from typing import Any
 from worq._events import logger, task_fields
 from worq._models import TaskMessage
 from worq.core import Broker
-from worq.exceptions import PoolError, TaskFailure, WorqError
+from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
 from worq.pool._heartbeat import Heartbeat
-from worq.pool._outages import back_off, finish_outcome, persist
+from worq.pool._outages import back_off, describe, fail_task, finish_outcome, persist
 from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import worker_main
 
@@ -176,14 +176,28 @@ class _Slot:
                     if failures:
                         logger.info("backend.available", queue=pool.broker.name, pool=pool.name)
                     failures = 0
-                except WorqError as exc:
+                except Exception as exc:  # an outage, or a reply nobody expected: try again
                     back_off(pool.broker, failures, exc, pool._stopping)
                     failures += 1
                     continue
                 if taken is not None:
-                    self._dispatch(*taken)
+                    self._run_safely(*taken)
         finally:
             self._retire("pool stopping")
+
+    def _run_safely(self, task: TaskMessage, data: bytes) -> None:
+        """Dispatch one task; an error of the pool's own steps fails only that task.
+
+        The worker is replaced too, since its state is then unknown; the feeder
+        thread goes on serving.
+        """
+        try:
+            self._dispatch(task, data)
+        except Exception as exc:
+            reason = f"the pool failed to handle it: {describe(exc)}"
+            logger.error("task.pool_error", **task_fields(task), error=reason, exc_info=True)
+            self._retire("pool error")
+            fail_task(self.pool.broker, task, reason, self.pool._stopping)
 
     def _ensure_worker(self) -> bool:
         """A live worker is ready (starting one if needed); False if it failed to start."""
@@ -236,7 +250,7 @@ class _Slot:
             heartbeat.add(task)  # before fetching: an outage then must not lapse the lease
         try:
             arguments = persist(lambda: broker.get_arguments(task), broker, pool._stopping)
-        except WorqError as exc:  # stopping: the lease lapses, a reaper settles the task
+        except BackendUnavailable as exc:  # stopping: the lease lapses, a reaper settles it
             logger.error("task.arguments_unavailable", **task_fields(task), error=str(exc))
             if heartbeat is not None:
                 heartbeat.remove(task)
@@ -263,7 +277,7 @@ class _Slot:
     def _finish(self, task: TaskMessage, data: bytes, retry_reason: str | None) -> None:
         try:
             finish_outcome(self.pool.broker, task, data, retry_reason, self.pool._stopping)
-        except WorqError as exc:
+        except BackendUnavailable as exc:  # the backend is down and the pool is stopping
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
 
     def _ended_without_outcome(
@@ -284,14 +298,7 @@ class _Slot:
         reason = f"worker process {process.pid} died (exit code {process.exitcode}) running it"
         logger.error("worker.crashed", **task_fields(task), pool=self.pool.name, error=reason)
         self._forget_worker()
-        try:
-            persist(
-                lambda: self.pool.broker.task_failed(task, reason),
-                self.pool.broker,
-                self.pool._stopping,
-            )
-        except WorqError as exc:
-            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
+        fail_task(self.pool.broker, task, reason, self.pool._stopping)
 
     @staticmethod
     def _receive(

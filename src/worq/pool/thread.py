@@ -12,9 +12,9 @@ from collections.abc import Callable
 from worq._events import logger, task_fields
 from worq._models import TaskMessage
 from worq.core import NOOP_TASK, Broker
-from worq.exceptions import PoolError, TaskFailure, WorqError
+from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
 from worq.pool._heartbeat import Heartbeat
-from worq.pool._outages import back_off, finish_outcome, persist
+from worq.pool._outages import back_off, describe, fail_task, finish_outcome, persist
 from worq.task import Task
 
 __all__ = ["Error", "WorkerPool"]
@@ -108,7 +108,7 @@ class WorkerPool:
         while not self._stopping.is_set():
             try:
                 task = self._next_task(timeout)
-            except WorqError as exc:
+            except Exception as exc:  # an outage, or a reply nobody expected: try again
                 back_off(self.broker, failures, exc, self._stopping)
                 failures += 1
                 continue
@@ -119,7 +119,12 @@ class WorkerPool:
                 self._run(task)
 
     def _run(self, task: TaskMessage) -> None:
-        """Run one task and store its outcome; the thread survives whatever the task does."""
+        """Run one task and store its outcome; the thread survives whatever happens.
+
+        An error from the pool's own steps (a backend call, an option the
+        backend refuses) fails that one task with the reason, then the thread
+        goes on serving.
+        """
         heartbeat = self._heartbeat
         if heartbeat is not None:
             heartbeat.add(task)
@@ -132,8 +137,12 @@ class WorkerPool:
                 self.errors.append(outcome.aborted)
             data = self.broker.encode_outcome(task, outcome.value)
             finish_outcome(self.broker, task, data, outcome.retry_reason, self._stopping)
-        except WorqError as exc:  # the backend failed and the pool is stopping
+        except BackendUnavailable as exc:  # the backend is down and the pool is stopping
             logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
+        except Exception as exc:
+            reason = f"the pool failed to handle it: {describe(exc)}"
+            logger.error("task.pool_error", **task_fields(task), error=reason, exc_info=True)
+            fail_task(self.broker, task, reason, self._stopping)
         finally:
             if heartbeat is not None:
                 heartbeat.remove(task)
@@ -149,10 +158,7 @@ class WorkerPool:
             "thread: it goes on, and its outcome will be dropped)",
         )
         logger.error("task.time_limit_exceeded", **task_fields(task), time_limit_s=limit)
-        try:
-            self.broker.set_result(task, failure)
-        except WorqError as exc:
-            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
+        self.broker.set_result(task, failure)
 
     def __repr__(self) -> str:
         state = "running" if self._threads and not self._stopping.is_set() else "idle"
