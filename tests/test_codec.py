@@ -99,6 +99,32 @@ class Unset:
     x: int = attrs.field(init=False)
 
 
+@attrs.frozen(cache_hash=True)
+class Cached:
+    """A hash cached on the instance: a rebuilt one must start with an empty cache."""
+
+    x: int
+
+
+def _double(x: int) -> int:
+    return x * 2
+
+
+@attrs.define(slots=False)
+class Legacy:
+    """A dict class (no slots), with a converter and an init=False field."""
+
+    x: int = attrs.field(converter=_double)
+    seen: int = attrs.field(init=False, default=0)
+
+
+@attrs.define
+class Refused(Exception):
+    """An attrs exception: its args are its init fields."""
+
+    code: int
+
+
 def _job(name: str, state: str) -> Job:
     job = Job(name)
     job.state = state
@@ -188,9 +214,10 @@ hashable_leaves: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from(Color),
     st.builds(Shout, text),
     st.builds(Ticket, text),
+    st.builds(Cached, st.integers()),
 )
 hashable_leaves |= st.builds(Box, hashable_leaves)
-leaves = hashable_leaves | st.builds(_job, text, text)
+leaves = hashable_leaves | st.builds(_job, text, text) | st.builds(Legacy, st.integers())
 hashables = st.recursive(
     hashable_leaves,
     lambda inner: st.lists(inner, max_size=3).map(tuple) | st.frozensets(inner, max_size=3),
@@ -359,6 +386,21 @@ def test_attrs_restored_as_sent() -> None:
         resolved={"t": ticket},
     )
     assert_same(message, JSON.decode_message(JSON.encode_message(message)))
+
+
+def test_attrs_layouts_restored() -> None:
+    """Slotted classes with a cached hash, dict classes and attrs exceptions come back whole."""
+    cached = Cached(3)
+    hash(cached)  # fills the sender's cache, which does not travel
+    legacy = Legacy(2)
+    legacy.seen = 5
+    refused = Refused(7)
+    decoded = JSON.decode_value(JSON.encode_value([cached, legacy, refused]))
+    assert decoded[:2] == [cached, legacy]
+    assert hash(decoded[0]) == hash(cached)
+    assert (decoded[1].x, decoded[1].seen) == (4, 5)
+    assert type(decoded[2]) is Refused
+    assert (decoded[2].code, decoded[2].args, str(decoded[2])) == (7, (7,), "7")
 
 
 def test_attrs_field_without_value_refused() -> None:
@@ -544,7 +586,7 @@ def test_bad_message_fields(changes: dict[str, Any], reason: str) -> None:
         ),
         (
             {"$w": "attrs", "t": f"{__name__}:Shout", "v": {"text": 5}},
-            "bad 'attrs' value: TypeError: 'text' must be <class 'str'>",
+            "bad 'attrs' value: TypeError: (\"'text' must be <class 'str'> (got 5",
         ),
         ([1, {"$w": "uuid", "v": "zz"}], "bad 'uuid' value"),
     ],
@@ -764,7 +806,7 @@ def test_depth_limit_boundary() -> None:
         {hashable: 1},
         frozenset({hashable}),
         Box(deepest),
-        TaskFailure(deepest, "q", "i", "e"),  # type: ignore[arg-type]  # a deep value on purpose
+        TaskFailure(deepest, "q", "i", "e"),
     ):
         with pytest.raises(SerializationError) as info:
             JSON.encode_value(too_deep)
@@ -772,7 +814,7 @@ def test_depth_limit_boundary() -> None:
 
 
 def test_too_deep_refused_on_decode() -> None:
-    """Bytes nested past MAX_DEPTH are a SerializationError naming the limit, not a RecursionError."""
+    """Bytes nested past MAX_DEPTH: a SerializationError naming the limit, not a RecursionError."""
     limit = re.escape(f"nested deeper than {MAX_DEPTH} levels")
     trees = [
         _nested(MAX_DEPTH + 1),

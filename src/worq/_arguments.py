@@ -1,9 +1,12 @@
 """Deferred results inside task arguments: swapped out at enqueue, back in at run.
 
-A Deferred may sit at any depth inside lists, tuples and dicts. The client
-replaces each one that has no local value yet with an :class:`ArgumentRef`
-(and each one that does with its value); the worker replaces each reference
-with the result the backend handed over.
+A Deferred may sit at any depth inside lists, tuples and dicts, down to the
+codecs' :data:`~worq._codec.MAX_DEPTH` levels. The client replaces each one
+that has no local value yet with an :class:`ArgumentRef` (and each one that
+does with its value); the worker replaces each reference with the result the
+backend handed over. Containers deeper than that are left as they are, unread:
+the walks stay far from the recursion limit, and the codec then refuses the
+value with an error that names the task.
 """
 
 from __future__ import annotations
@@ -13,41 +16,47 @@ from typing import Any
 
 import attrs
 
+from worq._codec import MAX_DEPTH
 from worq._deferred import Deferred
 from worq._models import ArgumentRef
 
 __all__ = ["ExtractedArguments", "extract_refs", "resolve_refs"]
 
-_CONTAINERS = (list, tuple, dict)
+_OUTER = -1  # depth of the args tuple and kwargs dict: they hold the values, not levels of them
 
 
-def _walk(value: Any, leaf: Callable[[Any], Any], leaf_type: type) -> Any:
+def _walk(value: Any, leaf: Callable[[Any], Any], leaf_type: type, depth: int) -> Any:
     """Rebuild ``value`` with ``leaf`` applied to every ``leaf_type`` inside containers.
 
-    Containers without a leaf inside are returned as they are, not copied.
+    ``depth`` counts the containers holding ``value``. Containers without a
+    leaf inside, or too deep to send, are returned as they are, not copied.
     """
     if isinstance(value, leaf_type):
         return leaf(value)
     cls = type(value)
+    if depth >= MAX_DEPTH:
+        return value
     if cls is list or cls is tuple:
-        items = [_walk(item, leaf, leaf_type) for item in value]
+        items = [_walk(item, leaf, leaf_type, depth + 1) for item in value]
         if all(new is old for new, old in zip(items, value, strict=True)):
             return value
         return cls(items)
     if cls is dict:
-        changed = {key: _walk(item, leaf, leaf_type) for key, item in value.items()}
+        changed = {key: _walk(item, leaf, leaf_type, depth + 1) for key, item in value.items()}
         if all(changed[key] is item for key, item in value.items()):
             return value
         return changed
     return value
 
 
-def _holds(value: Any, leaf_type: type) -> bool:
+def _holds(value: Any, leaf_type: type, depth: int) -> bool:
     cls = type(value)
+    if depth >= MAX_DEPTH and (cls is list or cls is tuple or cls is dict):
+        return False
     if cls is list or cls is tuple:
-        return any(_holds(item, leaf_type) for item in value)
+        return any(_holds(item, leaf_type, depth + 1) for item in value)
     if cls is dict:
-        return any(_holds(item, leaf_type) for item in value.values())
+        return any(_holds(item, leaf_type, depth + 1) for item in value.values())
     return isinstance(value, leaf_type)
 
 
@@ -71,7 +80,7 @@ class ExtractedArguments:
 
 def extract_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExtractedArguments:
     """Replace every Deferred in the arguments with a reference to its task."""
-    if not (_holds(args, Deferred) or _holds(kwargs, Deferred)):
+    if not (_holds(args, Deferred, _OUTER) or _holds(kwargs, Deferred, _OUTER)):
         return ExtractedArguments(args, kwargs)
     refs: dict[str, None] = {}
     resolved: dict[str, Any] = {}
@@ -83,8 +92,8 @@ def extract_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExtractedArgu
             refs[deferred.id] = None
         return ArgumentRef(deferred.id)
 
-    new_args = _walk(args, swap, Deferred)
-    new_kwargs = _walk(kwargs, swap, Deferred)
+    new_args = _walk(args, swap, Deferred, _OUTER)
+    new_kwargs = _walk(kwargs, swap, Deferred, _OUTER)
     return ExtractedArguments(new_args, new_kwargs, tuple(refs), resolved)
 
 
@@ -96,4 +105,4 @@ def resolve_refs(
     def swap(ref: ArgumentRef) -> Any:
         return values[ref.task_id]
 
-    return _walk(args, swap, ArgumentRef), _walk(kwargs, swap, ArgumentRef)
+    return _walk(args, swap, ArgumentRef, _OUTER), _walk(kwargs, swap, ArgumentRef, _OUTER)

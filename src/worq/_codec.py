@@ -26,6 +26,10 @@ only str keys are themselves; anything else is an object ``{"$w": tag, ...}``::
     attrs instance, enum   {"$w": "attrs", "t": "module:QualName", "v": {field: value}}
                            {"$w": "enum", "t": "module:QualName", "v": member.value}
 
+An attrs instance carries every field, ``init=False`` ones too, and is rebuilt
+without calling ``__init__`` (see :func:`_restore`), so converters do not run
+twice and nothing falls back to a default; generic classes need nothing more.
+
 A message is one object ``{"v": 1, "id", "name", "queue", "args": [...],
 "kwargs": {...}, "options": {TaskOptions fields}, "refs": [...]}``, plus
 ``"resolved": {...}`` when the client already held some referenced outcomes.
@@ -34,7 +38,8 @@ Only ``datetime.timezone`` and ``zoneinfo.ZoneInfo`` tzinfos are carried (a
 ZoneInfo datetime as wall time plus key ``z``). Enum members (IntEnum, StrEnum)
 are tagged; other subclasses of supported types (OrderedDict, defaultdict,
 numpy.float64, user subclasses of TaskFailure) are refused, as they would come
-back as their base type. Lone-surrogate strs are refused (JSON is UTF-8).
+back as their base type. Lone-surrogate strs are refused (JSON is UTF-8), and
+so are values nested deeper than :data:`MAX_DEPTH`, both ways.
 """
 
 from __future__ import annotations
@@ -57,18 +62,26 @@ import cattrs
 import orjson
 
 from worq._models import ArgumentRef, TaskMessage, TaskOptions
-from worq._structure import is_attrs, make_json_converter
+from worq._structure import make_json_converter
 from worq.exceptions import DuplicateTask, SerializationError, TaskExpired, TaskFailure
 from worq.typing import Codec
 
-__all__ = ["JsonCodec", "PickleCodec", "make_codec"]
+__all__ = ["MAX_DEPTH", "JsonCodec", "PickleCodec", "make_codec"]
 
-_Hook = Callable[[Any, Any], Any]
+MAX_DEPTH = 64
+"""How deeply a value may nest; each list, tuple, set, frozenset, dict, attrs
+instance, enum member and TaskFailure is one level. The bound keeps encoding,
+decoding and :mod:`worq._arguments` far below Python's recursion limit (so a
+deep value or a reference cycle is refused, never a RecursionError) and the
+JSON within orjson's 254 levels (a level takes at most three, a pair-form dict)."""
+
 _VERSION, _TAG = 1, "$w"
+_OUTER = -1  # depth of a message's args list and kwargs dict: they hold values, not levels of them
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _MICROSECOND = timedelta(microseconds=1)
 _SUPPORTED = "str, int, float, bool, None, list, tuple, dict, set, frozenset, bytes, datetime, "
 _SUPPORTED += "date, time, timedelta, Decimal, UUID, enums, attrs classes"
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 _FAILURES = {c.__name__: c for c in (TaskFailure, TaskExpired, DuplicateTask)}
 _FIELDS: tuple[tuple[str, type], ...] = (("id", str), ("name", str), ("queue", str))
 _FIELDS += (("args", list), ("kwargs", dict), ("options", dict), ("refs", list))
@@ -76,19 +89,35 @@ _OPTIONS = tuple(a.name for a in attrs.fields(TaskOptions))
 
 
 class _Unencodable(Exception):
-    """Raised deep in the encoder; the path is worked out only on the way out."""
+    """Raised deep in the encoder; the path is worked out only on the way out.
 
-    def __init__(self, obj: object, detail: str = "") -> None:
-        super().__init__(obj, detail)
-        self.obj, self.detail = obj, detail
+    ``depth`` (how many containers hold ``obj``) tells the occurrence that
+    failed from the same object seen higher up.
+    """
+
+    def __init__(self, obj: object, depth: int, detail: str = "") -> None:
+        super().__init__(obj, depth, detail)
+        self.obj, self.depth, self.detail = obj, depth, detail
 
 
-def _enc(obj: Any) -> Any:
+class _TooDeep(_Unencodable):
+    """``obj`` would be one level more than :data:`MAX_DEPTH`."""
+
+
+def _nest(obj: object, depth: int) -> int:
+    """The depth of the items of container ``obj``, which sits at ``depth``."""
+    if depth >= MAX_DEPTH:
+        raise _TooDeep(obj, depth)
+    return depth + 1
+
+
+def _enc(obj: Any, depth: int) -> Any:
     """A value as a JSON-native tree, tagging what JSON cannot say.
 
-    Dispatch is on the exact type, cheapest cases first, because this runs for
-    every argument of every task; a subclass misses the table and is refused
-    unless it is an attrs class or an enum, so it is never silently downgraded.
+    ``depth`` counts the containers holding ``obj``. Dispatch is on the exact
+    type, cheapest cases first, because this runs for every argument of every
+    task; a subclass misses the table and is refused unless it is an attrs
+    class or an enum, so it is never silently downgraded.
     """
     cls = type(obj)
     if cls is str or cls is bool or obj is None:
@@ -97,24 +126,37 @@ def _enc(obj: Any) -> Any:
         return obj if _I64_MIN <= obj <= _I64_MAX else {_TAG: "int", "v": format(obj, "x")}
     encoder = _ENCODERS.get(cls)
     if encoder is not None:
-        return encoder(obj)
-    ref = f"{cls.__module__}:{cls.__qualname__}"
+        return encoder(obj, depth)
     if attrs.has(cls):
-        fields = {a.name: _enc(getattr(obj, a.name)) for a in attrs.fields(cls) if a.init}
-        return {_TAG: "attrs", "t": ref, "v": fields}
+        return _enc_attrs(obj, depth)
     if isinstance(obj, enum.Enum):
-        return {_TAG: "enum", "t": ref, "v": _enc(obj.value)}
-    raise _Unencodable(obj)
+        ref = f"{cls.__module__}:{cls.__qualname__}"
+        return {_TAG: "enum", "t": ref, "v": _enc(obj.value, _nest(obj, depth))}
+    raise _Unencodable(obj, depth)
 
 
-def _enc_dict(obj: dict[Any, Any]) -> Any:
+def _enc_attrs(obj: Any, depth: int) -> Any:
+    """Every field, ``init=False`` ones too, so that :func:`_restore` can set them all."""
+    inner, cls = _nest(obj, depth), type(obj)
+    fields = {}
+    for a in attrs.fields(cls):
+        try:
+            value = getattr(obj, a.name)
+        except AttributeError:  # an init=False field without default that was never set
+            raise _Unencodable(obj, depth, f"its attrs field {a.name!r} has no value") from None
+        fields[a.name] = _enc(value, inner)
+    return {_TAG: "attrs", "t": f"{cls.__module__}:{cls.__qualname__}", "v": fields}
+
+
+def _enc_dict(obj: dict[Any, Any], depth: int) -> Any:
+    inner = _nest(obj, depth)
     # A "$w" key would read back as a tag: such dicts take the pair-list form too.
     if _TAG not in obj and all(type(k) is str for k in obj):
-        return {k: _enc(v) for k, v in obj.items()}
-    return {_TAG: "dict", "v": [[_enc(k), _enc(v)] for k, v in obj.items()]}
+        return {k: _enc(v, inner) for k, v in obj.items()}
+    return {_TAG: "dict", "v": [[_enc(k, inner), _enc(v, inner)] for k, v in obj.items()]}
 
 
-def _enc_clock(tag: str, obj: datetime | time) -> dict[str, Any]:
+def _enc_clock(tag: str, obj: datetime | time, depth: int) -> dict[str, Any]:
     tz = obj.tzinfo
     out: dict[str, Any] = {_TAG: tag, "v": obj.isoformat()}
     if type(tz) is ZoneInfo and tz.key is not None:
@@ -127,35 +169,45 @@ def _enc_clock(tag: str, obj: datetime | time) -> dict[str, Any]:
             out["n"] = tz.tzname(None)
     elif tz is not None:
         detail = f"tzinfo {type(tz).__qualname__!r}: use datetime.timezone or zoneinfo.ZoneInfo"
-        raise _Unencodable(obj, detail)
+        raise _Unencodable(obj, depth, detail)
     if obj.fold:
         out["f"] = 1
     return out
 
 
-def _items(tag: str) -> Callable[[Any], Any]:
-    return lambda obj: {_TAG: tag, "v": [_enc(x) for x in obj]}
+def _items(tag: str) -> Callable[[Any, int], Any]:
+    def encode(obj: Any, depth: int) -> Any:
+        inner = _nest(obj, depth)
+        return {_TAG: tag, "v": [_enc(x, inner) for x in obj]}
+
+    return encode
 
 
-def _enc_failure(obj: TaskFailure) -> Any:
-    return {_TAG: "failure", "t": type(obj).__name__, "a": [_enc(a) for a in obj.args]}
+def _enc_list(obj: list[Any], depth: int) -> Any:
+    inner = _nest(obj, depth)
+    return [_enc(x, inner) for x in obj]
 
 
-_ENCODERS: dict[type, Callable[[Any], Any]] = {
-    float: lambda o: o if math.isfinite(o) else {_TAG: "float", "v": repr(o)},
-    list: lambda o: [_enc(x) for x in o],
+def _enc_failure(obj: TaskFailure, depth: int) -> Any:
+    inner = _nest(obj, depth)
+    return {_TAG: "failure", "t": type(obj).__name__, "a": [_enc(a, inner) for a in obj.args]}
+
+
+_ENCODERS: dict[type, Callable[[Any, int], Any]] = {
+    float: lambda o, _: o if math.isfinite(o) else {_TAG: "float", "v": repr(o)},
+    list: _enc_list,
     dict: _enc_dict,
     tuple: _items("tuple"),
     set: _items("set"),
     frozenset: _items("frozenset"),
-    bytes: lambda o: {_TAG: "bytes", "v": base64.b64encode(o).decode("ascii")},
-    datetime: lambda o: _enc_clock("datetime", o),
-    time: lambda o: _enc_clock("time", o),
-    date: lambda o: {_TAG: "date", "v": o.isoformat()},
-    timedelta: lambda o: {_TAG: "timedelta", "v": [o.days, o.seconds, o.microseconds]},
-    Decimal: lambda o: {_TAG: "decimal", "v": str(o)},
-    UUID: lambda o: {_TAG: "uuid", "v": str(o)},
-    ArgumentRef: lambda o: {_TAG: "ref", "id": o.task_id},
+    bytes: lambda o, _: {_TAG: "bytes", "v": base64.b64encode(o).decode("ascii")},
+    datetime: lambda o, d: _enc_clock("datetime", o, d),
+    time: lambda o, d: _enc_clock("time", o, d),
+    date: lambda o, _: {_TAG: "date", "v": o.isoformat()},
+    timedelta: lambda o, _: {_TAG: "timedelta", "v": [o.days, o.seconds, o.microseconds]},
+    Decimal: lambda o, _: {_TAG: "decimal", "v": str(o)},
+    UUID: lambda o, _: {_TAG: "uuid", "v": str(o)},
+    ArgumentRef: lambda o, _: {_TAG: "ref", "id": o.task_id},
     **dict.fromkeys(_FAILURES.values(), _enc_failure),
 }
 
@@ -172,22 +224,29 @@ def _children(path: str, obj: Any) -> Iterator[tuple[str, object]]:
     elif isinstance(obj, TaskFailure):
         yield from ((f"{path}.args[{i}]", x) for i, x in enumerate(obj.args))
     elif attrs.has(type(obj)):
-        fields = attrs.fields(type(obj))
-        yield from ((f"{path}.{a.name}", getattr(obj, a.name)) for a in fields if a.init)
+        yield from ((f"{path}.{a.name}", getattr(obj, a.name)) for a in attrs.fields(type(obj)))
     elif isinstance(obj, enum.Enum):
         yield f"{path}.value", obj.value
 
 
-def _locate(nodes: Iterable[tuple[str, object]], match: Callable[[object], bool]) -> str | None:
+def _locate(
+    nodes: Iterable[tuple[str, object]], match: Callable[[object, int], bool], depth: int = 0
+) -> str | None:
+    """The path of the first node ``match(node, depth)`` accepts, walking as the encoder did.
+
+    It goes no deeper than the encoder can have gone, so cycles end too.
+    """
     for path, obj in nodes:
-        if match(obj):
+        if match(obj, depth):
             return path
-        if (found := _locate(_children(path, obj), match)) is not None:
-            return found
+        if depth < MAX_DEPTH:
+            found = _locate(_children(path, obj), match, depth + 1)
+            if found is not None:
+                return found
     return None
 
 
-def _not_utf8(obj: object) -> bool:
+def _not_utf8(obj: object, depth: int) -> bool:
     if isinstance(obj, str):
         try:
             obj.encode()
@@ -196,14 +255,24 @@ def _not_utf8(obj: object) -> bool:
     return False
 
 
-def _encode_error(exc: Exception, roots: Iterable[tuple[str, object]]) -> SerializationError:
-    """Say what could not be encoded and where; runs only once encoding has failed."""
+def _encode_error(exc: Exception, roots: list[tuple[str, object]]) -> SerializationError:
+    """Say what could not be encoded and where; runs only once encoding has failed.
+
+    ``roots`` are the top-level values (depth 0). A too-deep value is pointed
+    at by its root alone: the full path would be dozens of ``[0]``.
+    """
     if isinstance(exc, _Unencodable):
-        path = _locate(roots, lambda x: x is exc.obj)
-        what = f"value of type {type(exc.obj).__qualname__!r}"
-        why = exc.detail or f"supported: {_SUPPORTED}"
-    elif isinstance(exc, RecursionError):
-        path, what, why = None, "a value", "nested too deeply or holding a reference cycle"
+
+        def failed(obj: object, depth: int) -> bool:
+            return obj is exc.obj and depth == exc.depth
+
+        if isinstance(exc, _TooDeep):
+            path = next((p for p, o in roots if _locate([(p, o)], failed) is not None), None)
+            what, why = f"a value {_TOO_DEEP}", "flatten it; a reference cycle nests without end"
+        else:
+            path = _locate(roots, failed)
+            what = f"value of type {type(exc.obj).__qualname__!r}"
+            why = exc.detail or f"supported: {_SUPPORTED}"
     elif (path := _locate(roots, _not_utf8)) is not None:
         what, why = "a str holding lone surrogates", "JSON text must be valid UTF-8"
     else:
@@ -234,6 +303,35 @@ def _find_class(ref: object) -> Any:
     return obj
 
 
+def _restore(cls: Any, values: dict[str, Any]) -> Any:
+    """The attrs instance that was encoded, its fields set back as pickle and copy do.
+
+    ``__init__`` is not called: it would run converters again on the values
+    they produced ("hi!" would become "hi!!"), give ``init=False`` fields their
+    defaults, and need a type for each ``TypeVar`` of a generic class. Neither
+    is ``__attrs_post_init__``: what it derived travels as fields. A slotted
+    class (attrs' default) takes the fields through the ``__setstate__`` attrs
+    wrote for pickle, which also clears a ``cache_hash`` cache; other classes
+    get them set one by one, as a frozen class's ``__init__`` does. Validators
+    do run, so queue bytes cannot build an instance they would reject.
+    """
+    fields = attrs.fields(cls)
+    names = [a.name for a in fields]
+    if values.keys() != set(names):
+        raise TypeError(f"{cls.__qualname__} has the fields {names}, not {list(values)}")
+    instance = cls.__new__(cls)  # cls's own __new__: an attrs exception needs BaseException's
+    setstate = cls.__dict__.get("__setstate__") if "__slots__" in cls.__dict__ else None
+    if setstate is not None:
+        setstate(instance, values)
+    else:
+        for name in names:
+            object.__setattr__(instance, name, values[name])
+    if isinstance(instance, BaseException):  # attrs' __init__ gives it its init fields as args
+        BaseException.__init__(instance, *(values[a.name] for a in fields if a.init))
+    attrs.validate(instance)
+    return instance
+
+
 def _dec_clock(parse: Callable[[str], Any], node: dict[str, Any]) -> Any:
     value = parse(_expect(str, node["v"]))
     if "z" in node:
@@ -245,62 +343,83 @@ def _dec_clock(parse: Callable[[str], Any], node: dict[str, Any]) -> Any:
     return value.replace(fold=1) if node.get("f") == 1 else value
 
 
-def _make_decoder(converter: cattrs.Converter) -> Callable[[Any], Any]:
-    """Build the JSON-tree-to-values function; attrs tags structure with ``converter``."""
+def _inside(depth: int) -> int:
+    """The depth of the items of a container at ``depth``: the decoder's :func:`_nest`."""
+    if depth >= MAX_DEPTH:
+        raise SerializationError(_TOO_DEEP)
+    return depth + 1
 
-    def dec(node: Any) -> Any:
-        cls = type(node)
-        if cls is list:
-            return [dec(x) for x in node]
-        if cls is dict:
-            return tagged(node) if _TAG in node else {k: dec(v) for k, v in node.items()}
-        return node
 
-    def items(node: Any) -> list[Any]:
-        return [dec(x) for x in _expect(list, node)]
+def _dec(node: Any, depth: int) -> Any:
+    """A JSON tree back as values; ``depth`` counts the containers holding ``node``."""
+    cls = type(node)
+    if cls is list:
+        inner = _inside(depth)
+        return [_dec(x, inner) for x in node]
+    if cls is dict:
+        if _TAG in node:
+            return _tagged(node, depth)
+        inner = _inside(depth)
+        return {k: _dec(v, inner) for k, v in node.items()}
+    return node
 
-    def attrs_value(node: dict[str, Any]) -> Any:
-        fields = {k: dec(v) for k, v in _expect(dict, node["v"]).items()}
-        cls = _find_class(node["t"])  # not loaded: the worker structures the dict later
-        return converter.structure(fields, cls) if is_attrs(cls) else fields
 
-    def enum_value(node: dict[str, Any]) -> Any:
-        value, cls = dec(node["v"]), _find_class(node["t"])
-        return cls(value) if isinstance(cls, enum.EnumMeta) else value
+def _tagged(node: dict[str, Any], depth: int) -> Any:
+    tag = node[_TAG]
+    decoder = _DECODERS.get(tag) if type(tag) is str else None
+    if decoder is None:
+        raise SerializationError(f"unknown tag {tag!r}")
+    try:
+        return decoder(node, depth)
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError(f"bad {tag!r} value: {_why(exc)}") from exc
 
-    decoders: dict[str, Callable[[dict[str, Any]], Any]] = {
-        "tuple": lambda n: tuple(items(n["v"])),
-        "set": lambda n: set(items(n["v"])),
-        "frozenset": lambda n: frozenset(items(n["v"])),
-        "dict": lambda n: {dec(k): dec(v) for k, v in (_expect(list, p) for p in n["v"])},
-        "int": lambda n: int(_expect(str, n["v"]), 16),
-        "float": lambda n: float(_expect(str, n["v"])),
-        "bytes": lambda n: base64.b64decode(_expect(str, n["v"]), validate=True),
-        "datetime": lambda n: _dec_clock(datetime.fromisoformat, n),
-        "time": lambda n: _dec_clock(time.fromisoformat, n),
-        "date": lambda n: date.fromisoformat(_expect(str, n["v"])),
-        "timedelta": lambda n: timedelta(*(_expect(int, x) for x in _expect(list, n["v"]))),
-        "decimal": lambda n: Decimal(_expect(str, n["v"])),
-        "uuid": lambda n: UUID(_expect(str, n["v"])),
-        "failure": lambda n: _FAILURES[_expect(str, n["t"])](*items(n["a"])),
-        "ref": lambda n: ArgumentRef(_expect(str, n["id"])),
-        "attrs": attrs_value,
-        "enum": enum_value,
-    }
 
-    def tagged(node: dict[str, Any]) -> Any:
-        tag = node[_TAG]
-        decoder = decoders.get(tag) if type(tag) is str else None
-        if decoder is None:
-            raise SerializationError(f"unknown tag {tag!r}")
-        try:
-            return decoder(node)
-        except (SerializationError, RecursionError):
-            raise
-        except Exception as exc:
-            raise SerializationError(f"bad {tag!r} value: {_why(exc)}") from exc
+def _dec_items(node: Any, depth: int) -> list[Any]:
+    """The items of a tagged container at ``depth``."""
+    inner = _inside(depth)
+    return [_dec(x, inner) for x in _expect(list, node)]
 
-    return dec
+
+def _dec_dict(node: dict[str, Any], depth: int) -> dict[Any, Any]:
+    inner = _inside(depth)
+    pairs = (_expect(list, p) for p in node["v"])
+    return {_dec(k, inner): _dec(v, inner) for k, v in pairs}
+
+
+def _dec_attrs(node: dict[str, Any], depth: int) -> Any:
+    inner = _inside(depth)
+    values = {k: _dec(v, inner) for k, v in _expect(dict, node["v"]).items()}
+    cls = _find_class(node["t"])  # not loaded: the worker structures the dict later
+    return _restore(cls, values) if isinstance(cls, type) and attrs.has(cls) else values
+
+
+def _dec_enum(node: dict[str, Any], depth: int) -> Any:
+    value, cls = _dec(node["v"], _inside(depth)), _find_class(node["t"])
+    return cls(value) if isinstance(cls, enum.EnumMeta) else value
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
+    "tuple": lambda n, d: tuple(_dec_items(n["v"], d)),
+    "set": lambda n, d: set(_dec_items(n["v"], d)),
+    "frozenset": lambda n, d: frozenset(_dec_items(n["v"], d)),
+    "dict": _dec_dict,
+    "int": lambda n, _: int(_expect(str, n["v"]), 16),
+    "float": lambda n, _: float(_expect(str, n["v"])),
+    "bytes": lambda n, _: base64.b64decode(_expect(str, n["v"]), validate=True),
+    "datetime": lambda n, _: _dec_clock(datetime.fromisoformat, n),
+    "time": lambda n, _: _dec_clock(time.fromisoformat, n),
+    "date": lambda n, _: date.fromisoformat(_expect(str, n["v"])),
+    "timedelta": lambda n, _: timedelta(*(_expect(int, x) for x in _expect(list, n["v"]))),
+    "decimal": lambda n, _: Decimal(_expect(str, n["v"])),
+    "uuid": lambda n, _: UUID(_expect(str, n["v"])),
+    "failure": lambda n, d: _FAILURES[_expect(str, n["t"])](*_dec_items(n["a"], d)),
+    "ref": lambda n, _: ArgumentRef(_expect(str, n["id"])),
+    "attrs": _dec_attrs,
+    "enum": _dec_enum,
+}
 
 
 def _decode_error(what: str, data: bytes, reason: str) -> SerializationError:
@@ -336,7 +455,6 @@ class JsonCodec:
 
     def __init__(self) -> None:
         self._converter = make_json_converter()
-        self._decode = _make_decoder(self._converter)
 
     @property
     def name(self) -> str:
@@ -348,15 +466,16 @@ class JsonCodec:
         m, o = message, message.options
         try:
             tree = {"v": _VERSION, "id": m.id, "name": m.name, "queue": m.queue}
-            tree.update(args=[_enc(a) for a in m.args], kwargs=_enc_dict(m.kwargs))
-            tree["options"] = {a: _enc(getattr(o, a)) for a in _OPTIONS}
+            tree.update(args=[_enc(a, 0) for a in m.args], kwargs=_enc_dict(m.kwargs, _OUTER))
+            tree["options"] = {a: _enc(getattr(o, a), 0) for a in _OPTIONS}
             tree["refs"] = list(m.refs)
             if m.resolved:  # rare: the common message keeps to the documented keys
-                tree["resolved"] = _enc_dict(m.resolved)
+                tree["resolved"] = _enc_dict(m.resolved, _OUTER)
             return orjson.dumps(tree)
-        except (_Unencodable, orjson.JSONEncodeError, RecursionError) as exc:
-            names = ("args", "kwargs", "options", "refs", "resolved", "id")
-            roots = [(a, getattr(m, a)) for a in names]
+        except (_Unencodable, orjson.JSONEncodeError) as exc:
+            roots = [*_children("args", m.args), *_children("kwargs", m.kwargs)]
+            roots += [*_children("options", o), *_children("refs", m.refs)]
+            roots += [*_children("resolved", m.resolved), ("id", m.id)]
             raise _encode_error(exc, roots) from None
 
     def decode_message(self, data: bytes) -> TaskMessage:
@@ -372,34 +491,34 @@ class JsonCodec:
                 why = f"field {key!r} must be a {kind.__name__}, not {obj.get(key)!r:.40}"
                 raise _decode_error("message", data, why)
         try:
-            kwargs = _str_keyed("kwargs", self._decode(obj["kwargs"]))
-            resolved = _str_keyed("resolved", self._decode(obj.get("resolved", {})))
+            kwargs = _str_keyed("kwargs", _dec(obj["kwargs"], _OUTER))
+            resolved = _str_keyed("resolved", _dec(obj.get("resolved", {}), _OUTER))
             return TaskMessage(
                 id=obj["id"],
                 name=obj["name"],
                 queue=obj["queue"],
-                args=tuple(self._decode(obj["args"])),
+                args=tuple(_dec(obj["args"], _OUTER)),
                 kwargs=kwargs,
-                options=TaskOptions(**{k: self._decode(v) for k, v in obj["options"].items()}),
+                options=TaskOptions(**{k: _dec(v, 0) for k, v in obj["options"].items()}),
                 refs=tuple(_expect(str, r) for r in obj["refs"]),
                 resolved=resolved,
             )
-        except (SerializationError, TypeError, ValueError, RecursionError) as exc:
+        except (SerializationError, TypeError, ValueError) as exc:
             raise _decode_error("message", data, _why(exc)) from exc
 
     def encode_value(self, value: object) -> bytes:
         """Encode a result or argument value."""
         try:
-            return orjson.dumps(_enc(value))
-        except (_Unencodable, orjson.JSONEncodeError, RecursionError) as exc:
+            return orjson.dumps(_enc(value, 0))
+        except (_Unencodable, orjson.JSONEncodeError) as exc:
             raise _encode_error(exc, [("value", value)]) from None
 
     def decode_value(self, data: bytes) -> Any:
         """Decode what :meth:`encode_value` wrote."""
         tree = _loads(data, "value")
         try:
-            return self._decode(tree)
-        except (SerializationError, RecursionError) as exc:
+            return _dec(tree, 0)
+        except SerializationError as exc:
             raise _decode_error("value", data, _why(exc)) from exc
 
     def structure(self, value: Any, hint: Any) -> Any:

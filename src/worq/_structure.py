@@ -5,6 +5,9 @@ itself while decoding; this converter then fits the result to a parameter's
 or return value's annotation: instances pass through, a plain dict becomes
 the annotated attrs class (when the class was not loaded where the value was
 decoded), and plain ``int``/``str``/``bool``/``float`` are checked, not coerced.
+
+A dict is input, so it becomes an instance by a call to the class, converters
+and defaults included; an instance the codec rebuilt as sent is left alone.
 """
 
 from __future__ import annotations
