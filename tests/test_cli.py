@@ -298,6 +298,13 @@ MALFORMED = "redis://:s3cret@localhost:notaport/0"
         (["worker", "tasks:nope", "memory://"], ["'nope' from module 'tasks'"]),
         (["worker", "tasks:NOT_CALLABLE", "memory://"], ["not callable", "'tasks' (str)"]),
         (
+            ["worker", "tasks:ts", "memory://"],
+            [
+                "tasks:ts is a TaskSpace ('tasks', 2 tasks), not an init function",
+                "def init(url): broker = get_broker(url); broker.expose(ts); return broker",
+            ],
+        ),
+        (
             ["worker", "tasks:raising", "memory://"],
             ["tasks:raising raised RuntimeError: no settings for this site"],
         ),
@@ -316,6 +323,7 @@ MALFORMED = "redis://:s3cret@localhost:notaport/0"
         "module-import-fails",
         "missing-function",
         "not-callable",
+        "taskspace",
         "init-raises",
         "init-returns-no-broker",
         "queue-mismatch",

@@ -165,7 +165,7 @@ def test_deferred_before_and_after_result(queue: Queue) -> None:
     res: Deferred[Any] = queue.func(1)
     assert not res
     assert not res.has_value()
-    with pytest.raises(AttributeError, match=r"has no value yet: call wait\(\) first"):
+    with pytest.raises(AttributeError, match=r"has no value yet \(status enqueued; wait\(\) was"):
         res.value  # noqa: B018  # the attribute access is the test
     assert res.wait(0) is False
     assert res.status == TaskStatus.ENQUEUED

@@ -21,7 +21,7 @@ only str keys are themselves; anything else is an object ``{"$w": tag, ...}``::
     datetime, time         {"$w": "datetime", "v": isoformat, "z"?: zone key, "n"?: tz name,
                             "o"?: sub-second offset in µs, "f"?: 1 (fold)}
     timedelta, UUID        {"$w": "timedelta", "v": [days, seconds, µs]}  {"$w": "uuid", "v": str}
-    TaskFailure            {"$w": "failure", "t": "TaskExpired", "a": [args]}
+    TaskFailure            {"$w": "failure", "t": "TaskExpired", "a": [args], "n": [notes]}
     ArgumentRef            {"$w": "ref", "id": task_id}
     attrs instance, enum   {"$w": "attrs", "t": "module:QualName", "v": {field: value}}
                            {"$w": "enum", "t": "module:QualName", "v": member.value}
@@ -190,7 +190,11 @@ def _enc_list(obj: list[Any], depth: int) -> Any:
 
 def _enc_failure(obj: TaskFailure, depth: int) -> Any:
     inner = _nest(obj, depth)
-    return {_TAG: "failure", "t": type(obj).__name__, "a": [_enc(a, inner) for a in obj.args]}
+    out = {_TAG: "failure", "t": type(obj).__name__, "a": [_enc(a, inner) for a in obj.args]}
+    notes = getattr(obj, "__notes__", None)
+    if notes:  # hints for the reader (see TaskFailure); they do not take part in equality
+        out["n"] = [str(note) for note in notes]
+    return out
 
 
 _ENCODERS: dict[type, Callable[[Any, int], Any]] = {
@@ -261,7 +265,9 @@ def _encode_error(exc: Exception, roots: list[tuple[str, object]]) -> Serializat
     ``roots`` are the top-level values (depth 0). A too-deep value is pointed
     at by its root alone: the full path would be dozens of ``[0]``.
     """
+    culprit: object = [value for _, value in roots]
     if isinstance(exc, _Unencodable):
+        culprit = exc.obj
 
         def failed(obj: object, depth: int) -> bool:
             return obj is exc.obj and depth == exc.depth
@@ -278,8 +284,22 @@ def _encode_error(exc: Exception, roots: list[tuple[str, object]]) -> Serializat
     else:
         what, why = "a value", str(exc)
     where = f"{path}: " if path else ""
-    why += "; or use serializer='pickle'"
+    if _picklable(culprit):
+        why += "; or use serializer='pickle'"
     return SerializationError(f"{where}cannot encode {what} with the json serializer ({why})")
+
+
+def _picklable(obj: object) -> bool:
+    """Whether pickle could carry ``obj``: only then is it worth suggesting.
+
+    Lambdas, open files, generators, locks and sockets cannot be pickled
+    either; pointing a user at pickle for them would send them astray.
+    """
+    try:
+        pickle.dumps(obj)
+    except Exception:  # pickle raises many kinds (PicklingError, TypeError, RecursionError...)
+        return False
+    return True
 
 
 def _expect(kind: type, value: Any) -> Any:
@@ -341,6 +361,13 @@ def _dec_clock(parse: Callable[[str], Any], node: dict[str, Any]) -> Any:
     if "n" in node:
         value = value.replace(tzinfo=timezone(value.utcoffset(), _expect(str, node["n"])))
     return value.replace(fold=1) if node.get("f") == 1 else value
+
+
+def _dec_failure(node: dict[str, Any], depth: int) -> TaskFailure:
+    failure = _FAILURES[_expect(str, node["t"])](*_dec_items(node["a"], depth))
+    for note in _expect(list, node.get("n", [])):
+        failure.add_note(_expect(str, note))
+    return failure
 
 
 def _inside(depth: int) -> int:
@@ -415,7 +442,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     "timedelta": lambda n, _: timedelta(*(_expect(int, x) for x in _expect(list, n["v"]))),
     "decimal": lambda n, _: Decimal(_expect(str, n["v"])),
     "uuid": lambda n, _: UUID(_expect(str, n["v"])),
-    "failure": lambda n, d: _FAILURES[_expect(str, n["t"])](*_dec_items(n["a"], d)),
+    "failure": lambda n, d: _dec_failure(n, d),
     "ref": lambda n, _: ArgumentRef(_expect(str, n["id"])),
     "attrs": _dec_attrs,
     "enum": _dec_enum,

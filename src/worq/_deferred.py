@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from worq._models import SentTask
+from worq._urls import mask_url
 from worq.const import TaskStatus
-from worq.exceptions import ResultNotReady, TaskExpired, TaskFailure
+from worq.exceptions import NoValueYet, ResultNotReady, TaskExpired, TaskFailure
 
 if TYPE_CHECKING:
     from worq.core import Broker
@@ -47,7 +49,7 @@ class Deferred(Generic[T]):
             backend).
     """
 
-    __slots__ = ("_hint", "_value", "broker", "task")
+    __slots__ = ("_hint", "_value", "_waited", "broker", "task")
 
     @overload
     def __init__(self: Deferred[Any], broker: Broker, task: TaskLike) -> None: ...
@@ -75,6 +77,8 @@ class Deferred(Generic[T]):
             self.task = SentTask(id=task.id, name=task.name)
         self._hint = hint
         self._value: T | TaskFailure = _NO_VALUE
+        self._waited: float | None = None
+        """Seconds spent in :meth:`wait` so far; None before the first call."""
 
     @property
     def id(self) -> str:
@@ -103,14 +107,13 @@ class Deferred(Generic[T]):
         """The task's return value.
 
         Raises:
-            AttributeError: The outcome is not here yet: call :meth:`wait` first.
+            NoValueYet: (an ``AttributeError``) The outcome is not here yet:
+                call :meth:`wait` first.
             TaskFailure: The task failed (``TaskExpired`` if its result vanished).
         """
         value = self._value
         if value is _NO_VALUE:
-            raise AttributeError(
-                f"{self.name} [{self.broker.name}:{self.id}] has no value yet: call wait() first"
-            )
+            raise NoValueYet(self._no_value_yet(), self)
         if isinstance(value, TaskFailure):
             raise value
         return value
@@ -129,6 +132,32 @@ class Deferred(Generic[T]):
             return TaskStatus.EXPIRED
         return TaskStatus.FAILED if isinstance(value, TaskFailure) else TaskStatus.SUCCESS
 
+    def _no_value_yet(self) -> str:
+        """What is known of a task whose value was asked for too early, and why."""
+        status = self.broker.status(self)
+        waited = (
+            "wait() was not called"
+            if self._waited is None
+            else f"waited {self._waited:.3g}s in wait()"
+        )
+        where = f"queue {self.broker.name!r} at {mask_url(self.broker.url)}"
+        causes = {
+            TaskStatus.ENQUEUED: f"no pool has taken it from {where} yet: is a worker running "
+            "on that queue, with the same URL and queue name?",
+            TaskStatus.DELAYED: "it was sent with a delay or eta, or waits to be retried",
+            TaskStatus.PENDING: "it waits for the tasks it takes as Deferred arguments",
+            TaskStatus.PROCESSING: "a worker is running it: wait longer",
+            TaskStatus.LAPSED: "its worker stopped heartbeating: wait() settles it",
+            TaskStatus.COMPLETED: "its outcome is ready: call wait() to fetch it",
+        }
+        cause = causes.get(status) if status is not None else None
+        if cause is None:
+            cause = f"{where} does not know it: its result was taken by another handle, or expired"
+        return (
+            f"{self.name} [{self.broker.name}:{self.id}] has no value yet "
+            f"(status {status or 'unknown'}; {waited}): {cause}; call wait(timeout) first"
+        )
+
     def wait(self, timeout: float | None) -> bool:
         """Block until the task's outcome arrives, for at most ``timeout`` seconds.
 
@@ -141,12 +170,15 @@ class Deferred(Generic[T]):
         """
         if self._value is not _NO_VALUE:
             return True
+        started = time.monotonic()
         try:
             value = self.broker.pop_result(self, timeout)
         except ResultNotReady:
             return False
         except TaskFailure as failure:
             value = failure
+        finally:
+            self._waited = (self._waited or 0.0) + time.monotonic() - started
         if self._hint is not None and not isinstance(value, TaskFailure):
             value = self.broker.structure(value, self._hint, task_name=self.name, task_id=self.id)
         self._value = value

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
 from worq.typing import Codec
 
-__all__ = ["ArgumentMismatch", "ExposedTask"]
+__all__ = ["NOOP_TASK", "ArgumentMismatch", "ExposedTask", "public_names"]
+
+NOOP_TASK = "worq:noop"
+"""A task every broker runs; its name cannot clash with a dotted task path."""
+
+
+def public_names(tasks: Mapping[str, ExposedTask]) -> list[str]:
+    """The names of the tasks a user exposed, sorted: every one but NOOP_TASK."""
+    return sorted(name for name in tasks if name != NOOP_TASK)
 
 
 class ArgumentMismatch(Exception):

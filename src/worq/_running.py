@@ -8,6 +8,7 @@ does into an :class:`Outcome` with the events that say so.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +17,7 @@ import attrs
 
 from worq._arguments import resolve_refs
 from worq._events import logger, task_fields
-from worq._exposed import ArgumentMismatch, ExposedTask
+from worq._exposed import ArgumentMismatch, ExposedTask, public_names
 from worq._models import TaskMessage
 from worq.exceptions import SerializationError, TaskFailure
 from worq.typing import Codec
@@ -78,7 +79,7 @@ def _run(
 
     exposed = tasks.get(task.name)
     if exposed is None:
-        return Outcome(failure("no such task"))
+        return Outcome(_unknown(tasks, task, fields))
     values = dict(task.resolved)
     for ref in task.refs:
         values[ref] = _argument_value(codec, task, ref, arguments.get(ref))
@@ -101,6 +102,29 @@ def _run(
         logger.error("task.aborted", **fields, error=repr(exc), exc_info=True)
         error = f"{type(exc).__name__}: {exc}"
         return Outcome(failure(error), retry_reason=error, aborted=exc)
+
+
+def _unknown(
+    tasks: Mapping[str, ExposedTask], task: TaskMessage, fields: dict[str, Any]
+) -> TaskFailure:
+    """WorQ 1.1's "no such task", with a note saying what this worker does expose.
+
+    The error text stays exactly WorQ 1.1's, which code bases compare; the note
+    (shown under the traceback, carried by the codec) tells the reader what to
+    look at: the task count and the nearest exposed names.
+    """
+    names = public_names(tasks)
+    nearest = difflib.get_close_matches(task.name, names, n=3, cutoff=0.6)
+    suggestion = f"; did you mean {' or '.join(map(repr, nearest))}?" if nearest else ""
+    count = f"{len(names)} task{'' if len(names) == 1 else 's'}"
+    note = (
+        f"the worker of queue {task.queue!r} exposes {count}{suggestion} (check the task's "
+        "name, and that the worker's broker exposes it: broker.expose(taskspace))"
+    )
+    logger.error("task.unknown", **fields, exposed=len(names), suggestions=nearest)
+    failure = TaskFailure(task.name, task.queue, task.id, "no such task")
+    failure.add_note(note)
+    return failure
 
 
 DEPENDENCY_FAILED = "dependency failed: "

@@ -16,13 +16,13 @@ import contextlib
 import importlib
 import json
 import os
-import reprlib
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from worq._backends import get_broker
 from worq._events import logger
+from worq._exposed import public_names
 from worq._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from worq._urls import mask_url
 from worq.const import DEFAULT
@@ -31,6 +31,7 @@ from worq.exceptions import WorqError
 from worq.pool._signals import run_until_stop_signal
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
+from worq.task import TaskSpace
 
 __all__ = ["main"]
 
@@ -160,7 +161,9 @@ def _worker(args: argparse.Namespace) -> int:
         fields = {"queue": broker.name, "pool": args.pool}
         logger.info(
             "cli.worker_starting", module=module_name, function=function_name,
-            url=mask_url(args.url), workers=workers, timeout_s=timeout, **fields,
+            module_file=getattr(sys.modules.get(module_name), "__file__", None),
+            url=mask_url(args.url), workers=workers, timeout_s=timeout,
+            tasks=public_names(broker.tasks), **fields,
         )  # fmt: skip
         if _backend_kind(broker) == "memory":
             logger.warning("cli.memory_backend", note="no other process can send tasks", **fields)
@@ -198,6 +201,12 @@ def _import_init(spec: str) -> Callable[..., Any]:
                 f"cannot import init function {attribute!r} from module {module_name!r}: "
                 f"no attribute {name!r}"
             ) from None
+    if isinstance(found, TaskSpace):
+        raise CliError(
+            f"{spec} is a TaskSpace ({found.name!r}, {len(found.tasks)} tasks), not an init "
+            f"function: give worq worker a function that builds the broker, e.g. "
+            f"def init(url): broker = get_broker(url); broker.expose({attribute}); return broker"
+        )
     if not callable(found):
         raise CliError(f"init function {spec} is not callable: it is {_short_repr(found)}")
     return found
@@ -298,7 +307,11 @@ def _describe(exc: BaseException) -> str:
 
 
 def _short_repr(obj: object) -> str:
-    return f"{reprlib.repr(obj)} ({type(obj).__qualname__})"
+    """A repr for one line: whole when short, else just the type (never cut mid-name)."""
+    shown = repr(obj)
+    if len(shown) > 80:
+        return f"a {type(obj).__qualname__} instance"
+    return f"{shown} ({type(obj).__qualname__})"
 
 
 def _scrub(text: str, url: str) -> str:

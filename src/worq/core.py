@@ -17,7 +17,7 @@ from worq._arguments import extract_refs
 from worq._codec import make_codec
 from worq._deferred import Deferred
 from worq._events import logger, task_fields
-from worq._exposed import ExposedTask
+from worq._exposed import NOOP_TASK, ExposedTask
 from worq._models import SentTask, TaskMessage, TaskOptions, check_task_id
 from worq._running import Outcome, run_task
 from worq._urls import mask_url
@@ -35,8 +35,6 @@ from worq.typing import DeferResult, Taken, TaskLike, TaskQueue
 
 __all__ = ["NOOP_TASK", "Broker", "TaskQueue"]
 
-NOOP_TASK = "worq:noop"
-"""A task every broker runs; its name cannot clash with a dotted task path."""
 
 HEARTBEAT_GRACE = 3
 """A running task's result placeholder outlives this many missed heartbeats."""

@@ -11,6 +11,7 @@ __all__ = [
     "BackendUnavailable",
     "DependencyUnavailable",
     "DuplicateTask",
+    "NoValueYet",
     "PoolError",
     "ResultNotReady",
     "SerializationError",
@@ -96,6 +97,19 @@ class ResultNotReady(WorqError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "result not ready"
+
+
+class NoValueYet(WorqError, AttributeError):
+    """``Deferred.value`` was read before the outcome arrived.
+
+    An ``AttributeError``, as WorQ 1.1 raised; its message says what the
+    backend knows of the task, how long was waited and the likely cause.
+    """
+
+    def __init__(self, message: str, obj: object) -> None:
+        # obj given, name left None: Python then neither fills them in nor
+        # appends a "Did you mean: '_value'?" guess to the message.
+        super().__init__(message, obj=obj)
 
 
 class DependencyUnavailable(WorqError):

@@ -226,7 +226,17 @@ class Queue(Generic[D]):
         else ``fn.__name__`` under this queue's path. On a fire-and-forget
         queue (``ignore_result=True``) the task is sent all the same and
         ``submit`` returns None, which mypy knows from the queue's type.
+
+        Raises:
+            TypeError: ``fn`` is not callable, e.g. the task was called here,
+                ``submit(price(x))``, instead of passed, ``submit(price, x)``.
         """
+        if not callable(fn):
+            raise TypeError(
+                f"submit expects a task function, got a {type(fn).__qualname__} instance: pass "
+                "the function and its arguments, submit(price, x), not its result, "
+                "submit(price(x))"
+            )
         return self._broker.enqueue(
             task_name_of(fn, self._target),
             _task_id(self._id, args, kwargs),

@@ -9,7 +9,7 @@ A worker decodes the message with its own broker (made by the pool's
 Messages on the pipe, all built from plain str/bytes/dict values:
 
 - pool → worker: ``("run", message_bytes, {arg_id: result_bytes})``, ``("stop",)``
-- worker → pool: ``("ready", pid)``, ``("init_failed", reason)``,
+- worker → pool: ``("ready", pid, [exposed task names])``, ``("init_failed", reason)``,
   ``("done", outcome_bytes, retry_reason_or_None)``, ``("undecodable", reason)``
 """
 
@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from worq._exposed import public_names
 from worq._logging import configure_logging_from_environment
 from worq.core import Broker
 from worq.exceptions import SerializationError
@@ -59,7 +60,7 @@ def worker_main(
     except BaseException as exc:
         conn.send(("init_failed", f"init function {_name(init_func)} failed: {exc!r}"))
         return
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), public_names(broker.tasks)))
     while True:
         try:
             request = conn.recv()

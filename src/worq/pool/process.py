@@ -237,7 +237,7 @@ class _Slot:
             pool._stopping.wait(1.0)  # do not spin on an init function that always fails
             return False
         self.process, self.conn, self.tasks_done = process, parent_conn, 0
-        logger.info("worker.started", pool=pool.name, pid=process.pid)
+        logger.info("worker.started", pool=pool.name, pid=process.pid, tasks=reply[2])
         return True
 
     def _dispatch(self, task: TaskMessage, data: bytes) -> None:

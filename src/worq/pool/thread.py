@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 from worq._events import logger, task_fields
+from worq._exposed import public_names
 from worq._models import TaskMessage
 from worq.core import NOOP_TASK, Broker
 from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
@@ -72,7 +73,10 @@ class WorkerPool:
             thread.daemon = True
             self._threads.append(thread)
             thread.start()
-        logger.info("pool.started", queue=self.broker.name, workers=self.workers, pool="thread")
+        logger.info(
+            "pool.started", queue=self.broker.name, workers=self.workers, pool="thread",
+            tasks=public_names(self.broker.tasks),
+        )  # fmt: skip
 
     def stop(self, use_sentinel: bool = False, join: bool = True) -> None:
         """Ask the workers to stop after their current task.
