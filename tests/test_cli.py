@@ -66,6 +66,13 @@ def raising(url):
     raise RuntimeError("no settings for this site")
 
 
+def chatty(url):
+    import logging
+    logging.getLogger("app.settings").warning("loaded %d settings", 3)
+    logging.getLogger("app.settings").debug("debug detail")
+    return init(url)
+
+
 def not_a_broker(url):
     return 42
 
@@ -197,7 +204,7 @@ def _pending(url: str, name: str = "default") -> int:
 
 
 def test_thread_worker_runs_tasks_until_sigterm(
-    clean_redis_url: str, start_worker: Callable[..., Worker]
+    clean_redis_url: str, start_worker: Callable[..., Worker], workdir: Path
 ) -> None:
     """A thread worker runs tasks sent from another process, logs JSON and exits 0 on SIGTERM."""
     url = clean_redis_url
@@ -222,7 +229,30 @@ def test_thread_worker_runs_tasks_until_sigterm(
     assert starting["workers"] == 2
     assert starting["queue"] == "default"
     assert starting["module"] == "tasks"
+    assert starting["module_file"] == str(workdir / "tasks.py")
+    assert starting["tasks"] == ["tasks.add", "tasks.wait_for"]
     assert all("level" in record and "timestamp" in record for record in records)
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_json_logs_include_standard_library_records(
+    clean_redis_url: str, start_worker: Callable[..., Worker], pool: str
+) -> None:
+    """With --log-format json every stderr line is JSON, stdlib logging's lines included."""
+    worker = start_worker(
+        "tasks:chatty", clean_redis_url, "--pool", pool, "--workers", "1", "--timeout", "0.2",
+        "--log-level", "debug",
+    )  # fmt: skip
+    worker.expect("pool.started")
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+    records = worker.records()  # fails on any line that is not a JSON event
+    stdlib = [r for r in records if r.get("logger") == "app.settings"]
+    assert [(r["event"], r["level"]) for r in stdlib[:2]] == [
+        ("loaded 3 settings", "warning"),
+        ("debug detail", "debug"),
+    ]
+    assert all("timestamp" in r for r in stdlib)
 
 
 def test_process_worker_logs_json_from_every_process(

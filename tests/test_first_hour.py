@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 from worq import (
     NoValueYet,
     SerializationError,
+    Task,
     TaskFailure,
     TaskSpace,
     get_broker,
@@ -146,3 +147,24 @@ def test_pool_logs_what_it_serves(url: str) -> None:
         pool.stop()
     started = [e for e in logs if e["event"] == "pool.started"]
     assert started[0]["tasks"] == ["orders.price", "orders.prices"]
+
+
+def test_task_submit_sets_options_for_one_call(url: str) -> None:
+    """Task(q, **options).submit(fn, ...) sends fn with those options, typed like q.submit."""
+    broker = get_broker(url)
+    broker.expose(orders)
+    q = get_queue(url)
+    with thread_worker(broker):
+        res = Task(q, id="nightly", retries=3, result_timeout=60).submit(price, "A-1")
+        assert res.id == "nightly"
+        assert res.task.options is not None
+        assert (res.task.options.retries, res.task.options.result_timeout) == (3, 60)
+        assert res.wait(WAIT)
+        assert res.value == Decimal("1.5")
+        later = Task(q, delay=0.05).submit(prices, ["A", "B"])
+        assert later.status == "delayed"
+        assert later.wait(WAIT)
+        assert later.value == [Decimal("1.5"), Decimal("1.5")]
+        assert Task(q, ignore_result=True).submit(price, "A-1") is None
+    with pytest.raises(TypeError, match="submit expects a task function"):
+        Task(q).submit(Decimal(1))  # type: ignore[arg-type]  # the mistake under test

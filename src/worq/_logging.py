@@ -56,24 +56,26 @@ def configure_logging(log_format: str, level: str) -> None:
     threshold = LOG_LEVELS.get(level)
     if threshold is None:
         raise ValueError(f"unknown log level {level!r}: use one of {', '.join(LOG_LEVELS)}")
-    processors: list[Processor] = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    rendering: list[Processor]
     if log_format == "json":
         # Tracebacks as structured data, without frame locals: those would copy
         # task arguments (secrets, personal data) into the logs.
         tracebacks = structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
         )
-        processors += [tracebacks, structlog.processors.JSONRenderer()]
+        rendering = [tracebacks, structlog.processors.JSONRenderer()]
     else:
         # ConsoleRenderer formats exc_info itself (adding format_exc_info would
         # make it warn and lose the pretty traceback).
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+        rendering = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+    _route_standard_logging(shared, rendering, threshold)
     structlog.configure(
-        processors=processors,
+        processors=[*shared, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         # Not cached: a process may reconfigure (tests, a pool's children).
@@ -81,6 +83,29 @@ def configure_logging(log_format: str, level: str) -> None:
     )
     os.environ[ENV_FORMAT] = log_format  # inherited by the process pool's workers
     os.environ[ENV_LEVEL] = level
+
+
+def _route_standard_logging(
+    shared: list[Processor], rendering: list[Processor], threshold: int
+) -> None:
+    """Render the standard library's log records (redis-py's, an app's) like worq's events.
+
+    One handler on the root logger, formatting with structlog's
+    ``ProcessorFormatter``, so that with ``--log-format json`` every line on
+    stderr is JSON, whoever logged it. It replaces the root's handlers: the
+    command line is the application and owns its process's logging.
+    """
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(threshold)
 
 
 def configure_logging_from_environment() -> None:

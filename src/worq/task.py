@@ -231,12 +231,7 @@ class Queue(Generic[D]):
             TypeError: ``fn`` is not callable, e.g. the task was called here,
                 ``submit(price(x))``, instead of passed, ``submit(price, x)``.
         """
-        if not callable(fn):
-            raise TypeError(
-                f"submit expects a task function, got a {type(fn).__qualname__} instance: pass "
-                "the function and its arguments, submit(price, x), not its result, "
-                "submit(price(x))"
-            )
+        _check_task_function(fn)
         return self._broker.enqueue(
             task_name_of(fn, self._target),
             _task_id(self._id, args, kwargs),
@@ -455,17 +450,51 @@ class Task(Generic[D]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> D:
         """Send the task; return its Deferred, or None when ignoring the result."""
-        broker = self.queue._broker
-        deferred = broker.enqueue(
-            self.name,
+        return cast(D, self._send(self.name, args, kwargs))  # D: Deferred iff results are kept
+
+    @overload
+    def submit(
+        self: Task[None], fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None: ...
+
+    @overload
+    def submit(
+        self: Task[Deferred[Any]], fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Deferred[R]: ...
+
+    @overload
+    def submit(
+        self: Task[Deferred[Any] | None], fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Deferred[R] | None: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Deferred[Any] | None:
+        """Send task ``fn`` with this Task's options: the typed way to set options for one call.
+
+        ``Task(q, retries=3, id="nightly").submit(report, day)`` is
+        ``q.submit(report, day)`` with those options: mypy checks the arguments
+        against ``report`` and types the result ``Deferred[R]`` (None when
+        results are ignored). The task is named as :meth:`Queue.submit` names
+        it, under the path of the Queue this Task was made from.
+
+        Raises:
+            TypeError: ``fn`` is not callable (see :meth:`Queue.submit`).
+        """
+        _check_task_function(fn)
+        return self._send(task_name_of(fn, self.queue._target), args, kwargs, _return_hint(fn))
+
+    def _send(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], hint: Any = None
+    ) -> Deferred[Any] | None:
+        return self.queue._broker.enqueue(
+            name,
             _task_id(self.id, args, kwargs),
             args,
             kwargs,
             self.options,
+            hint=hint,
             delay=self._delay(),
             scheduled=self.delay is not None or self.eta is not None,
         )
-        return cast(D, deferred)  # D is Deferred exactly when results are kept
 
     def _delay(self) -> float:
         """Seconds from now until the task may run."""
@@ -499,6 +528,16 @@ def _make_options(options: Mapping[str, Any], where: str) -> TaskOptions:
         return TaskOptions(**given)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def _check_task_function(fn: object) -> None:
+    """Refuse a value where a task function belongs: the usual ``submit(price(x))`` slip."""
+    if not callable(fn):
+        raise TypeError(
+            f"submit expects a task function, got a {type(fn).__qualname__} instance: pass "
+            "the function and its arguments, submit(price, x), not its result, "
+            "submit(price(x))"
+        )
 
 
 def _check_task_id(task_id: object, where: str) -> None:

@@ -85,6 +85,16 @@ def check_fire_and_forget_queues() -> None:
     assert_type(plain.submit(price, "A-1"), Deferred[Decimal])
 
 
+def check_per_call_options() -> None:
+    q = get_queue("memory://")
+    assert_type(Task(q, retries=3, id="nightly").submit(price, "A-1"), Deferred[Decimal])
+    assert_type(Task(q.shop, delay=5).submit(move, Point(1, 2), dx=3), Deferred[Point])
+    assert_type(Task(q, ignore_result=True).submit(price, "A-1"), None)
+    fire = get_queue("memory://", ignore_result=True)
+    assert_type(Task(fire, retries=1).submit(price, "A-1"), None)
+    assert_type(Task(fire, ignore_result=False).submit(price, "A-1"), Deferred[Decimal])
+
+
 def check_deferred_task() -> None:
     d = get_queue("memory://").submit(price, "A-1")
     assert_type(d.task, SentTask)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from worq import TaskSpace, get_queue
+from worq import Task, TaskSpace, get_queue
 
 ts = TaskSpace("shop")
 
@@ -19,3 +19,5 @@ q.submit(price, 42)  # E: arg-type
 q.submit(price)  # E: call-arg
 q.submit(price, "A-1", colour="red")  # E: call-arg
 wrong: str = q.submit(price, "A-1").value  # E: assignment
+Task(q, retries=3).submit(price, 42)  # E: arg-type
+also_wrong: str = Task(q, id="x").submit(price, "A-1").value  # E: assignment
