@@ -219,3 +219,41 @@ def test_soak_two_pools_with_random_worker_kills(
     ledger = settle(url, results)
     print(f"workers killed: {killer.stop()}")
     check(ledger, SOAK_TASKS, retries=5, all_succeed=False)
+
+
+def test_pool_paused_past_its_leases(
+    clean_redis_url: str, started_pools: Callable[..., WorkerPool]
+) -> None:
+    """A pool SIGSTOPped longer than its leases, then resumed: one outcome per task.
+
+    The other pool reaps and reruns the paused pool's tasks; when the paused
+    one wakes, its stale runs finish under leases that are no longer theirs,
+    so their outcomes are dropped, and its heartbeats for the reruns it may
+    take meanwhile are its own (no retry is wasted).
+    """
+    url = clean_redis_url
+    paused = subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.pool_runner", url],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert paused.stdout is not None
+        assert paused.stdout.readline().strip() == "ready"
+        q = client_queue(url)
+        first = send(q, url, range(2), retries=1, hold=1.0)  # both of its workers
+        eventually(lambda: run_count(url), 2)
+        os.killpg(paused.pid, signal.SIGSTOP)
+        started_pools(url)
+        rest = send(q, url, range(2, 60), retries=1, hold=0.02)
+        eventually(lambda: run_count(url) >= 30, True, timeout=60)
+        threading.Event().wait(3 * fault_tasks.LEASE)  # the pause under test: past every lease
+        os.killpg(paused.pid, signal.SIGCONT)
+        ledger = settle(url, first + rest)
+    finally:
+        os.killpg(paused.pid, signal.SIGCONT)
+        paused.terminate()
+        paused.wait(WAIT)
+        if paused.stdout is not None:
+            paused.stdout.close()
+    check(ledger, 60, retries=1, all_succeed=True)
+    assert ledger.runs[0] == ledger.runs[1] == 2  # paused mid-run, run again by the other pool

@@ -83,6 +83,23 @@ class RedisKeys:
         """SET of pending tasks that take this task's result as an argument."""
         return f"{self.prefix}deps:{task_id}"
 
+    def request(self, token: str) -> str:
+        """STRING, with a TTL, recording what the call with this request token did.
+
+        Written by the scripts that store or hand out something (enqueue, defer,
+        get, reclaim), so that a retry of a call whose reply was lost gets the
+        same answer instead of doing the step twice.
+        """
+        return f"{self.prefix}req:{token}"
+
+    def taken(self, token: str) -> str:
+        """LIST, with a TTL, holding the result the call with this request token took.
+
+        A taken result is moved here rather than deleted, so that a retry of a
+        ``pop_result`` call whose reply was lost still gets it, and nobody else.
+        """
+        return f"{self.prefix}taken:{token}"
+
     @property
     def pattern(self) -> str:
         """SCAN pattern matching every key of the queue."""

@@ -6,18 +6,29 @@ queue through one Redis server. Every multi-key step is one Lua script
 script transparently after a server restart), so no step is ever half
 applied whatever process dies when. All keys of a queue share one hash tag,
 so the layout works unchanged on Redis Cluster.
+
+A connection can break after a script ran but before its reply arrived. So
+every call is retried after a connection error (see :data:`RETRY_DELAYS`)
+under the request token of its first attempt, and the scripts that store or
+hand out something record what each token got (see :data:`REPLAY_TTL`): a
+retry gets the answer the lost reply carried, and no step is done twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any, cast
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
+import attrs
 import redis
 import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from worq._events import logger
 from worq._urls import mask_url
@@ -27,6 +38,8 @@ from worq.queue._redis_keys import RedisKeys
 from worq.typing import DeferResult, Taken
 
 __all__ = ["TaskQueue"]
+
+T = TypeVar("T")
 
 MAX_BLOCK = 1.0
 """Longest single blocking wait for a result before checking the task still exists.
@@ -40,6 +53,39 @@ bounds how long the server is blocked, whatever the depth of a pending chain."""
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a TCP connection before calling the server unreachable."""
+
+RETRY_DELAYS = (0.0, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.4, 0.5)
+"""Seconds to wait before each retry of a command cut off by a connection error.
+
+A reset connection or a restarting server is ridden out: a call is tried
+again after each of these waits, about two seconds in all, and raises
+BackendUnavailable only when it still fails. Many short waits come first,
+as a connection that keeps being cut fails each try only now and then; none
+is longer than half a second, so that a task leased by an attempt whose
+reply was lost is still under that lease when the next retry comes, even
+with leases of a second. Attempts that are slow to fail (a host that does
+not answer takes ``socket_connect_timeout``) cut the series short: no retry
+starts once the call has been going for longer than the sum of the waits.
+Retries carry the request token of the first attempt, so a step whose reply
+was lost is never done twice (see :data:`REPLAY_TTL`).
+"""
+
+_RETRY_WINDOW = sum(RETRY_DELAYS)
+
+_CUT_WAIT_PAUSE = 0.05
+"""Seconds to pause after a blocking wait was cut, so that waits that keep
+failing at once (while script calls go through) cannot spin."""
+
+REPLAY_TTL = 5.0
+"""Seconds the server remembers what a request token got (a task stored, a
+task or a result taken), for the retries of that call, on top of the
+connection's ``socket_connect_timeout`` and ``socket_timeout``.
+
+A retry can reach the server that long after the attempt whose reply was
+lost: that attempt may fail up to ``socket_timeout`` after it ran, and the
+last retry starts within :data:`RETRY_DELAYS` and may take a connect timeout
+to get through. With worq's defaults it is 10 s in all. Taken results are
+kept that long too, under the token of their taker."""
 
 _SCRIPTS = (
     "enqueue",
@@ -55,6 +101,10 @@ _SCRIPTS = (
     "size",
 )
 
+_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_PERSISTENT = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
+"""Connection errors no retry can cure: wrong credentials, a user without rights."""
+
 
 def _load_sources() -> dict[str, str]:
     folder = importlib.resources.files("worq.queue.redis_scripts")
@@ -63,6 +113,23 @@ def _load_sources() -> dict[str, str]:
 
 
 _SOURCES = _load_sources()
+
+
+@attrs.define
+class _Request:
+    """The identity of one logical call, shared by all its attempts.
+
+    Placed among a script's arguments, it is sent as the retry flag: "1" once
+    an attempt of the call failed (it may have run, its reply lost), so that
+    the script looks up what the token already got before doing anything.
+    """
+
+    token: str = attrs.Factory(lambda: uuid.uuid4().hex)
+    retried: bool = False
+
+
+_Arg = str | bytes | float | _Request
+"""A script argument."""
 
 
 class TaskQueue:
@@ -94,19 +161,27 @@ class TaskQueue:
         self.keys = RedisKeys.for_queue(name)
         self.initial_result_timeout = initial_result_timeout
         try:
-            # socket_timeout=None: blocking waits (BLMOVE, BLPOP) last as long as
-            # asked; redis-py's default (5 s in recent versions) would cut them.
-            # Query options in the URL take precedence over these.
+            # socket_timeout=None: blocking waits (BLMOVE) last as long as asked;
+            # redis-py's default (5 s in recent versions) would cut them. No
+            # redis-py retries: they would resend a script as a first attempt,
+            # without the retry flag that makes it safe (see _call). Query
+            # options in the URL take precedence over the timeouts.
             self.redis = redis_factory.from_url(
                 url,
                 socket_connect_timeout=CONNECT_TIMEOUT,
                 socket_timeout=None,
+                retry=Retry(NoBackoff(), 0),
             )
             pool = self.redis.connection_pool
             pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
         except (ValueError, TypeError) as exc:
             raise ValueError(f"malformed Redis URL {self._masked_url!r}: {exc}") from None
+        kwargs = pool.connection_kwargs
+        timeouts = (kwargs.get("socket_timeout") or 0, kwargs.get("socket_connect_timeout") or 0)
+        self._replay_ms = _ms(REPLAY_TTL + sum(map(float, timeouts)))
         self._scripts = {name: self.redis.register_script(src) for name, src in _SOURCES.items()}
+        self._abandoned: dict[str, tuple[_Request, float]] = {}
+        self._abandoned_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -116,90 +191,205 @@ class TaskQueue:
     def name(self) -> str:
         return self._name
 
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Turn redis-py errors into worq errors that name the server and queue."""
-        try:
-            yield
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise BackendUnavailable(
+    def _error(self, exc: redis.exceptions.RedisError) -> WorqError:
+        """The worq error for a redis-py one, naming the server and queue."""
+        if isinstance(exc, _TRANSIENT):
+            return BackendUnavailable(
                 f"cannot reach Redis at {self._masked_url} (queue {self._name!r}): {exc}; "
                 "check that the server is running and the URL is right"
-            ) from exc
-        except redis.exceptions.RedisError as exc:
-            raise WorqError(
-                f"Redis at {self._masked_url} refused a command for queue {self._name!r}: {exc}"
-            ) from exc
+            )
+        return WorqError(
+            f"Redis at {self._masked_url} refused a command for queue {self._name!r}: {exc}"
+        )
 
-    def _run(self, script: str, keys: Sequence[str], args: Sequence[str | bytes | float]) -> Any:
-        """Run one of the Lua scripts; every key it is given shares the queue's hash tag."""
-        with self._guard():
-            return self._scripts[script](keys=keys, args=args)
+    @contextlib.contextmanager
+    def _request(self, key: str) -> Iterator[_Request]:
+        """The identity of a call, picking up the one a like call abandoned.
+
+        A call that gives up with BackendUnavailable after an attempt that
+        may have run leaves its request under ``key``, for a short while:
+        when the caller tries again (a pool's next ``get`` on the same thread,
+        a ``wait`` again on the same task), the scripts find what it got.
+
+        Args:
+            key: What makes two calls the same: the operation and its task
+                id, or the thread for ``get``.
+        """
+        now = time.monotonic()
+        with self._abandoned_lock:
+            found = self._abandoned.pop(key, None)
+        request = _Request() if found is None or found[1] < now else found[0]
+        try:
+            yield request
+        except BackendUnavailable:
+            if request.retried:
+                now = time.monotonic()
+                with self._abandoned_lock:
+                    for stale in [k for k, (_, end) in self._abandoned.items() if end < now]:
+                        del self._abandoned[stale]
+                    self._abandoned[key] = (request, now + self._replay_ms / 1000)
+            raise
+
+    def _call(self, step: Callable[[], T], request: _Request | None = None) -> T:
+        """Run ``step`` (one command), retrying it after connection errors.
+
+        Args:
+            step: Sends the command; called again for each retry.
+            request: The logical call the command belongs to, marked retried
+                at the first failure.
+
+        Raises:
+            BackendUnavailable: It kept failing (see :data:`RETRY_DELAYS`).
+            WorqError: Redis refused it.
+        """
+        delays = iter(RETRY_DELAYS)
+        started = time.monotonic()
+        while True:
+            try:
+                return step()
+            except _PERSISTENT as exc:
+                raise self._error(exc) from exc
+            except _TRANSIENT as exc:
+                if request is not None:
+                    request.retried = True
+                delay = next(delays, None)
+                if delay is None or time.monotonic() - started > _RETRY_WINDOW:
+                    raise self._error(exc) from exc
+                time.sleep(delay)
+            except redis.exceptions.RedisError as exc:
+                raise self._error(exc) from exc
+
+    def _run(self, script: str, keys: Sequence[str], args: Sequence[_Arg]) -> Any:
+        """Run one of the Lua scripts; every key it is given shares the queue's hash tag.
+
+        A :class:`_Request` among ``args`` is sent as that call's retry flag.
+        """
+        request = next((arg for arg in args if isinstance(arg, _Request)), None)
+
+        def step() -> Any:
+            argv = [
+                ("1" if arg.retried else "0") if isinstance(arg, _Request) else arg for arg in args
+            ]
+            return self._scripts[script](keys=keys, args=argv)
+
+        return self._call(step, request)
+
+    def _blmove(self, source: str, destination: str, timeout: float, whence: str) -> bytes | None:
+        """Block until ``source`` has an element and move it; None when none came.
+
+        A wait cut by a connection error returns None too, after a short
+        pause, rather than being retried: a long wait can be cut at any
+        moment (a proxy, ``CLIENT KILL``) with the server up, so its failures
+        say nothing of an outage. The script call the caller makes next is
+        retried as usual, and raises BackendUnavailable if the server is down.
+        """
+        try:
+            return cast(
+                bytes | None,
+                self.redis.blmove(
+                    source,
+                    destination,
+                    timeout,  # type: ignore[arg-type]  # typed int; Redis takes fractions
+                    whence,
+                    "LEFT",
+                ),
+            )
+        except _PERSISTENT as exc:
+            raise self._error(exc) from exc
+        except _TRANSIENT:
+            time.sleep(_CUT_WAIT_PAUSE)
+            return None
+        except redis.exceptions.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def _unexpected(self, script: str, reply: object) -> WorqError:
+        """The error for a reply no script of this version gives."""
+        shown = repr(reply)
+        if len(shown) > 200:
+            shown = shown[:200] + "..."
+        return WorqError(
+            f"Redis at {self._masked_url} gave the {script} script of queue {self._name!r} "
+            f"an unexpected reply: {shown} (is another program writing to worq's keys?)"
+        )
+
+    def _read(self, script: str, reply: Any, read: Callable[[Any], T]) -> T:
+        """``read(reply)``, or a WorqError when the reply does not have its shape."""
+        try:
+            return read(reply)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+            raise self._unexpected(script, reply) from exc
 
     def enqueue_task(
         self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
     ) -> bool:
         k = self.keys
-        keys = [k.task(task_id), k.result(task_id), k.queue, k.delayed]
         flags = ["1" if keep_result else "0", "1" if track else "0"]
-        args: list[str | bytes | float] = [k.prefix, task_id, message, *flags, _delay_ms(delay)]
-        return bool(self._run("enqueue", keys, args))
+        with self._request(f"enqueue:{task_id}") as request:
+            record = k.request(request.token)
+            keys = [k.task(task_id), k.result(task_id), k.queue, k.delayed, record]
+            args: list[_Arg] = [
+                k.prefix, task_id, message, *flags, _delay_ms(delay), self._replay_ms, request,
+            ]  # fmt: skip
+            reply = self._run("enqueue", keys, args)
+        return self._read("enqueue", reply, _boolean)
 
     def defer_task(
         self, task_id: str, message: bytes, argument_ids: Sequence[str], *, keep_result: bool
     ) -> DeferResult:
         k = self.keys
-        keys = [k.task(task_id), k.result(task_id), k.queue]
-        for arg_id in argument_ids:
-            keys += [k.task(arg_id), k.result(arg_id), k.deps(arg_id)]
-        args = [k.prefix, task_id, message, "1" if keep_result else "0", *argument_ids]
-        reply = self._run("defer", keys, args)
-        return DeferResult(reply.decode() if isinstance(reply, bytes) else reply)
+        with self._request(f"defer:{task_id}") as request:
+            keys = [k.task(task_id), k.result(task_id), k.queue, k.request(request.token)]
+            for arg_id in argument_ids:
+                keys += [k.task(arg_id), k.result(arg_id), k.deps(arg_id)]
+            args: list[_Arg] = [
+                k.prefix, task_id, message, "1" if keep_result else "0", self._replay_ms, request,
+                *argument_ids,
+            ]  # fmt: skip
+            reply = self._run("defer", keys, args)
+        return self._read("defer", reply, lambda r: DeferResult(_bytes(r).decode()))
 
     def get(self, timeout: float | None) -> Taken | None:
+        with self._request(f"get@{threading.get_ident()}") as request:
+            return self._get(request, timeout)
+
+    def _get(self, request: _Request, timeout: float | None) -> Taken | None:
         k = self.keys
-        keys = [k.queue, k.claimed, k.delayed, k.claimed_since]
+        keys = [k.queue, k.claimed, k.delayed, k.claimed_since, k.request(request.token)]
         lease_ms = _ms(self.initial_result_timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         claimed: bytes | str = ""
         while True:
-            reply = self._run("get", keys, [k.prefix, lease_ms, claimed])
-            if reply[0] != b"":
-                task_id, message, attempt, lease = reply
-                return Taken(
-                    task_id.decode("utf-8", "backslashreplace"), message, attempt, lease.decode()
-                )
+            args: list[_Arg] = [k.prefix, lease_ms, claimed, self._replay_ms, request]
+            taken, next_due_ms = self._read("get", self._run("get", keys, args), _read_get)
+            if taken is not None:
+                return taken
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
-            next_due = None if reply[1] < 0 else reply[1] / 1000
+            next_due = None if next_due_ms < 0 else next_due_ms / 1000
             waits = [t for t in (remaining, next_due) if t is not None]
             block = min(waits) if waits else 0  # 0: until a task arrives
-            with self._guard():
-                moved = self.redis.blmove(
-                    k.queue,
-                    k.claimed,
-                    block,  # type: ignore[arg-type]  # typed int; Redis takes fractions
-                    "RIGHT",
-                    "LEFT",
-                )
-            claimed = "" if moved is None else cast(bytes, moved)
+            moved = self._blmove(k.queue, k.claimed, block, "RIGHT")
+            claimed = "" if moved is None else moved
 
     def size(self) -> int:
         k = self.keys
-        return int(self._run("size", [k.queue, k.delayed, k.wakes, k.deferred], []))
+        reply = self._run("size", [k.queue, k.delayed, k.wakes, k.deferred], [])
+        return self._read("size", reply, _integer)
 
     def discard_pending(self) -> int:
         k = self.keys
         keys = [k.queue, k.delayed, k.wakes, k.deferred, k.dropping]
-        found, left = self._run("discard_pending", keys, [k.prefix, "start", DROP_BATCH])
+        reply = self._run("discard_pending", keys, [k.prefix, "start", DROP_BATCH])
+        found, left = self._read("discard_pending", reply, _integers)
         while left:
-            _, left = self._run("discard_pending", keys, [k.prefix, "continue", DROP_BATCH])
-        return int(found)
+            reply = self._run("discard_pending", keys, [k.prefix, "continue", DROP_BATCH])
+            _, left = self._read("discard_pending", reply, _integers)
+        return found
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
-        with self._guard():
-            fields = cast(dict[bytes, bytes], self.redis.hgetall(self.keys.task(task_id)))
+        key = self.keys.task(task_id)
+        fields = cast(dict[bytes, bytes], self._call(lambda: self.redis.hgetall(key)))
         return {
             field[4:].decode(): value
             for field, value in fields.items()
@@ -208,16 +398,17 @@ class TaskQueue:
 
     def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
         k = self.keys
-        args: list[str | bytes | float] = [k.prefix, task_id, lease or "", _ms(timeout)]
-        return bool(self._run("heartbeat", [k.processing], args))
+        args: list[_Arg] = [k.prefix, task_id, lease or "", _ms(timeout)]
+        return self._read("heartbeat", self._run("heartbeat", [k.processing], args), _boolean)
 
     def get_status(self, task_id: str) -> TaskStatus | None:
         k = self.keys
         reply = self._run("status", [k.task(task_id), k.result(task_id), k.processing], [task_id])
-        if reply is None:
+        text = self._read("status", reply, lambda r: None if r is None else _bytes(r).decode())
+        if text is None:
             return None
         try:
-            return TaskStatus(reply.decode())
+            return TaskStatus(text)
         except ValueError:  # something other than worq wrote the hash
             return None
 
@@ -225,17 +416,20 @@ class TaskQueue:
         self, task_id: str, message: bytes, timeout: float, lease: str | None = None
     ) -> bool:
         k = self.keys
+        request = _Request()
         keys = [
             k.task(task_id), k.result(task_id), k.deps(task_id), k.processing,
-            k.queue, k.delayed, k.deferred,
+            k.queue, k.delayed, k.deferred, k.request(request.token),
         ]  # fmt: skip
-        args: list[str | bytes | float] = [k.prefix, task_id, message, _ms(timeout), lease or ""]
-        return bool(self._run("set_result", keys, args))
+        args: list[_Arg] = [
+            k.prefix, task_id, message, _ms(timeout), lease or "", request, self._replay_ms,
+        ]  # fmt: skip
+        return self._read("set_result", self._run("set_result", keys, args), _boolean)
 
     def retry_task(self, task_id: str, lease: str, delay: float) -> bool:
         k = self.keys
-        args: list[str | bytes | float] = [k.prefix, task_id, lease, _delay_ms(delay)]
-        return bool(self._run("retry", [k.processing], args))
+        args: list[_Arg] = [k.prefix, task_id, lease, _delay_ms(delay), _Request()]
+        return self._read("retry", self._run("retry", [k.processing], args), _boolean)
 
     def reclaim(self, limit: int) -> list[Taken]:
         return self._reclaim(limit, "")
@@ -247,38 +441,38 @@ class TaskQueue:
     def _reclaim(self, limit: int, task_id: str) -> list[Taken]:
         k = self.keys
         lease_ms = _ms(self.initial_result_timeout)
-        keys = [k.processing, k.claimed, k.claimed_since, k.queue]
-        flat = self._run("reclaim", keys, [k.prefix, limit, lease_ms, task_id])
-        return [
-            Taken(flat[i].decode(), flat[i + 1], int(flat[i + 2]), flat[i + 3].decode())
-            for i in range(0, len(flat), 4)
-        ]
+        key = f"reclaim:{task_id}" if task_id else f"reclaim@{threading.get_ident()}"
+        with self._request(key) as request:
+            keys = [k.processing, k.claimed, k.claimed_since, k.queue, k.request(request.token)]
+            args: list[_Arg] = [k.prefix, limit, lease_ms, task_id, self._replay_ms, request]
+            reply = self._run("reclaim", keys, args)
+        return self._read("reclaim", reply, _read_reclaim)
 
     def pop_result(self, task_id: str, timeout: float | None) -> bytes | TaskStatus | None:
+        with self._request(f"pop_result:{task_id}") as request:
+            return self._pop_result(request, task_id, timeout)
+
+    def _pop_result(
+        self, request: _Request, task_id: str, timeout: float | None
+    ) -> bytes | TaskStatus | None:
         k = self.keys
         result_key = k.result(task_id)
-        keys = [result_key, k.task(task_id), k.processing]
+        keys = [result_key, k.task(task_id), k.processing, k.taken(request.token)]
+        args: list[_Arg] = [task_id, self._replay_ms, request]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            reply = self._run("pop_result", keys, [task_id])
-            state = reply[0]
-            if state == b"ready":
-                return cast(bytes, reply[1])
-            if state == b"expired":
-                return TaskStatus.EXPIRED
-            if state == b"lapsed":
-                return TaskStatus.LAPSED
+            outcome = self._read("pop_result", self._run("pop_result", keys, args), _read_pop)
+            if not isinstance(outcome, int):
+                return outcome
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
-            lease_left_ms = int(reply[1])
-            block = MAX_BLOCK if lease_left_ms < 0 else min(MAX_BLOCK, lease_left_ms / 1000 + 0.01)
+            block = MAX_BLOCK if outcome < 0 else min(MAX_BLOCK, outcome / 1000 + 0.01)
             if remaining is not None:
                 block = min(block, remaining)
-            with self._guard():
-                popped = self.redis.blpop([result_key], timeout=max(block, 0.01))
-            if popped is not None:
-                return cast(bytes, popped[1])
+            # Moving the one-element list onto itself waits for the result
+            # without taking it: the script takes it, under this call's token.
+            self._blmove(result_key, result_key, max(block, 0.01), "LEFT")
 
     def ping(self) -> bool:
         """True when the server answers.
@@ -286,8 +480,7 @@ class TaskQueue:
         Raises:
             BackendUnavailable: It does not.
         """
-        with self._guard():
-            return bool(self.redis.ping())
+        return bool(self._call(self.redis.ping))
 
     def log_all_worq(self, show_expiring: bool = False) -> list[dict[str, Any]]:
         """Log (event ``redis.key``) and return every key of this queue: a debugging aid.
@@ -295,20 +488,26 @@ class TaskQueue:
         Args:
             show_expiring: Include keys with a TTL (results waiting to be taken).
         """
-        found = []
-        with self._guard():
+
+        def listing() -> list[dict[str, Any]]:
+            found = []
             for key in self.redis.scan_iter(match=self.keys.pattern, count=500):
                 ttl = self.redis.pttl(key)
                 if ttl >= 0 and not show_expiring:
                     continue
                 kind = self.redis.type(key)
-                entry = {
-                    "key": key.decode(),
-                    "type": kind.decode() if isinstance(kind, bytes) else kind,
-                    "ttl_ms": ttl,
-                }
-                logger.info("redis.key", queue=self._name, **entry)
-                found.append(entry)
+                found.append(
+                    {
+                        "key": key.decode(),
+                        "type": kind.decode() if isinstance(kind, bytes) else kind,
+                        "ttl_ms": ttl,
+                    }
+                )
+            return found
+
+        found = self._call(listing)
+        for entry in found:
+            logger.info("redis.key", queue=self._name, **entry)
         return found
 
     def close(self) -> None:
@@ -327,3 +526,77 @@ def _ms(seconds: float) -> int:
 def _delay_ms(seconds: float) -> int:
     """A delay in milliseconds; 0 means runnable now."""
     return max(0, round(seconds * 1000))
+
+
+# Reading script replies. Each reader raises TypeError or ValueError for a
+# reply of the wrong shape, which TaskQueue._read turns into a WorqError.
+
+
+def _bytes(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"expected bytes, got {type(value).__name__}")
+    return value
+
+
+def _integer(value: object) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _boolean(value: object) -> bool:
+    if _integer(value) not in (0, 1):
+        raise ValueError(f"expected 0 or 1, got {value!r}")
+    return value == 1
+
+
+def _integers(reply: object) -> tuple[int, int]:
+    first, second = cast(Sequence[object], reply)
+    return _integer(first), _integer(second)
+
+
+def _taken(task_id: object, message: object, attempt: object, lease: object) -> Taken:
+    return Taken(
+        _bytes(task_id).decode("utf-8", "backslashreplace"),
+        _bytes(message),
+        _integer(attempt),
+        _bytes(lease).decode(),
+    )
+
+
+def _read_get(reply: object) -> tuple[Taken | None, int]:
+    """A get reply: (the task taken, 0), or (None, ms until a delayed task is due; -1 none)."""
+    kind, *rest = cast(Sequence[object], reply)
+    if kind == b"task":
+        task_id, message, attempt, lease = rest
+        return _taken(task_id, message, attempt, lease), 0
+    if kind == b"garbage":
+        (task_id,) = rest
+        return _taken(task_id, b"", 0, b""), 0
+    if kind == b"none":
+        (wait_ms,) = rest
+        return None, _integer(wait_ms)
+    raise ValueError(f"unknown reply kind {kind!r}")
+
+
+def _read_reclaim(reply: object) -> list[Taken]:
+    flat = list(cast(Sequence[object], reply))
+    if len(flat) % 4:
+        raise ValueError("not a list of (id, message, attempt, lease)")
+    return [_taken(*flat[i : i + 4]) for i in range(0, len(flat), 4)]
+
+
+def _read_pop(reply: object) -> bytes | TaskStatus | int:
+    """A pop_result reply: the result, a status, or (waiting) ms until the lease deadline."""
+    state, *rest = cast(Sequence[object], reply)
+    if state == b"ready":
+        (message,) = rest
+        return _bytes(message)
+    if state == b"expired" and not rest:
+        return TaskStatus.EXPIRED
+    if state == b"lapsed" and not rest:
+        return TaskStatus.LAPSED
+    if state == b"waiting":
+        (lease_left_ms,) = rest
+        return _integer(lease_left_ms)
+    raise ValueError(f"unknown state {state!r}")

@@ -11,6 +11,10 @@
 --   P.."processing"     ZSET  id -> lease deadline (ms since the epoch)
 --   P.."deferred"       SET   ids of pending tasks, waiting for their arguments
 --   P.."dropping"       LIST  ids a purge (discard_pending.lua) has still to drop
+--   P.."req:"..token    STRING what the call with this request token did (a
+--                             task stored, taken or finished), with a TTL, so
+--                             that a retry after a lost reply gets the same answer
+--   P.."taken:"..token  LIST  the result that call took, with a TTL (see pop_result)
 --   P.."leases"         STRING the last lease token handed out (a counter)
 --   P.."task:"..id      HASH  status, keep ("1"/"0"), track ("1"/"0"), msg,
 --                             attempt, lease (the current lease's token),

@@ -1,22 +1,29 @@
 -- Store a task that takes other tasks' results as arguments; queue it at
 -- once if they are all available, else hold it until set_result.lua hands
--- over the last one.
+-- over the last one. The call's request record (KEYS[4]) says it stored the
+-- task, so that a retry of a call whose reply was lost answers "stored" again
+-- (as enqueue.lua does).
 -- KEYS[1] task hash   KEYS[2] result list   KEYS[3] queue list
--- KEYS[3+3i-2], KEYS[3+3i-1], KEYS[3+3i]: task hash, result list and deps set
+-- KEYS[4] request record
+-- KEYS[4+3i-2], KEYS[4+3i-1], KEYS[4+3i]: task hash, result list and deps set
 --                     of the i-th argument
 -- ARGV[1] key prefix  ARGV[2] task id   ARGV[3] message   ARGV[4] keep result
--- ARGV[4+i] id of the i-th argument
+-- ARGV[5] how long to keep the request record (ms)   ARGV[6] "1" on a retry
+-- ARGV[6+i] id of the i-th argument
 -- Returns "stored", "duplicate" or "missing_argument" (nothing stored).
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
+    return 'stored'
+end
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
     return 'duplicate'
 end
-local count = #ARGV - 4
+local count = #ARGV - 6
 local ready, pending = {}, {}
 for i = 1, count do
-    local task, result, deps = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+    local task, result, deps = KEYS[3 * i + 2], KEYS[3 * i + 3], KEYS[3 * i + 4]
     local value = redis.call('LINDEX', result, 0)
     if value then
-        ready[#ready + 1] = {ARGV[4 + i], value}
+        ready[#ready + 1] = {ARGV[6 + i], value}
     elseif redis.call('HGET', task, 'keep') == '1' then
         pending[#pending + 1] = deps
     else
@@ -36,4 +43,5 @@ if #pending == 0 then
 else
     redis.call('SADD', ARGV[1] .. 'deferred', ARGV[2])
 end
+redis.call('SET', KEYS[4], 'stored', 'PX', ARGV[5])
 return 'stored'

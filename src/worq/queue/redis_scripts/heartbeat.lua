@@ -1,4 +1,5 @@
--- Renew a running task's lease.
+-- Renew a running task's lease. Safe to run twice: a retry of a call whose
+-- reply was lost renews the lease again, from the retry's time.
 -- KEYS[1] processing zset
 -- ARGV[1] key prefix  ARGV[2] task id   ARGV[3] lease token ("" any)
 -- ARGV[4] lease (ms)

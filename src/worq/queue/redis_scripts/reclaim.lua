@@ -1,14 +1,35 @@
 -- Take over tasks whose lease lapsed (their worker vanished), each under a
 -- fresh lease, so that exactly one caller settles each of them. A sweep
 -- (no task id given) also puts back in the queue ids stranded in the claimed
--- list by a worker that died between BLMOVE and get.lua: an id seen there
--- for longer than a lease.
+-- list by a worker that died between BLMOVE and get.lua (or lost BLMOVE's
+-- reply): an id seen there for longer than a lease. The call's request
+-- record (KEYS[5]) remembers what it took over, so that a retry of a call
+-- whose reply was lost hands back the same tasks under the same leases
+-- (those still held) instead of leasing them to nobody.
 -- KEYS[1] processing zset   KEYS[2] claimed list   KEYS[3] claimed-since hash
--- KEYS[4] queue list
+-- KEYS[4] queue list   KEYS[5] request record
 -- ARGV[1] key prefix  ARGV[2] limit   ARGV[3] new lease (ms)
 -- ARGV[4] one task id to reclaim, or "" for a sweep
+-- ARGV[5] how long to keep the request record (ms)   ARGV[6] "1" on a retry
 -- Returns a flat list: id, message, attempt, lease, id, message, ...
 local prefix, ms = ARGV[1], tonumber(ARGV[3])
+local out = {}
+if ARGV[6] == '1' then
+    local record = redis.call('GET', KEYS[5])
+    if record then
+        local held = cmsgpack.unpack(record)
+        for i = 1, #held, 2 do
+            local id, token = held[i], held[i + 1]
+            local f = redis.call('HMGET', prefix .. 'task:' .. id, 'status', 'lease', 'msg', 'attempt')
+            if f[1] == 'processing' and f[2] == token then
+                for _, v in ipairs({id, f[3] or '', tonumber(f[4] or '0'), token}) do
+                    out[#out + 1] = v
+                end
+            end
+        end
+        return out
+    end
+end
 local now = now_ms()
 local ids
 if ARGV[4] ~= '' then
@@ -28,12 +49,18 @@ else
         end
     end
 end
-local out = {}
+local held = {}
 for _, id in ipairs(ids) do
     if redis.call('HGET', prefix .. 'task:' .. id, 'status') == 'processing' then
-        for _, v in ipairs(lease(prefix, id, ms)) do out[#out + 1] = v end
+        local taken = lease(prefix, id, ms)
+        for _, v in ipairs(taken) do out[#out + 1] = v end
+        held[#held + 1] = id
+        held[#held + 1] = taken[4]
     else
         redis.call('ZREM', KEYS[1], id)
     end
+end
+if #held > 0 then
+    redis.call('SET', KEYS[5], cmsgpack.pack(held), 'PX', ARGV[5])
 end
 return out

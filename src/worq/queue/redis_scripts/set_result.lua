@@ -5,13 +5,27 @@
 -- the deferred set, and a run still going loses its lease.
 -- KEYS[1] task hash   KEYS[2] result list   KEYS[3] deps set
 -- KEYS[4] processing zset   KEYS[5] queue list   KEYS[6] delayed zset
--- KEYS[7] deferred set
+-- KEYS[7] deferred set   KEYS[8] request record
 -- ARGV[1] key prefix  ARGV[2] task id   ARGV[3] result message
 -- ARGV[4] result timeout (ms)   ARGV[5] lease token ("": finish from outside)
+-- ARGV[6] "1" on a retry after a lost reply   ARGV[7] request record TTL (ms)
 -- Returns 1, or 0 (nothing changed) when the task is not running under the
--- lease, or (no lease) is unknown or already finished.
+-- lease, or (no lease) is unknown or already finished. A retry whose first
+-- attempt went through answers 1 again: from outside, by the request record
+-- (only that rare path writes one, so that a retry can never finish a new
+-- task sent under the same id meanwhile); under a lease, because the task it
+-- finished is gone and its result stored (wrong only if, within the retry
+-- window, the lease lapsed and someone else settled the task).
 local prefix, id, message = ARGV[1], ARGV[2], ARGV[3]
 local f = redis.call('HMGET', KEYS[1], 'status', 'keep')
+if ARGV[6] == '1' then
+    if redis.call('EXISTS', KEYS[8]) == 1 then
+        return 1
+    end
+    if ARGV[5] ~= '' and not f[1] and redis.call('EXISTS', KEYS[2]) == 1 then
+        return 1
+    end
+end
 if ARGV[5] ~= '' then
     if not holds(prefix, id, ARGV[5]) then
         return 0
@@ -24,6 +38,9 @@ elseif f[1] == 'delayed' then
     redis.call('ZREM', KEYS[6], id)  -- its wake-up call stays counted in wakes
 elseif f[1] == 'pending' then
     redis.call('SREM', KEYS[7], id)
+end
+if ARGV[5] == '' then
+    redis.call('SET', KEYS[8], 'finished', 'PX', ARGV[7])
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[4], id)
