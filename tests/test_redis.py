@@ -409,3 +409,34 @@ def test_id_stranded_in_claimed_list_goes_back_to_the_queue(url_redis: str) -> N
     assert taken.task_id == "a"
     assert tq.redis.exists(tq.keys.claimed, tq.keys.claimed_since) == 0
     tq.close()
+
+
+def test_a_result_feeding_many_dependants_is_stored_once(url_redis: str) -> None:
+    """One 2 MB result handed to 20 pending tasks takes one shared copy, not 20."""
+    tq = TaskQueue(url_redis)
+    client = redis.Redis.from_url(url_redis)
+    try:
+        tq.enqueue_task("big", b"B", keep_result=True, track=True)
+        for n in range(20):
+            assert tq.defer_task(f"d{n}", b"D", ["big"], keep_result=True).value == "stored"
+        before = int(client.info("memory")["used_memory"])
+        taken = tq.get(0)
+        assert taken is not None
+        result = b"x" * (2 * 1024 * 1024)
+        assert tq.set_result("big", result, 60, taken.lease)
+        grown = int(client.info("memory")["used_memory"]) - before
+        # The result list, one shared copy, and the server's buffers for the
+        # call itself; a copy per dependant would be 20 * 2 MB more.
+        assert grown < 8 * len(result), grown
+        late = tq.defer_task("late", b"L", ["big"], keep_result=True)  # takes the same copy
+        assert late.value == "stored"
+        for _ in range(21):  # the 20, and the late one
+            run = tq.get(0)
+            assert run is not None
+            assert tq.get_arguments(run.task_id) == {"big": result}
+            assert tq.set_result(run.task_id, b"done", 60, run.lease)
+        assert client.exists("worq:{default}:shared:big") == 0  # the last holder let go
+        assert tq.pop_result("big", 0) == result
+    finally:
+        client.close()
+        tq.close()

@@ -99,6 +99,7 @@ _SCRIPTS = (
     "status",
     "discard_pending",
     "size",
+    "arguments",
 )
 
 _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -388,13 +389,9 @@ class TaskQueue:
         return found
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
-        key = self.keys.task(task_id)
-        fields = cast(dict[bytes, bytes], self._call(lambda: self.redis.hgetall(key)))
-        return {
-            field[4:].decode(): value
-            for field, value in fields.items()
-            if field.startswith(b"arg:")
-        }
+        k = self.keys
+        flat = self._run("arguments", [k.task(task_id)], [k.prefix])
+        return self._read("arguments", flat, _read_arguments)
 
     def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
         k = self.keys
@@ -562,6 +559,12 @@ def _taken(task_id: object, message: object, attempt: object, lease: object) -> 
         _integer(attempt),
         _bytes(lease).decode(),
     )
+
+
+def _read_arguments(reply: object) -> dict[str, bytes]:
+    """An arguments reply: a flat list of argument ids and their results."""
+    flat = cast(list[bytes], reply)
+    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
 def _read_get(reply: object) -> tuple[Taken | None, int]:

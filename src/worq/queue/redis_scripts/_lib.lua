@@ -19,9 +19,13 @@
 --   P.."task:"..id      HASH  status, keep ("1"/"0"), track ("1"/"0"), msg,
 --                             attempt, lease (the current lease's token),
 --                             deferred ("1"), waiting (arguments still missing),
---                             "arg:"..arg_id (results handed over)
+--                             "arg:"..arg_id ("": that result was handed over,
+--                             and lives in P.."shared:"..arg_id)
 --   P.."deps:"..id      SET   ids of pending tasks that take id's result
 --   P.."result:"..id    LIST  the result message (one element), with a TTL
+--   P.."shared:"..id    HASH  v: id's result, stored once however many pending
+--                             tasks take it; refs: how many still hold it (the
+--                             last one to finish or be dropped deletes it)
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -67,6 +71,29 @@ end
 local function woken(prefix)
     if redis.call('DECR', prefix .. 'wakes') <= 0 then
         redis.call('DEL', prefix .. 'wakes')
+    end
+end
+
+-- Hand result ``message`` of task ``id`` to the dependant whose hash is
+-- ``task``: one shared copy for all of them, counted, never one copy each.
+local function hand_over(prefix, task, id, message)
+    local shared = prefix .. 'shared:' .. id
+    if redis.call('HINCRBY', shared, 'refs', 1) == 1 then
+        redis.call('HSET', shared, 'v', message)
+    end
+    redis.call('HSET', task, 'arg:' .. id, '')
+end
+
+-- A task that took arguments is going away (finished or dropped): let go of
+-- the shared results it held, deleting each one nobody holds any more.
+local function release_arguments(prefix, task)
+    for _, field in ipairs(redis.call('HKEYS', task)) do
+        if string.sub(field, 1, 4) == 'arg:' then
+            local shared = prefix .. 'shared:' .. string.sub(field, 5)
+            if redis.call('HINCRBY', shared, 'refs', -1) <= 0 then
+                redis.call('DEL', shared)
+            end
+        end
     end
 end
 

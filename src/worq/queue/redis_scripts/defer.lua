@@ -33,7 +33,7 @@ end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'keep', ARGV[4], 'track', '1',
            'msg', ARGV[3], 'attempt', 0, 'deferred', '1', 'waiting', #pending)
 for _, pair in ipairs(ready) do
-    redis.call('HSET', KEYS[1], 'arg:' .. pair[1], pair[2])
+    hand_over(ARGV[1], KEYS[1], pair[1], pair[2])
 end
 for _, deps in ipairs(pending) do
     redis.call('SADD', deps, ARGV[2])

@@ -32,8 +32,11 @@ for _ = 1, limit do
     local id = redis.call('LPOP', KEYS[5])
     if not id then break end
     local task = prefix .. 'task:' .. id
-    local status = redis.call('HGET', task, 'status')
-    if status and NOT_STARTED[status] then
+    local f = redis.call('HMGET', task, 'status', 'deferred')
+    if f[1] and NOT_STARTED[f[1]] then
+        if f[2] == '1' then
+            release_arguments(prefix, task)
+        end
         redis.call('DEL', task)
         redis.call('ZREM', KEYS[2], id)
         redis.call('SREM', KEYS[4], id)

@@ -17,7 +17,7 @@
 -- finished is gone and its result stored (wrong only if, within the retry
 -- window, the lease lapsed and someone else settled the task).
 local prefix, id, message = ARGV[1], ARGV[2], ARGV[3]
-local f = redis.call('HMGET', KEYS[1], 'status', 'keep')
+local f = redis.call('HMGET', KEYS[1], 'status', 'keep', 'deferred')
 if ARGV[6] == '1' then
     if redis.call('EXISTS', KEYS[8]) == 1 then
         return 1
@@ -42,6 +42,9 @@ end
 if ARGV[5] == '' then
     redis.call('SET', KEYS[8], 'finished', 'PX', ARGV[7])
 end
+if f[3] == '1' then
+    release_arguments(prefix, KEYS[1])
+end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[4], id)
 if f[2] == '0' then
@@ -53,7 +56,7 @@ redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
 for _, dep in ipairs(redis.call('SMEMBERS', KEYS[3])) do
     local task = prefix .. 'task:' .. dep
     if redis.call('HGET', task, 'status') == 'pending' then
-        redis.call('HSET', task, 'arg:' .. id, message)
+        hand_over(prefix, task, id, message)
         if redis.call('HINCRBY', task, 'waiting', -1) <= 0 then
             redis.call('SREM', KEYS[7], dep)
             schedule(prefix, dep, 0)
