@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -239,11 +240,21 @@ def test_pickle_serializer_on_request(url: str) -> None:
             "unsupported task queue URL 'redis-cluster://u:***@h:1/0'",
         ),
         ("nonsense", "unsupported task queue URL 'nonsense'"),
+        (
+            "redis://u:secret@h:6379/abc",
+            "malformed Redis URL 'redis://u:***@h:6379/abc': the database must be a number "
+            "(redis://host:6379/0, or ?db=0), got 'abc'",
+        ),
+        (
+            "unix:///run/redis.sock?db=two",
+            "malformed Redis URL 'unix:///run/redis.sock?db=two': the database must be a number",
+        ),
+        ("rediss://h/0/1", "malformed Redis URL 'rediss://h/0/1': the database must be a number"),
     ],
 )
 def test_bad_urls(bad_url: str, message: str) -> None:
-    """An unknown scheme is a ValueError naming the URL with its password masked."""
-    with pytest.raises(ValueError, match="^" + message.replace("*", r"\*")) as raised:
+    """An unknown scheme or database is a ValueError naming the URL, its password masked."""
+    with pytest.raises(ValueError, match="^" + re.escape(message)) as raised:
         get_broker(bad_url)
     assert "secret" not in str(raised.value)
 

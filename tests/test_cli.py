@@ -413,7 +413,7 @@ def _table(text: str) -> dict[str, str]:
 
 def test_info_on_memory(workdir: Path) -> None:
     """``info`` on memory:// prints a table, or JSON, with no ping (nothing to ping)."""
-    done = run(workdir, "info", "memory://")
+    done = run(workdir, "info", "memory://", "--queue", "default")
     assert done.returncode == 0, done.stderr
     assert _table(done.stdout) == {
         "queue": "default",
@@ -437,7 +437,7 @@ def test_info_on_redis_counts_pending_tasks(workdir: Path, clean_redis_url: str)
     """``info`` on Redis shows the pending count of the named queue and the ping."""
     url = clean_redis_url
     _enqueue_adds(url, 3)
-    done = run(workdir, "info", url)
+    done = run(workdir, "info", url, "--queue", "default")
     assert done.returncode == 0, done.stderr
     assert _table(done.stdout) == {
         "queue": "default",
@@ -446,11 +446,31 @@ def test_info_on_redis_counts_pending_tasks(workdir: Path, clean_redis_url: str)
         "pending": "3",
         "ping": "yes",
     }
-    done = run(workdir, "info", url, "--json")
+    done = run(workdir, "info", url, "--queue", "default", "--json")
     assert json.loads(done.stdout)["pending"] == 3
     assert json.loads(done.stdout)["ping"] is True
     done = run(workdir, "info", url, "--queue", "other", "--json")
     assert json.loads(done.stdout)["pending"] == 0
+
+
+def test_info_without_queue_lists_every_queue(workdir: Path, clean_redis_url: str) -> None:
+    """``info URL`` lists each worq queue with its pending count: a typo'd name shows."""
+    url = clean_redis_url
+    _enqueue_adds(url, 3)
+    _enqueue_adds(url, 1, "defualt")
+    done = run(workdir, "info", url)
+    assert done.returncode == 0, done.stderr
+    header, queues = done.stdout.split("\n\n")
+    assert _table(header + "\n") == {
+        "url": url, "backend": "redis", "ping": "yes", "queues": "2",
+    }  # fmt: skip
+    assert _table(queues) == {"queue": "pending", "default": "3", "defualt": "1"}
+    done = run(workdir, "info", url, "--json")
+    assert json.loads(done.stdout) == {
+        "url": url, "backend": "redis", "ping": True, "queues": {"default": 3, "defualt": 1},
+    }  # fmt: skip
+    done = run(workdir, "info", "memory://")
+    assert _table(done.stdout) == {"url": "memory://", "backend": "memory", "queues": "none"}
 
 
 def test_password_is_never_shown(workdir: Path, tmp_path: Path) -> None:

@@ -25,7 +25,6 @@ from worq._events import logger
 from worq._exposed import public_names
 from worq._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from worq._urls import mask_url
-from worq.const import DEFAULT
 from worq.core import Broker
 from worq.exceptions import WorqError
 from worq.pool._signals import run_until_stop_signal
@@ -108,10 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker, default_level="info", parser=worker)
 
     info = commands.add_parser(
-        "info", parents=[logging_options], help="show a queue's backend and pending tasks"
-    )
+        "info", parents=[logging_options],
+        help="show the queues at a URL (or one queue) with their pending tasks",
+    )  # fmt: skip
     info.add_argument("url", metavar="URL")
-    info.add_argument("--queue", metavar="NAME", default=DEFAULT, help="default: %(default)s")
+    info.add_argument(
+        "--queue", metavar="NAME", help="show this queue only (default: every queue at URL)"
+    )
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(run=_info, default_level="warning")
 
@@ -233,7 +235,9 @@ def _run_thread_pool(broker: Broker, workers: int, timeout: float) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    """Print a queue's name, URL, backend, pending count and (Redis) ping."""
+    """Print a queue's (or every queue's) name, URL, backend, pending count and ping."""
+    if args.queue is None:
+        return _info_all(args)
     with _reported(args.url):
         broker = get_broker(args.url, args.queue)
         try:
@@ -255,6 +259,43 @@ def _info(args: argparse.Namespace) -> int:
     for key, value in rows:
         shown = ("yes" if value else "no") if isinstance(value, bool) else value
         print(f"{key:<{width}}  {shown}")
+    return 0
+
+
+def _info_all(args: argparse.Namespace) -> int:
+    """Every worq queue at the URL with its pending count, so that a typo shows at once."""
+    with _reported(args.url):
+        broker = get_broker(args.url)
+        try:
+            ping = getattr(broker.taskqueue, "ping", None)
+            fields: dict[str, Any] = {
+                "url": mask_url(broker.url),
+                "backend": _backend_kind(broker),
+                "ping": ping() if callable(ping) else None,
+            }
+            queues = {}
+            for name in broker.taskqueue.queue_names():
+                other = get_broker(args.url, name)
+                try:
+                    queues[name] = other.taskqueue.size()
+                finally:
+                    other.close()
+        finally:
+            broker.close()
+    if args.json:
+        print(json.dumps({**fields, "queues": queues}))
+        return 0
+    rows = [(key, value) for key, value in fields.items() if value is not None]
+    rows.append(("queues", len(queues) or "none"))
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        shown = ("yes" if value else "no") if isinstance(value, bool) else value
+        print(f"{key:<{width}}  {shown}")
+    if queues:
+        names = max(len("queue"), *(len(name) for name in queues))
+        print(f"\n{'queue':<{names}}  pending")
+        for name, pending in queues.items():
+            print(f"{name:<{names}}  {pending}")
     return 0
 
 

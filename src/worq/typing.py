@@ -212,6 +212,13 @@ class TaskQueue(Protocol):
         """
         ...
 
+    def queue_names(self) -> list[str]:
+        """The names of every queue this backend's store holds worq data for, sorted.
+
+        So that a typo in a queue name (``defualt``) shows as a second queue.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections; the backend is not used afterwards."""
         ...

@@ -386,6 +386,12 @@ class TaskQueue:
                     return None
                 _wait(store, now, deadline)
 
+    def queue_names(self) -> list[str]:
+        """The queues of this URL in this process that hold tasks or results."""
+        with _stores_lock:
+            stores = [(name, store) for (url, name), store in _stores.items() if url == self._url]
+        return sorted(name for name, store in stores if store.records)
+
     def close(self) -> None:
         """Nothing to release: the store lives as long as the process."""
 

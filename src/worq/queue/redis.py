@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import re
 import threading
 import time
 import uuid
@@ -31,7 +32,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from worq._events import logger
-from worq._urls import mask_url
+from worq._urls import check_redis_database, mask_url
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
 from worq.queue._redis_keys import RedisKeys
@@ -102,6 +103,9 @@ _SCRIPTS = (
     "arguments",
 )
 
+_QUEUE_OF_KEY = re.compile(rb"^worq:\{([^{}]+)\}:")
+"""The queue name in one of worq's keys (queue names cannot hold braces)."""
+
 _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _PERSISTENT = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
 """Connection errors no retry can cure: wrong credentials, a user without rights."""
@@ -158,6 +162,7 @@ class TaskQueue:
     ) -> None:
         self._url = url
         self._masked_url = mask_url(url)
+        check_redis_database(url)
         self._name = name
         self.keys = RedisKeys.for_queue(name)
         self.initial_result_timeout = initial_result_timeout
@@ -506,6 +511,19 @@ class TaskQueue:
         for entry in found:
             logger.info("redis.key", queue=self._name, **entry)
         return found
+
+    def queue_names(self) -> list[str]:
+        """Every queue with a key in this database, found by SCAN (never KEYS)."""
+
+        def scan() -> set[str]:
+            found = set()
+            for key in self.redis.scan_iter(match="worq:{*}:*", count=1000):
+                match = _QUEUE_OF_KEY.match(key)
+                if match is not None:
+                    found.add(match.group(1).decode("utf-8", "backslashreplace"))
+            return found
+
+        return sorted(self._call(scan))
 
     def close(self) -> None:
         """Close the connection pool."""
