@@ -570,3 +570,21 @@ def test_console_script(workdir: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "returned 42 (int)" in done.stderr
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_idle_worker_exits_promptly_on_sigterm(
+    clean_redis_url: str, start_worker: Callable[..., Worker], pool: str
+) -> None:
+    """SIGTERM on an idle worker (default timeouts: 1 s thread, 10 s process) exits at once."""
+    worker = start_worker("tasks:init", clean_redis_url, "--pool", pool, "--workers", "2")
+    worker.expect("pool.started")
+    if pool == "process":
+        worker.expect("worker.started")
+        worker.expect("worker.started")
+    signalled = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+    took = time.monotonic() - signalled
+    print(f"\n{pool} worker exited {took:.2f}s after SIGTERM")
+    assert took < 3  # it used to wait out its blocking timeout (10-12 s for process)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import traceback
 from decimal import Decimal
 from typing import Any
@@ -10,6 +12,7 @@ import attrs
 import pytest
 from structlog.testing import capture_logs
 
+from tests import process_tasks
 from worq import (
     NoValueYet,
     SerializationError,
@@ -19,8 +22,9 @@ from worq import (
     get_broker,
     get_queue,
 )
+from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool
-from worq.testing import WAIT, thread_worker
+from worq.testing import WAIT, eventually, thread_worker
 
 orders = TaskSpace("orders")
 
@@ -168,3 +172,43 @@ def test_task_submit_sets_options_for_one_call(url: str) -> None:
         assert Task(q, ignore_result=True).submit(price, "A-1") is None
     with pytest.raises(TypeError, match="submit expects a task function"):
         Task(q).submit(Decimal(1))  # type: ignore[arg-type]  # the mistake under test
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_idle_pool_stops_at_once(url: str, kind: str) -> None:
+    """stop() on an idle pool ends its workers' waits at once, not when their timeout runs out."""
+    pool: WorkerPool | ProcessPool
+    if kind == "thread":
+        pool = WorkerPool(get_broker(url), workers=2)
+        pool.start(timeout=60)
+    else:
+        pool = ProcessPool(process_tasks.init(url), process_tasks.init, workers=2)
+        pool.start(timeout=60, handle_sigterm=False)
+        eventually(lambda: len(pool.worker_pids()), 2)
+    started = time.monotonic()
+    pool.stop()
+    assert time.monotonic() - started < 5  # the waits were 60 s long
+
+
+def test_busy_pool_still_finishes_its_task(url: str) -> None:
+    """Interrupting the waits leaves a running task alone: it finishes and is stored."""
+    release, running = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        running.set()
+        release.wait(WAIT)
+        return "finished"
+
+    broker = get_broker(url)
+    broker.expose(slow)
+    pool = WorkerPool(broker, workers=2)
+    pool.start(timeout=60)
+    res = get_queue(url).slow()
+    assert running.wait(WAIT)
+    stopper = threading.Thread(target=pool.stop)
+    stopper.start()
+    release.set()
+    stopper.join(WAIT)
+    assert not stopper.is_alive()
+    assert res.wait(WAIT)
+    assert res.value == "finished"

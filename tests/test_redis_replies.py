@@ -253,10 +253,42 @@ def test_lost_reply_of_the_get_after_a_blocking_wait(
     tq.close()
 
 
+def losing_on_its_connection(plan: Plan) -> type[redis.Redis]:
+    """A client class whose connections lose the replies ``plan`` picks.
+
+    For get()'s wait for a task, which runs BLMOVE on a connection of its own
+    (so that a stopping pool can unblock it), past ``execute_command``.
+    """
+
+    class LosesReplies(redis.Connection):
+        sent: tuple[Any, ...] = ()
+
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            self.sent = args
+            super().send_command(*args, **kwargs)  # type: ignore[no-untyped-call]  # untyped in redis-py
+
+        def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            reply = super().read_response(*args, **kwargs)
+            if plan.take(self.sent):
+                raise redis.exceptions.ConnectionError("reply lost (injected by the test)")
+            return reply
+
+    class Client(redis.Redis):
+        @classmethod
+        def from_url(cls, url: str, **kwargs: Any) -> Any:
+            return super().from_url(url, connection_class=LosesReplies, **kwargs)
+
+    return Client
+
+
 def test_lost_blmove_reply_is_recovered_by_the_sweep(url: str, inspect: redis.Redis) -> None:
     """An id moved out of the queue by a BLMOVE whose reply was lost goes back; it runs once."""
     plan = Plan(command("BLMOVE", "worq:{default}:queue"))
-    tq = lossy(url, plan, initial_result_timeout=0.2)
+    tq = TaskQueue(
+        f"{url}?client_name={LOSSY}",
+        redis_factory=losing_on_its_connection(plan),
+        initial_result_timeout=0.2,
+    )
     sweeper = TaskQueue(url, initial_result_timeout=0.2)
     got: list[Taken | None] = []
     getter = threading.Thread(target=lambda: got.append(tq.get(WAIT)))

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     worker.add_argument(
         "--timeout", type=_positive_float, metavar="S",
-        help="seconds a worker waits for a task before checking for shutdown "
+        help="seconds each blocking wait for a task lasts (a stop signal ends it at once) "
         "(default: 10 for process, 1 for thread)",
     )  # fmt: skip
     worker.set_defaults(run=_worker, default_level="info", parser=worker)

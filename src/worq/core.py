@@ -50,7 +50,7 @@ DEFAULT_RESULT_TIMEOUT = 3600
 
 
 def _noop() -> None:
-    """Does nothing: wakes a worker (see ``WorkerPool.stop(use_sentinel=True)``)."""
+    """Does nothing: the wake-up task WorQ 1.1-style pools sent; still run if sent."""
 
 
 class Broker:

@@ -212,6 +212,14 @@ class TaskQueue(Protocol):
         """
         ...
 
+    def interrupt_waits(self) -> None:
+        """Make every :meth:`get` now waiting on this object return None at once.
+
+        A stopping pool calls it so that its idle workers leave their wait
+        now, not when their timeout runs out; waits for results go on.
+        """
+        ...
+
     def queue_names(self) -> list[str]:
         """The names of every queue this backend's store holds worq data for, sorted.
 

@@ -15,7 +15,10 @@ from worq._models import TaskMessage
 from worq.core import Broker
 from worq.exceptions import BackendUnavailable, WorqError
 
-__all__ = ["back_off", "describe", "fail_task", "finish_outcome", "persist"]
+__all__ = ["back_off", "describe", "fail_task", "finish_outcome", "join_interrupting", "persist"]
+
+INTERRUPT_EVERY = 0.05
+"""Seconds between the interrupts a stopping pool sends while a thread is still up."""
 
 T = TypeVar("T")
 
@@ -77,6 +80,18 @@ def fail_task(broker: Broker, task: TaskMessage, reason: str, stopping: threadin
             "task.outcome_unrecorded", **task_fields(task), error=describe(exc),
             exc_info=not isinstance(exc, WorqError),
         )  # fmt: skip
+
+
+def join_interrupting(thread: threading.Thread, broker: Broker) -> None:
+    """Wait for a stopping pool's thread, interrupting its wait for a task meanwhile.
+
+    Repeated, not once: a thread that saw the pool still running just before
+    ``stop`` may only now start a wait, which the first interrupt missed. A
+    busy thread finishes its task first; the interrupts only end waits.
+    """
+    while thread.is_alive():
+        broker.taskqueue.interrupt_waits()
+        thread.join(INTERRUPT_EVERY)
 
 
 def finish_outcome(

@@ -25,7 +25,14 @@ from worq._models import TaskMessage
 from worq.core import Broker
 from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
 from worq.pool._heartbeat import Heartbeat
-from worq.pool._outages import back_off, describe, fail_task, finish_outcome, persist
+from worq.pool._outages import (
+    back_off,
+    describe,
+    fail_task,
+    finish_outcome,
+    join_interrupting,
+    persist,
+)
 from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import worker_main
 
@@ -98,8 +105,8 @@ class WorkerPool:
         """Start the workers.
 
         Args:
-            timeout: Seconds each feeder thread waits for a task before checking
-                whether the pool is stopping; bounds :meth:`stop` latency.
+            timeout: Seconds each blocking wait for a task lasts before the
+                feeder looks again; :meth:`stop` ends an idle wait at once.
             handle_sigterm: Block until SIGTERM or SIGINT, then stop the pool
                 (letting running tasks finish) and return; call from the main
                 thread. If false, start and return at once.
@@ -128,13 +135,14 @@ class WorkerPool:
             join: Wait until every worker has exited.
         """
         self._stopping.set()
+        self.broker.taskqueue.interrupt_waits()  # idle feeders stop waiting for a task now
         if join:
             self.join()
 
     def join(self) -> None:
         """Wait for the pool to stop (call after ``stop(join=False)``)."""
         for slot in self._slots:
-            slot.thread.join()
+            join_interrupting(slot.thread, self.broker)
         if self._heartbeat is not None:
             self._heartbeat.close()
             self._heartbeat = None

@@ -12,11 +12,17 @@ from collections.abc import Callable
 from worq._events import logger, task_fields
 from worq._exposed import public_names
 from worq._models import TaskMessage
-from worq.core import NOOP_TASK, Broker
+from worq.core import Broker
 from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
 from worq.pool._heartbeat import Heartbeat
-from worq.pool._outages import back_off, describe, fail_task, finish_outcome, persist
-from worq.task import Task
+from worq.pool._outages import (
+    back_off,
+    describe,
+    fail_task,
+    finish_outcome,
+    join_interrupting,
+    persist,
+)
 
 __all__ = ["Error", "WorkerPool"]
 
@@ -56,8 +62,8 @@ class WorkerPool:
         """Start the worker threads and return.
 
         Args:
-            timeout: Seconds each worker waits for a task before checking
-                whether the pool is stopping; bounds :meth:`stop` latency.
+            timeout: Seconds each blocking wait for a task lasts before the
+                worker looks again; :meth:`stop` ends an idle wait at once.
 
         Raises:
             Error: The pool was already started.
@@ -81,24 +87,24 @@ class WorkerPool:
     def stop(self, use_sentinel: bool = False, join: bool = True) -> None:
         """Ask the workers to stop after their current task.
 
+        Idle workers stop waiting for a task at once (see
+        ``TaskQueue.interrupt_waits``), whatever their ``timeout``.
+
         Args:
-            use_sentinel: Enqueue a no-op task per worker so idle workers wake
-                at once instead of after their ``timeout``; best when no other
-                pool consumes this queue.
+            use_sentinel: Accepted for WorQ 1.1, whose pools woke idle workers
+                with a no-op task per worker; the interrupted wait does that
+                now, without leaving tasks in the queue, so it changes nothing.
             join: Wait for the threads to finish.
         """
         self._stopping.set()
-        if use_sentinel:
-            noop = Task(self.broker.queue(NOOP_TASK), ignore_result=True)
-            for _ in self._threads:
-                noop()
+        self.broker.taskqueue.interrupt_waits()
         if join:
             self.join()
 
     def join(self) -> None:
         """Wait for every worker thread to stop (call ``stop(join=False)`` first)."""
         for thread in self._threads:
-            thread.join()
+            join_interrupting(thread, self.broker)
         if self._heartbeat is not None:
             self._heartbeat.close()
             self._heartbeat = None

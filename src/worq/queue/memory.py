@@ -190,6 +190,8 @@ class TaskQueue:
         self._name = name
         self.initial_result_timeout = initial_result_timeout
         self._store = _store_for(url, name)
+        self._interrupts = 0
+        """Counts interrupt_waits calls: a get that began before one returns None."""
 
     @classmethod
     def factory(
@@ -253,6 +255,7 @@ class TaskQueue:
         store = self._store
         deadline = None if timeout is None else time.monotonic() + timeout
         with store.cond:
+            epoch = self._interrupts
             while True:
                 now = time.monotonic()
                 store.promote_due(now)
@@ -266,7 +269,7 @@ class TaskQueue:
                         return Taken(task_id, record.message)
                     record.attempt += 1
                     return self._lease(task_id, record, now)
-                if deadline is not None and now >= deadline:
+                if (deadline is not None and now >= deadline) or self._interrupts != epoch:
                     return None
                 _wait(store, now, deadline)
 
@@ -385,6 +388,11 @@ class TaskQueue:
                 if deadline is not None and now >= deadline:
                     return None
                 _wait(store, now, deadline)
+
+    def interrupt_waits(self) -> None:
+        with self._store.cond:
+            self._interrupts += 1
+            self._store.cond.notify_all()
 
     def queue_names(self) -> list[str]:
         """The queues of this URL in this process that hold tasks or results."""

@@ -17,11 +17,13 @@ retry gets the answer the lost reply carried, and no step is done twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.resources
 import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -29,6 +31,7 @@ import attrs
 import redis
 import redis.exceptions
 from redis.backoff import NoBackoff
+from redis.connection import Connection
 from redis.retry import Retry
 
 from worq._events import logger
@@ -47,6 +50,12 @@ MAX_BLOCK = 1.0
 
 While a task runs, a waiter wakes at its lease deadline instead, to see at
 once whether the lease lapsed."""
+
+INTERRUPT_TIMEOUT = 2.0
+"""Longest interrupt_waits tries to unblock the waits of get() before giving up."""
+
+_UNBLOCK_RECHECK = 0.02
+"""Seconds interrupt_waits gives a waiter to leave its wait before unblocking it again."""
 
 DROP_BATCH = 1000
 """Most tasks one discard_pending script call drops, cascading to dependants;
@@ -186,6 +195,7 @@ class TaskQueue:
         timeouts = (kwargs.get("socket_timeout") or 0, kwargs.get("socket_connect_timeout") or 0)
         self._replay_ms = _ms(REPLAY_TTL + sum(map(float, timeouts)))
         self._scripts = {name: self.redis.register_script(src) for name, src in _SOURCES.items()}
+        self._waiting = _Waiting()
         self._abandoned: dict[str, tuple[_Request, float]] = {}
         self._abandoned_lock = threading.Lock()
 
@@ -364,19 +374,70 @@ class TaskQueue:
         lease_ms = _ms(self.initial_result_timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         claimed: bytes | str = ""
+        epoch = self._waiting.epoch
         while True:
             args: list[_Arg] = [k.prefix, lease_ms, claimed, self._replay_ms, request]
             taken, next_due_ms = self._read("get", self._run("get", keys, args), _read_get)
             if taken is not None:
                 return taken
             remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            if (remaining is not None and remaining <= 0) or self._waiting.epoch != epoch:
                 return None
             next_due = None if next_due_ms < 0 else next_due_ms / 1000
             waits = [t for t in (remaining, next_due) if t is not None]
             block = min(waits) if waits else 0  # 0: until a task arrives
-            moved = self._blmove(k.queue, k.claimed, block, "RIGHT")
+            moved = self._wait_for_task(block, epoch)
             claimed = "" if moved is None else moved
+
+    def _wait_for_task(self, block: float, epoch: int) -> bytes | None:
+        """BLMOVE the next id to the claimed list, on a connection interrupt_waits can unblock.
+
+        ``CLIENT UNBLOCK`` ends the wait as a timeout would, atomically: no id
+        is moved by a wait that was cut, so nothing is left in the claimed list.
+        """
+        k = self.keys
+        pool = self.redis.connection_pool
+        conn = self._call(pool.get_connection)
+        try:
+            client_id = self._waiting.client_id(conn)
+            if client_id is None:
+                conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]  # untyped in redis-py
+                client_id = self._waiting.remember(conn, int(conn.read_response()))
+            if not self._waiting.enter(client_id, epoch):
+                return None
+            try:
+                conn.send_command(  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    "BLMOVE", k.queue, k.claimed, "RIGHT", "LEFT", block
+                )
+                return cast(bytes | None, conn.read_response())
+            finally:
+                self._waiting.leave(client_id)
+        except _PERSISTENT as exc:
+            raise self._error(exc) from exc
+        except _TRANSIENT:  # a cut wait says nothing of an outage (see _blmove)
+            time.sleep(_CUT_WAIT_PAUSE)
+            return None
+        except redis.exceptions.RedisError as exc:
+            raise self._error(exc) from exc
+        finally:
+            pool.release(conn)
+
+    def interrupt_waits(self) -> None:
+        """Make every get() now waiting on this queue return None at once.
+
+        For a pool that stops: its idle workers leave their wait now instead
+        of when its timeout runs out. Waits for results are not touched.
+        """
+        blocked = self._waiting.interrupt()
+        deadline = time.monotonic() + INTERRUPT_TIMEOUT
+        while blocked and time.monotonic() < deadline:
+            # An UNBLOCK may reach the server before the BLMOVE it is meant for
+            # (they travel on different connections): repeat until each waiter
+            # is out of its wait.
+            for client_id in blocked:
+                with contextlib.suppress(WorqError):  # the server is gone: nothing waits on it
+                    self._call(functools.partial(self.redis.client_unblock, client_id))
+            blocked = self._waiting.still_blocked(_UNBLOCK_RECHECK)
 
     def size(self) -> int:
         k = self.keys
@@ -577,6 +638,62 @@ def _taken(task_id: object, message: object, attempt: object, lease: object) -> 
         _integer(attempt),
         _bytes(lease).decode(),
     )
+
+
+class _Waiting:
+    """The connections blocked in get()'s wait, so that interrupt_waits can unblock them.
+
+    ``epoch`` counts interrupts: a get that began before one returns None
+    instead of waiting again. Each connection's server-side client id is
+    learnt once, and forgotten when the connection reconnects.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self._lock = threading.Condition()
+        self._blocked: set[int] = set()
+        self._ids: weakref.WeakKeyDictionary[Connection, int] = weakref.WeakKeyDictionary()
+
+    def client_id(self, conn: Connection) -> int | None:
+        with self._lock:
+            return self._ids.get(conn)
+
+    def remember(self, conn: Connection, client_id: int) -> int:
+        with self._lock:
+            if conn not in self._ids:
+                conn.register_connect_callback(self._forget)  # type: ignore[no-untyped-call]  # untyped in redis-py
+            self._ids[conn] = client_id
+        return client_id
+
+    def _forget(self, conn: Connection) -> None:
+        with self._lock:
+            self._ids.pop(conn, None)
+
+    def enter(self, client_id: int, epoch: int) -> bool:
+        """Register a wait about to start; False (do not wait) if interrupted meanwhile."""
+        with self._lock:
+            if self.epoch != epoch:
+                return False
+            self._blocked.add(client_id)
+            return True
+
+    def leave(self, client_id: int) -> None:
+        with self._lock:
+            self._blocked.discard(client_id)
+            self._lock.notify_all()
+
+    def still_blocked(self, timeout: float) -> list[int]:
+        """The ids still in a wait after giving them up to ``timeout`` seconds to leave."""
+        with self._lock:
+            if self._blocked:
+                self._lock.wait(timeout)
+            return list(self._blocked)
+
+    def interrupt(self) -> list[int]:
+        """Start a new epoch; the client ids blocked now, to unblock."""
+        with self._lock:
+            self.epoch += 1
+            return list(self._blocked)
 
 
 def _read_arguments(reply: object) -> dict[str, bytes]:
