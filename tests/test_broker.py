@@ -12,6 +12,7 @@ import attrs
 import pytest
 from structlog.testing import capture_logs
 
+from tests.outcomes import outcome
 from worq import (
     Deferred,
     DependencyUnavailable,
@@ -23,7 +24,7 @@ from worq import (
     get_queue,
 )
 from worq.core import Broker
-from worq.testing import WAIT, thread_worker
+from worq.testing import thread_worker
 
 ts = TaskSpace("geo")
 
@@ -73,15 +74,6 @@ def broker(url: str) -> Iterator[Broker]:
     worker_broker.expose(ts)
     with thread_worker(worker_broker):
         yield worker_broker
-
-
-def outcome(deferred: Deferred[Any]) -> Any:
-    """Wait for a result; return the value or the TaskFailure."""
-    assert deferred.wait(WAIT), repr(deferred)
-    try:
-        return deferred.value
-    except TaskFailure as failure:
-        return failure
 
 
 def test_expose_refuses_silent_replacement(url: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests import process_tasks
+from tests.outcomes import outcome
 from worq import (
     Deferred,
     DuplicateTask,
@@ -42,15 +43,6 @@ def record(value: Any) -> None:
 @ts.task
 def func(*args: Any, **kwargs: Any) -> int:
     return len(args)
-
-
-def outcome(res: Deferred[Any]) -> Any:
-    """Wait for a Deferred; its value or the TaskFailure it ended with."""
-    assert res.wait(WAIT), repr(res)
-    try:
-        return res.value
-    except TaskFailure as failure:
-        return failure
 
 
 # -- 1. del q[...] ----------------------------------------------------------

@@ -10,7 +10,8 @@ import attrs
 import pytest
 
 from tests import process_tasks
-from worq import Task, TaskExpired, TaskFailure, get_broker, get_queue
+from tests.outcomes import outcome
+from worq import Task, TaskExpired, get_broker, get_queue
 from worq._models import TaskMessage, TaskOptions
 from worq.core import Broker
 from worq.pool._heartbeat import Heartbeat
@@ -32,15 +33,6 @@ def fail_once(obj: Any, method: str, error: Exception) -> list[Exception]:
 
     setattr(obj, method, flaky)
     return raised
-
-
-def outcome(res: Any) -> Any:
-    """Wait for a Deferred; its value or the TaskFailure it ended with."""
-    assert res.wait(WAIT), repr(res)
-    try:
-        return res.value
-    except TaskFailure as failure:
-        return failure
 
 
 @pytest.fixture(params=["thread", "process"])

@@ -5,27 +5,18 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from tests import process_tasks
+from tests.outcomes import outcome
 from worq import Deferred, SerializationError, Task, TaskExpired, TaskFailure, get_broker, get_queue
 from worq._models import TaskOptions
 from worq.const import TaskStatus
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool
 from worq.testing import WAIT, eventually, thread_worker
-
-
-def outcome(res: Any) -> Any:
-    """Wait for a Deferred; its value or the TaskFailure it ended with."""
-    assert res.wait(WAIT), repr(res)
-    try:
-        return res.value
-    except TaskFailure as failure:
-        return failure
 
 
 def test_retry_delay_is_exponential_jittered_and_capped() -> None:
