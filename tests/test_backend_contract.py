@@ -51,7 +51,7 @@ def lapse(tq: TaskQueue, task_id: str) -> Taken:
     """Take ``task_id`` and let its lease lapse at once."""
     taken = take(tq)
     assert taken.task_id == task_id
-    assert tq.set_task_timeout(task_id, SHORT / 5, taken.lease)
+    assert tq.renew_lease(task_id, SHORT / 5, taken.lease)
     eventually(lambda: tq.get_status(task_id), TaskStatus.LAPSED)
     return taken
 
@@ -208,7 +208,7 @@ def test_lapsed_lease_is_reclaimed_once_and_fences_the_old_holder(tq: TaskQueue)
     assert tq.reclaim(10) == []
     assert tq.get_status("a") == TaskStatus.PROCESSING
     assert not tq.set_result("a", b"late", 60, old.lease)
-    assert not tq.set_task_timeout("a", 60, old.lease)
+    assert not tq.renew_lease("a", 60, old.lease)
     assert not tq.retry_task("a", old.lease, 0)
     assert tq.set_result("a", b"settled", 60, new.lease)
     assert tq.pop_result("a", 0) == b"settled"
@@ -220,7 +220,7 @@ def test_concurrent_reclaimers_split_the_lapsed_tasks(tq: TaskQueue) -> None:
     for task_id in ids:
         enqueue(tq, task_id)
     for task_id in ids:
-        tq.set_task_timeout(task_id, SHORT / 5, take(tq).lease)
+        tq.renew_lease(task_id, SHORT / 5, take(tq).lease)
     eventually(lambda: {tq.get_status(i) for i in ids}, {TaskStatus.LAPSED})
     got: list[Taken] = []
     racers = [threading.Thread(target=lambda: got.extend(tq.reclaim(7))) for _ in range(6)]
@@ -232,14 +232,14 @@ def test_concurrent_reclaimers_split_the_lapsed_tasks(tq: TaskQueue) -> None:
 
 
 def test_heartbeat_renews_the_lease(tq: TaskQueue) -> None:
-    """set_task_timeout keeps a taken task running past its previous deadline."""
+    """renew_lease (a heartbeat) keeps a taken task running past its previous deadline."""
     enqueue(tq, "a")
     taken = take(tq)
-    assert tq.set_task_timeout("a", SHORT, taken.lease)
-    assert tq.set_task_timeout("a", 60, taken.lease)
+    assert tq.renew_lease("a", SHORT, taken.lease)
+    assert tq.renew_lease("a", 60, taken.lease)
     assert tq.pop_result("a", SHORT * 3) is None
     assert tq.get_status("a") == TaskStatus.PROCESSING
-    assert not tq.set_task_timeout("a", 60, "not-the-lease")
+    assert not tq.renew_lease("a", 60, "not-the-lease")
 
 
 def test_retry_requeues_with_a_delay_and_counts_attempts(tq: TaskQueue) -> None:
@@ -316,7 +316,7 @@ def test_waiter_sees_a_lapse_that_starts_after_it_waits(tq: TaskQueue) -> None:
     got: list[object] = []
     waiter = threading.Thread(target=lambda: got.append(tq.pop_result("a", 10)))
     waiter.start()
-    tq.set_task_timeout("a", SHORT, take(tq).lease)
+    tq.renew_lease("a", SHORT, take(tq).lease)
     waiter.join(10)
     assert got == [TaskStatus.LAPSED]
 
@@ -365,7 +365,7 @@ def test_set_result_without_a_lease_finishes_from_outside(tq: TaskQueue) -> None
     assert running.task_id == "running"
     assert tq.set_result("running", b"R", 60)  # from outside: the run loses its lease
     assert not tq.set_result("running", b"late", 60, running.lease)
-    assert not tq.set_task_timeout("running", 60, running.lease)
+    assert not tq.renew_lease("running", 60, running.lease)
     assert not tq.set_result("running", b"again", 60)  # finished: left alone
     assert tq.get_status("waiting") == TaskStatus.ENQUEUED  # it was handed R
     assert tq.set_result("waiting", b"W!", 60)
@@ -421,3 +421,26 @@ def test_discard_a_pending_chain_of_any_depth(tq: TaskQueue, depth: int) -> None
     assert tq.size() == 0
     assert tq.get_status(previous) is None
     assert tq.pop_result(previous, 0) is TaskStatus.EXPIRED
+
+
+def test_counts_by_state_and_ping(tq: TaskQueue) -> None:
+    """counts() reports every unfinished state, always with all four keys; ping() answers."""
+    empty = dict.fromkeys(
+        [TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.ENQUEUED, TaskStatus.PROCESSING], 0
+    )
+    assert tq.counts() == empty
+    assert tq.ping() is True
+    enqueue(tq, "running")
+    enqueue(tq, "queued")
+    tq.enqueue_task("later", b"L", keep_result=True, track=True, delay=60)
+    running = take(tq)
+    tq.defer_task("waiting", b"W", ["running"], keep_result=True)
+    assert tq.counts() == {
+        TaskStatus.PENDING: 1,
+        TaskStatus.DELAYED: 1,
+        TaskStatus.ENQUEUED: 1,
+        TaskStatus.PROCESSING: 1,
+    }
+    assert tq.set_result("running", b"1", 60, running.lease)  # hands over: "waiting" is queued
+    assert tq.counts()[TaskStatus.ENQUEUED] == 2
+    assert sum(tq.counts().values()) == tq.size() == 3

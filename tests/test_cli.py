@@ -56,6 +56,17 @@ def wait_for(url: str, key: str) -> str:
         client.close()
 
 
+@ts.task
+def flaky(marker: str) -> str:
+    """Raise on the first run (no marker file yet), succeed on the next."""
+    import os
+
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first run fails")
+    return "second run"
+
+
 def init(url):
     broker = get_broker(url)
     broker.expose(ts)
@@ -230,7 +241,7 @@ def test_thread_worker_runs_tasks_until_sigterm(
     assert starting["queue"] == "default"
     assert starting["module"] == "tasks"
     assert starting["module_file"] == str(workdir / "tasks.py")
-    assert starting["tasks"] == ["tasks.add", "tasks.wait_for"]
+    assert starting["tasks"] == ["tasks.add", "tasks.flaky", "tasks.wait_for"]
     assert all("level" in record and "timestamp" in record for record in records)
 
 
@@ -279,6 +290,36 @@ def test_process_worker_logs_json_from_every_process(
     assert {r["pool"] for r in runs} == {"worq-default"}
     assert worker.proc.pid not in {r["pid"] for r in runs}
     assert [r["event"] for r in records][-1] == "cli.worker_stopped"
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_retried_task_logs_its_attempt_in_every_pool(
+    clean_redis_url: str, start_worker: Callable[..., Worker], pool: str, tmp_path: Path
+) -> None:
+    """The JSON lines of a retried task's runs carry attempt 1, then attempt 2.
+
+    A regression test: the process pool's worker once logged every run as
+    attempt 1, having lost the attempt the pool took the task with.
+    """
+    url = clean_redis_url
+    worker = start_worker("tasks:init", url, "--pool", pool, "--workers", "1", "--timeout", "0.2")
+    worker.expect("pool.started")
+    broker = get_broker(url)
+    try:
+        flaky = broker.queue("tasks", retries=1, retry_backoff=0.01).flaky
+        result = flaky(str(tmp_path / "marker"))
+        assert result.wait(WAIT)
+        assert result.value == "second run"
+    finally:
+        broker.close()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+    mine = [r for r in worker.records() if r.get("task_id") == result.id]
+    started = [r["attempt"] for r in mine if r["event"] == "task.started"]
+    assert started == [1, 2]
+    assert [r["attempt"] for r in mine if r["event"] == "task.failed"] == [1]
+    assert [r["attempt"] for r in mine if r["event"] == "task.retrying"] == [1]
+    assert [r["attempt"] for r in mine if r["event"] == "task.succeeded"] == [2]
 
 
 def test_second_signal_while_stopping_is_logged_and_shutdown_finishes(
@@ -330,7 +371,7 @@ MALFORMED = "redis://:s3cret@localhost:notaport/0"
         (
             ["worker", "tasks:ts", "memory://"],
             [
-                "tasks:ts is a TaskSpace ('tasks', 2 tasks), not an init function",
+                "tasks:ts is a TaskSpace ('tasks', 3 tasks), not an init function",
                 "def init(url): broker = get_broker(url); broker.expose(ts); return broker",
             ],
         ),

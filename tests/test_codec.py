@@ -1,4 +1,8 @@
-"""Tests for worq._codec: lossless JSON round trips, refusals, pickle, structuring."""
+"""Tests for worq._codec: lossless JSON round trips, refusals, pickle, structuring.
+
+Whole task messages go through :mod:`worq._wire` (envelope and payload); the
+envelope's own checks are in tests/test_wire.py.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Generic, Optional, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -23,12 +28,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worq import Deferred, get_broker, get_queue
-from worq._arguments import extract_refs
+from worq import Deferred, _codec, get_broker, get_queue
+from worq._checks import MAX_SECONDS
 from worq._codec import MAX_DEPTH, JsonCodec, PickleCodec, make_codec
-from worq._models import MAX_SECONDS, ArgumentRef, TaskMessage, TaskOptions
-from worq._structure import make_json_converter
+from worq._extract import extract_refs
+from worq._wire import decode_task, encode_task
 from worq.exceptions import DuplicateTask, SerializationError, TaskExpired, TaskFailure
+from worq.models import ArgumentRef, Payload, TaskMessage, TaskOptions
 from worq.testing import WAIT, thread_worker
 from worq.typing import Codec
 
@@ -276,7 +282,7 @@ def test_pickle_value_round_trip(value: Any) -> None:
 @given(messages, st.sampled_from([JSON, PICKLE]))
 def test_message_round_trip(message: TaskMessage, codec: Codec) -> None:
     """Messages (args, kwargs, ArgumentRefs, refs, options) round-trip in both codecs."""
-    decoded = codec.decode_message(codec.encode_message(message))
+    decoded = decode_task(codec, encode_task(codec, message))
     assert decoded == message
     assert_same(message.args, decoded.args)
     assert_same(message.kwargs, decoded.kwargs)
@@ -385,7 +391,7 @@ def test_attrs_restored_as_sent() -> None:
         kwargs={"b": Box(job)},
         resolved={"t": ticket},
     )
-    assert_same(message, JSON.decode_message(JSON.encode_message(message)))
+    assert_same(message, decode_task(JSON, encode_task(JSON, message)))
 
 
 def test_attrs_layouts_restored() -> None:
@@ -472,11 +478,14 @@ def test_unencodable_error_path() -> None:
         "or use serializer='pickle')"
     )
     with pytest.raises(SerializationError) as info:
-        JSON.encode_message(message)
+        encode_task(JSON, message)
     assert str(info.value) == expected
     message = TaskMessage(id="t1", name="n", queue="q", kwargs={"p": [(Label(Foo()),)]})  # type: ignore[arg-type]  # Label.text is not a str on purpose
     with pytest.raises(SerializationError, match=re.escape("kwargs['p'][0][0].text: ")):
-        JSON.encode_message(message)
+        encode_task(JSON, message)
+    message = TaskMessage(id="t1", name="n", queue="q", resolved={"t0": {1: Foo()}})
+    with pytest.raises(SerializationError, match=re.escape("resolved['t0'][1]: ")):
+        encode_task(JSON, message)
     with pytest.raises(SerializationError, match=re.escape("value<key #1>: ")):
         JSON.encode_value({1: 2, Foo(): 3})
 
@@ -515,47 +524,65 @@ def test_json_never_unpickles(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: object, **kwargs: object) -> object:
         raise AssertionError("pickle used by JsonCodec")
 
+    pickled_args = PICKLE.encode_payload(Payload(args=(Trap(),)))
+    message = encode_task(PICKLE, TaskMessage(id="i", name="n", queue="q", args=(Trap(),)))
     monkeypatch.setattr(pickle, "loads", forbidden)
     monkeypatch.setattr(pickle, "Unpickler", forbidden)
-    message_payload = PickleCodec().encode_message(TaskMessage(id="i", name="n", queue="q"))
-    for data in (payload, message_payload):
+    for data in (payload, pickled_args):
         with pytest.raises(SerializationError, match=r"not valid JSON.*pickle"):
             JSON.decode_value(data)
-        with pytest.raises(SerializationError, match="not valid JSON"):
-            JSON.decode_message(data)
+        with pytest.raises(SerializationError, match=r"not valid JSON.*pickle"):
+            JSON.decode_payload(data)
+    with pytest.raises(SerializationError, match=r"^cannot decode message payload.*pickle"):
+        decode_task(JSON, message)  # the envelope is JSON: the pickled arguments are refused
     assert FLAG == []
+
+
+_ENVELOPE = b'{"v":2,"id":"i","name":"n","queue":"q","options":{},"refs":[]}'
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (b"\x00garbage", "not valid JSON"),
+        (b"\x00garbage\n{}", "not valid JSON"),
         (b"", "not valid JSON"),
-        (b"[1, 2]", "not an object"),
-        (b'{"v": 2}', "unsupported version 2"),
-        (b'{"v": true}', "unsupported version True"),
-        (b'{"id": "x"}', "unsupported version None"),
-        (b'{"v": 1, "id": 5}', "field 'id' must be a str"),
-        (b'{"v":1,"id":"i","name":"n","queue":"q","args":{},"kwargs":{},', "not valid JSON"),
+        (_ENVELOPE, "no newline ends the envelope"),
+        (b"[1, 2]\n{}", "not an object"),
+        (b'{"v": 1}\n{}', "unsupported version 1 (this worq reads version 2)"),
+        (b'{"v": true}\n', "unsupported version True"),
+        (b'{"id": "x"}\n', "unsupported version None"),
+        (b'{"v": 2, "id": 5}\n', "field 'id' must be a str"),
+        (b'{"v":2,"id":"i","name":"n","queue":"q","options":{},\n', "not valid JSON"),
+        (_ENVELOPE + b"\n", "cannot decode message payload with the json serializer: not valid"),
+        (_ENVELOPE + b"\n[1, 2]", "not an object but a list"),
+        (_ENVELOPE + b'\n{"args": {}}', "field 'args' must be a list"),
+        (_ENVELOPE + b'\n{"args": []}', "field 'kwargs' must be a dict"),
     ],
 )
 def test_bad_message_bytes(data: bytes, reason: str) -> None:
     """Malformed message bytes raise SerializationError saying what is wrong."""
     with pytest.raises(SerializationError, match=re.escape(reason)):
-        JSON.decode_message(data)
+        decode_task(JSON, data)
+
+
+_PAYLOAD_KEYS = ("args", "kwargs", "resolved")
 
 
 def _message_bytes(**changes: Any) -> bytes:
-    tree = orjson.loads(JSON.encode_message(TaskMessage(id="i", name="n", queue="q")))
-    tree.update(changes)
-    return orjson.dumps(tree)
+    """A message with ``changes`` made to its envelope or its payload, whichever holds the key."""
+    data = encode_task(JSON, TaskMessage(id="i", name="n", queue="q"))
+    envelope, payload = (orjson.loads(part) for part in data.split(b"\n"))
+    for key, value in changes.items():
+        (payload if key in _PAYLOAD_KEYS else envelope)[key] = value
+    return orjson.dumps(envelope) + b"\n" + orjson.dumps(payload)
 
 
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
         ({"args": {}}, "field 'args' must be a list"),
-        ({"refs": [1]}, "expected a str"),
+        ({"refs": [1]}, "refs must hold str task ids, not 1"),
+        ({"options": {"retries": {"$w": "int", "v": "-1"}}}, "retries must be an int >= 0"),
         ({"options": {"on_error": "boom"}}, "on_error must be"),
         ({"options": {"colour": 1}}, "colour"),
         ({"kwargs": {"$w": "dict", "v": [[1, 2]]}}, "kwargs must be a dict with str keys"),
@@ -566,7 +593,7 @@ def _message_bytes(**changes: Any) -> bytes:
 def test_bad_message_fields(changes: dict[str, Any], reason: str) -> None:
     """Well-formed JSON with bad message fields is refused."""
     with pytest.raises(SerializationError, match=re.escape(reason)):
-        JSON.decode_message(_message_bytes(**changes))
+        decode_task(JSON, _message_bytes(**changes))
 
 
 @pytest.mark.parametrize(
@@ -677,7 +704,7 @@ def test_structure_passes_instances_through(value: object) -> None:
     """A value already of the hinted type is returned as is."""
     assert JSON.structure(value, type(value)) is value
     hint: Any = types.GenericAlias(list, (type(value),))
-    assert make_json_converter().structure([value], hint) == [value]
+    assert JsonCodec().structure([value], hint) == [value]
 
 
 def test_structure_mismatch_raises() -> None:
@@ -694,8 +721,13 @@ def test_pickle_codec_errors() -> None:
         PICKLE.encode_value(lambda: 1)
     with pytest.raises(SerializationError, match="pickle"):
         PICKLE.decode_value(b"not a pickle")
-    with pytest.raises(SerializationError, match="TaskMessage"):
-        PICKLE.decode_message(pickle.dumps([1]))
+    wrong_payloads: list[object] = [[1], ((), {}, []), [(), {}, {}]]
+    for wrong in wrong_payloads:
+        with pytest.raises(SerializationError, match=re.escape("(args, kwargs, resolved) tuple")):
+            PICKLE.decode_payload(pickle.dumps(wrong))
+    unpicklable = "^cannot encode the task's arguments with the pickle serializer: "
+    with pytest.raises(SerializationError, match=unpicklable):
+        PICKLE.encode_payload(Payload(args=(lambda: 1,)))
     value = object()
     assert PICKLE.structure(value, int) is value
 
@@ -711,7 +743,7 @@ def test_make_codec() -> None:
 
 
 def test_message_wire_format() -> None:
-    """A message is one versioned JSON object with tagged values inside."""
+    """A JSON message: a versioned JSON envelope, a newline, the payload with tagged values."""
     message = TaskMessage(
         id="t1",
         name="shop.price",
@@ -720,13 +752,16 @@ def test_message_wire_format() -> None:
         kwargs={"at": date(2024, 1, 2)},
         refs=("t0",),
     )
-    assert orjson.loads(JSON.encode_message(message)) == {
-        "v": 1,
+    envelope, payload = encode_task(JSON, message).split(b"\n")
+    assert orjson.loads(payload) == {
+        "args": ["sku", 3, {"$w": "ref", "id": "t0"}],
+        "kwargs": {"at": {"$w": "date", "v": "2024-01-02"}},
+    }
+    assert orjson.loads(envelope) == {
+        "v": 2,
         "id": "t1",
         "name": "shop.price",
         "queue": "q",
-        "args": ["sku", 3, {"$w": "ref", "id": "t0"}],
-        "kwargs": {"at": {"$w": "date", "v": "2024-01-02"}},
         "options": {
             "on_error": "fail",
             "ignore_result": False,
@@ -745,12 +780,13 @@ def test_resolved_outcomes_on_the_wire() -> None:
     """Outcomes the client already held travel under "resolved", only when there are some."""
     failure = TaskExpired("shop.price", "q", "t0", "lost")
     message = TaskMessage(id="t1", name="n", queue="q", resolved={"t0": failure, "t2": (1, 2)})
-    tree = orjson.loads(JSON.encode_message(message))
+    assert "resolved" not in orjson.loads(JSON.encode_payload(Payload()))
+    tree = orjson.loads(JSON.encode_payload(message.payload))
     assert tree["resolved"] == {
         "t0": {"$w": "failure", "t": "TaskExpired", "a": ["shop.price", "q", "t0", "lost"]},
         "t2": {"$w": "tuple", "v": [1, 2]},
     }
-    assert_same(message.resolved, JSON.decode_message(JSON.encode_message(message)).resolved)
+    assert_same(message.resolved, decode_task(JSON, encode_task(JSON, message)).resolved)
 
 
 def _nested(levels: int, wrap: Callable[[Any], Any] = lambda v: [v], leaf: Any = 0) -> Any:
@@ -798,7 +834,7 @@ def test_depth_limit_boundary() -> None:
         kwargs={"$w": deepest},
         resolved={"$w": deepest},
     )
-    assert_same(message, JSON.decode_message(JSON.encode_message(message)))
+    assert_same(message, decode_task(JSON, encode_task(JSON, message)))
     assert_same(deepest, JSON.decode_value(JSON.encode_value(deepest)))
     hashable = _nested(MAX_DEPTH, lambda v: (v,))
     for too_deep in (
@@ -829,15 +865,15 @@ def test_too_deep_refused_on_decode() -> None:
     for tree in trees:
         with pytest.raises(SerializationError, match=f"^cannot decode value .*: {limit}"):
             JSON.decode_value(orjson.dumps(tree))
-        with pytest.raises(SerializationError, match=f"^cannot decode message .*: {limit}"):
-            JSON.decode_message(_message_bytes(args=[tree]))
+        with pytest.raises(SerializationError, match=f"^cannot decode message payload .*: {limit}"):
+            decode_task(JSON, _message_bytes(args=[tree]))
         with pytest.raises(SerializationError, match=limit):
-            JSON.decode_message(_message_bytes(kwargs={"k": tree}))
+            decode_task(JSON, _message_bytes(kwargs={"k": tree}))
     with pytest.raises(SerializationError, match=limit):
         JSON.decode_value(b"[" * 1000 + b"]" * 1000)
     with pytest.raises(SerializationError, match="not valid JSON"):  # past orjson's own limit
         JSON.decode_value(b"[" * 10_000 + b"]" * 10_000)
-    assert JSON.decode_message(_message_bytes(args=[_nested(MAX_DEPTH)])).args[0] == _nested(
+    assert decode_task(JSON, _message_bytes(args=[_nested(MAX_DEPTH)])).args[0] == _nested(
         MAX_DEPTH
     )
 
@@ -849,3 +885,97 @@ def test_deferred_found_down_to_the_depth_limit() -> None:
     assert extract_refs((), {"k": _nested(MAX_DEPTH, leaf=deferred)}).refs == ("t0",)
     too_deep = _nested(10_000, leaf=deferred)
     assert extract_refs((too_deep,), {}).args[0] is too_deep
+
+
+SAMPLES: dict[type, object] = {
+    str: "s",
+    int: 2**70,
+    float: float("-inf"),
+    bool: True,
+    type(None): None,
+    list: [1],
+    tuple: (1,),
+    dict: {1: "a"},
+    set: {1},
+    frozenset: frozenset({1}),
+    bytes: b"\x00",
+    datetime: datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Paris")),
+    date: date(2024, 1, 2),
+    time: time(1, 2, tzinfo=timezone(timedelta(hours=1), "CET")),
+    timedelta: timedelta(1, 2, 3),
+    Decimal: Decimal("1.10"),
+    UUID: UUID(int=1),
+    ArgumentRef: ArgumentRef("t0"),
+    TaskFailure: TaskFailure("n", "q", "t", "e"),
+    TaskExpired: TaskExpired("n", "q", "t", "e"),
+    DuplicateTask: DuplicateTask("n", "q", "t", "e"),
+}
+"""A value of each class the codec registers, in its tagged form where it has one."""
+FAMILY_SAMPLES: dict[str, object] = {"enums": Size.SMALL, "attrs classes": Point(1, Decimal(2))}
+
+
+def _tags(tree: Any) -> Iterator[str]:
+    """Every ``"$w"`` tag in a JSON tree."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from _tags(item)
+    elif isinstance(tree, dict):
+        if "$w" in tree:
+            yield tree["$w"]
+        for item in tree.values():
+            yield from _tags(item)
+
+
+def test_registry_is_the_one_source() -> None:
+    """Each type is one entry of _TYPES; the dispatch tables and the messages derive from it.
+
+    Every registered class has a sample here (a new entry without one fails),
+    every sample round-trips, and the samples write, and so read back, every tag.
+    """
+    table = _codec._TYPES
+    classes = [c for t in table for c in t.classes]
+    tags = [t.tag for t in table if t.tag]
+    assert len(set(classes)) == len(classes)
+    assert len(set(tags)) == len(tags)
+    assert all((t.decode is None) == (not t.tag) for t in table)
+    assert all(t.encode is not None for t in table if t.covers is not None)
+    assert set(_codec._ENCODERS) == {c for t in table if t.encode is not None for c in t.classes}
+    assert set(_codec._DECODERS) == set(tags)
+    assert ", ".join(t.label for t in table if t.label) == _codec._SUPPORTED
+    assert set(SAMPLES) == set(classes)
+    assert set(FAMILY_SAMPLES) == {t.label for t in table if t.covers is not None}
+    written: set[str] = set()
+    for value in [*SAMPLES.values(), *FAMILY_SAMPLES.values()]:
+        data = JSON.encode_value(value)
+        written.update(_tags(orjson.loads(data)))
+        assert_same(value, JSON.decode_value(data))
+        if type(value) in _codec._PASSTHROUGH:
+            assert JSON.structure(value, type(value)) is value
+    assert written == set(tags)
+
+
+def test_one_entry_adds_a_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry in the table is all a new type needs: both directions, messages, annotations."""
+    with pytest.raises(SerializationError, match="value of type 'Fraction'"):
+        JSON.encode_value(Fraction(1, 3))
+    fraction = _codec._Encodable(
+        "Fraction",
+        (Fraction,),
+        "fraction",
+        lambda o, _: {"$w": "fraction", "v": [o.numerator, o.denominator]},
+        lambda n, _: Fraction(*n["v"]),
+        passthrough=True,
+    )
+    table = (*_codec._TYPES, fraction)
+    derived = ("_BY_CLASS", "_ENCODERS", "_FAMILIES", "_DECODERS", "_SUPPORTED", "_PASSTHROUGH")
+    monkeypatch.setattr(_codec, "_TYPES", table)
+    for name, value in zip(derived, _codec._index(table), strict=True):
+        monkeypatch.setattr(_codec, name, value)
+    codec = JsonCodec()
+    third = Fraction(1, 3)
+    data = codec.encode_value({"k": (third,)})
+    assert data == b'{"k":{"$w":"tuple","v":[{"$w":"fraction","v":[1,3]}]}}'
+    assert_same({"k": (third,)}, codec.decode_value(data))
+    assert codec.structure(third, Fraction) is third
+    with pytest.raises(SerializationError, match=r"\(supported: str, .*attrs classes, Fraction;"):
+        codec.encode_value([Foo()])

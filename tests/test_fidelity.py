@@ -24,8 +24,8 @@ from worq import (
     get_broker,
     get_queue,
 )
-from worq._models import TaskMessage
 from worq.core import NOOP_TASK, Broker
+from worq.models import TaskMessage
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.testing import WAIT, TimeoutLock, eventually, thread_worker

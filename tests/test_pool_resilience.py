@@ -12,9 +12,9 @@ import pytest
 from tests import process_tasks
 from tests.outcomes import outcome
 from worq import Task, TaskExpired, get_broker, get_queue
-from worq._models import TaskMessage, TaskOptions
 from worq.core import Broker
-from worq.pool._heartbeat import Heartbeat
+from worq.models import Envelope, TaskMessage, TaskOptions
+from worq.pool._leases import LeaseKeeper
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.testing import WAIT, eventually
@@ -92,7 +92,7 @@ def test_heartbeat_thread_survives_a_failed_beat(url: str) -> None:
 
     broker = get_broker(url, initial_result_timeout=0.3)
     broker.expose(slow)
-    raised = fail_once(broker.taskqueue, "set_task_timeout", OverflowError("infinity"))
+    raised = fail_once(broker.taskqueue, "renew_lease", OverflowError("infinity"))
     pool = ThreadPool(broker)
     pool.start(timeout=0.05)
     try:
@@ -111,15 +111,15 @@ def test_heartbeats_are_kept_per_lease() -> None:
     beats: list[str] = []
     lock = threading.Lock()
 
-    def heartbeat(task: TaskMessage) -> None:
+    def renew_lease(task: Envelope) -> None:
         with lock:
             beats.append(task.lease)
 
-    broker.heartbeat = heartbeat  # type: ignore[method-assign]  # records instead of renewing
+    broker.renew_lease = renew_lease  # type: ignore[method-assign]  # records instead of renewing
     options = TaskOptions(heartrate=0.02)
     old = TaskMessage(id="job", name="work", queue="default", options=options, lease="1")
     retry = attrs.evolve(old, lease="2", attempt=2)
-    keeper = Heartbeat(broker, "test")
+    keeper = LeaseKeeper(broker, "test")
     try:
         keeper.add(old)
         keeper.add(retry)

@@ -84,7 +84,7 @@ def test_heartbeats_keep_a_long_task_alive(clean_redis_url: str) -> None:
     """The pool heartbeats a task running past its initial result timeout."""
     url = clean_redis_url
     broker = process_tasks.init(url)
-    broker.taskqueue.initial_result_timeout = 0.3
+    broker.taskqueue.initial_lease = 0.3
     pool = WorkerPool(broker, process_tasks.init, workers=1)
     pool.start(timeout=0.2, handle_sigterm=False)
     client = redis.Redis.from_url(url)

@@ -220,7 +220,7 @@ def test_every_script_call_stays_in_one_slot(
         broker.taskqueue.size()
         broker.reap()
         broker.taskqueue.reclaim_task("x")
-        broker.taskqueue.set_task_timeout("x", 1)
+        broker.taskqueue.renew_lease("x", 1)
     assert {script for script, _ in calls} == set(_SCRIPTS)
     for script, keys in calls:
         assert len({key_slot(key.encode()) for key in keys}) == 1, (script, keys)

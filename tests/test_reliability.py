@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 from tests import process_tasks
 from tests.outcomes import outcome
 from worq import Deferred, SerializationError, Task, TaskExpired, TaskFailure, get_broker, get_queue
-from worq._models import TaskOptions
 from worq.const import TaskStatus
+from worq.models import TaskOptions
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool
 from worq.testing import WAIT, eventually, thread_worker

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from worq import Deferred, DuplicateTask, ResultNotReady, Task, TaskFailure, TaskSpace, get_broker
-from worq._models import TaskOptions
 from worq.const import TaskStatus
+from worq.models import TaskOptions
 from worq.task import Queue
 
 POSITIVE = "must be a finite number of seconds > 0 and at most 315360000 (ten years), got"

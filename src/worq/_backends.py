@@ -6,10 +6,10 @@ import importlib
 from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
-from worq._deferred import Deferred
 from worq._urls import mask_url
 from worq.const import DEFAULT
 from worq.core import MAX_MESSAGE_SIZE, Broker
+from worq.deferred import Deferred
 from worq.exceptions import WorqError
 from worq.task import Queue
 from worq.typing import TaskQueue

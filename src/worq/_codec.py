@@ -1,4 +1,4 @@
-"""Serializers: task messages and values to bytes and back.
+"""Serializers: task payloads and values to bytes and back.
 
 :class:`JsonCodec` (``"json"``, the default) writes orjson bytes and carries only
 data: decoding never imports a module and never unpickles, so whoever can write
@@ -10,29 +10,38 @@ not is refused with :class:`~worq.exceptions.SerializationError`, not degraded.
 executes code chosen by whoever wrote the bytes: use it only when everyone who
 can write to the queue is trusted.
 
-JSON values: str, bool, None, 64-bit ints, finite floats, lists and dicts with
-only str keys are themselves; anything else is an object ``{"$w": tag, ...}``::
+A stored task is a JSON envelope then a payload in the codec's format (see
+:mod:`worq._wire`); a codec writes the payload and the values (results, and
+arguments handed from task to task). The JSON payload is one object
+``{"args": [...], "kwargs": {...}}``, plus ``"resolved": {...}`` when the
+client already held some referenced outcomes.
 
-    tuple, set, frozenset  {"$w": "tuple", "v": [item, ...]}
-    other dicts            {"$w": "dict", "v": [[key, value], ...]}  (a non-str or "$w" key)
-    int, float             {"$w": "int", "v": "-1f0..."} (hex)  {"$w": "float", "v": "nan"}
-    bytes, date, Decimal   {"$w": "bytes", "v": base64}  {"$w": "date", "v": "2024-05-01"}
-                           {"$w": "decimal", "v": str(d)} (keeps exponent, -0, NaN, Infinity)
-    datetime, time         {"$w": "datetime", "v": isoformat, "z"?: zone key, "n"?: tz name,
-                            "o"?: sub-second offset in µs, "f"?: 1 (fold)}
-    timedelta, UUID        {"$w": "timedelta", "v": [days, seconds, µs]}  {"$w": "uuid", "v": str}
-    TaskFailure            {"$w": "failure", "t": "TaskExpired", "a": [args], "n": [notes]}
-    ArgumentRef            {"$w": "ref", "id": task_id}
-    attrs instance, enum   {"$w": "attrs", "t": "module:QualName", "v": {field: value}}
-                           {"$w": "enum", "t": "module:QualName", "v": member.value}
+JSON values: str, bool, None, 64-bit ints, finite floats, lists and dicts with
+only str keys are themselves; anything else is an object ``{"$w": tag, ...}``.
+Every encodable type is one :class:`_Encodable` entry of :data:`_TYPES`, which
+holds side by side its name in error messages, the classes it covers, its tag,
+its encoder and its decoder; the comment above each entry shows its form on
+the wire. The dispatch tables (:data:`_ENCODERS` by exact class,
+:data:`_DECODERS` by tag), the "supported: ..." list of error messages and the
+types :mod:`worq._structure` passes through are all derived from that table,
+so adding a type is adding an entry (and a row to the table of
+``docs/serialization.md``): a container also gives ``walk``, so that errors
+can say where inside it a value sits, and counts its levels with :func:`_nest`
+and :func:`_inside`; a type whose instances the decoder rebuilds whole sets
+``passthrough``.
+
+How a value is restored is shared between its tag and the task's annotation.
+The tag brings a value back by itself, whatever the annotation says: every
+type of the table, and attrs and enum classes already loaded in the decoding
+process. What the tag cannot restore arrives as plain data: an attrs instance
+or enum member whose class is not loaded here comes back as its field dict or
+its value. The worker then fits each argument to its parameter's annotation
+(:meth:`JsonCodec.structure`, cattrs): instances pass through as they are,
+and plain data is converted, the field dict becoming the annotated attrs class.
 
 An attrs instance carries every field, ``init=False`` ones too, and is rebuilt
 without calling ``__init__`` (see :func:`_restore`), so converters do not run
 twice and nothing falls back to a default; generic classes need nothing more.
-
-A message is one object ``{"v": 1, "id", "name", "queue", "args": [...],
-"kwargs": {...}, "options": {TaskOptions fields}, "refs": [...]}``, plus
-``"resolved": {...}`` when the client already held some referenced outcomes.
 
 Only ``datetime.timezone`` and ``zoneinfo.ZoneInfo`` tzinfos are carried (a
 ZoneInfo datetime as wall time plus key ``z``). Enum members (IntEnum, StrEnum)
@@ -46,6 +55,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import math
 import pickle
 import sys
@@ -53,7 +63,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -61,12 +71,23 @@ import attrs
 import cattrs
 import orjson
 
-from worq._models import ArgumentRef, TaskMessage, TaskOptions
 from worq._structure import make_json_converter
 from worq.exceptions import DuplicateTask, SerializationError, TaskExpired, TaskFailure
+from worq.models import ArgumentRef, Payload
 from worq.typing import Codec
 
-__all__ = ["MAX_DEPTH", "JsonCodec", "PickleCodec", "make_codec"]
+__all__ = [
+    "MAX_DEPTH",
+    "JsonCodec",
+    "PickleCodec",
+    "children",
+    "decode_error",
+    "decode_tree",
+    "dump_json",
+    "encode_tree",
+    "explain",
+    "make_codec",
+]
 
 MAX_DEPTH = 64
 """How deeply a value may nest; each list, tuple, set, frozenset, dict, attrs
@@ -75,17 +96,51 @@ decoding and :mod:`worq._arguments` far below Python's recursion limit (so a
 deep value or a reference cycle is refused, never a RecursionError) and the
 JSON within orjson's 254 levels (a level takes at most three, a pair-form dict)."""
 
-_VERSION, _TAG = 1, "$w"
-_OUTER = -1  # depth of a message's args list and kwargs dict: they hold values, not levels of them
+_TAG = "$w"
+_OUTER = -1  # depth of a payload's args list and kwargs dict: they hold values, not levels of them
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _MICROSECOND = timedelta(microseconds=1)
-_SUPPORTED = "str, int, float, bool, None, list, tuple, dict, set, frozenset, bytes, datetime, "
-_SUPPORTED += "date, time, timedelta, Decimal, UUID, enums, attrs classes"
 _TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 _FAILURES = {c.__name__: c for c in (TaskFailure, TaskExpired, DuplicateTask)}
-_FIELDS: tuple[tuple[str, type], ...] = (("id", str), ("name", str), ("queue", str))
-_FIELDS += (("args", list), ("kwargs", dict), ("options", dict), ("refs", list))
-_OPTIONS = tuple(a.name for a in attrs.fields(TaskOptions))
+_PAYLOAD_FIELDS: tuple[tuple[str, type], ...] = (("args", list), ("kwargs", dict))
+
+_T = TypeVar("_T")
+_Encode = Callable[[Any, int], Any]
+"""Value and its depth (how many containers hold it) to a JSON-native tree."""
+_Decode = Callable[[dict[str, Any], int], Any]
+"""Tagged object and its depth back to the value."""
+_Walk = Callable[[str, Any], Iterable[tuple[str, object]]]
+"""Path and container to what it holds, each with its path, in encoding order."""
+
+
+@attrs.frozen
+class _Encodable:
+    """One kind of value the JSON codec carries: everything the codec knows of it.
+
+    Attributes:
+        label: How "supported: ..." in error messages names it; "" leaves
+            worq's own types (ArgumentRef, the TaskFailures) out of that list.
+        classes: The exact classes it covers: encoding dispatches on the exact
+            type, so a subclass is never taken for its base.
+        tag: Its ``"$w"`` tag on the wire; "" when JSON says it natively.
+        encode: The encoder; None for str, bool and None, which the encoder
+            hands on as they are before any lookup.
+        decode: The decoder of ``tag``'s objects.
+        covers: For an open family (attrs classes, enums), which classes
+            belong to it; tried, in table order, after the exact classes.
+        walk: For a container, what it holds, so that an error can say where.
+        passthrough: The decoder rebuilds instances whole, so an annotation of
+            this class hands them on instead of letting cattrs parse them again.
+    """
+
+    label: str
+    classes: tuple[type, ...] = ()
+    tag: str = ""
+    encode: _Encode | None = None
+    decode: _Decode | None = None
+    covers: Callable[[type], bool] | None = None
+    walk: _Walk | None = None
+    passthrough: bool = False
 
 
 class _Unencodable(Exception):
@@ -116,23 +171,36 @@ def _enc(obj: Any, depth: int) -> Any:
 
     ``depth`` counts the containers holding ``obj``. Dispatch is on the exact
     type, cheapest cases first, because this runs for every argument of every
-    task; a subclass misses the table and is refused unless it is an attrs
-    class or an enum, so it is never silently downgraded.
+    task; a subclass misses the table and is refused unless it belongs to a
+    family (an attrs class, an enum), so it is never silently downgraded.
     """
-    cls = type(obj)
+    cls: type = type(obj)
     if cls is str or cls is bool or obj is None:
         return obj
     if cls is int:
-        return obj if _I64_MIN <= obj <= _I64_MAX else {_TAG: "int", "v": format(obj, "x")}
-    encoder = _ENCODERS.get(cls)
+        return obj if _I64_MIN <= obj <= _I64_MAX else _enc_big_int(obj, depth)
+    encoder = _ENCODERS.get(cls) or _family_encoder(cls)
     if encoder is not None:
         return encoder(obj, depth)
-    if attrs.has(cls):
-        return _enc_attrs(obj, depth)
-    if isinstance(obj, enum.Enum):
-        ref = f"{cls.__module__}:{cls.__qualname__}"
-        return {_TAG: "enum", "t": ref, "v": _enc(obj.value, _nest(obj, depth))}
     raise _Unencodable(obj, depth)
+
+
+@functools.lru_cache(maxsize=256)
+def _family_encoder(cls: type) -> _Encode | None:
+    """The encoder of the family (attrs classes, enums) ``cls`` belongs to, if any.
+
+    Remembered per class, in a bounded cache, so that the next instance of an
+    attrs class costs a lookup, not every family's test again.
+    """
+    for covers, encode in _FAMILIES:
+        if covers(cls):
+            return encode
+    return None
+
+
+def _enc_big_int(obj: int, depth: int) -> Any:
+    """An int beyond 64 bits, which JSON readers would round: as hex in a tag."""
+    return {_TAG: "int", "v": format(obj, "x")}
 
 
 def _enc_attrs(obj: Any, depth: int) -> Any:
@@ -146,6 +214,16 @@ def _enc_attrs(obj: Any, depth: int) -> Any:
             raise _Unencodable(obj, depth, f"its attrs field {a.name!r} has no value") from None
         fields[a.name] = _enc(value, inner)
     return {_TAG: "attrs", "t": f"{cls.__module__}:{cls.__qualname__}", "v": fields}
+
+
+def _enc_enum(obj: enum.Enum, depth: int) -> Any:
+    cls = type(obj)
+    ref = f"{cls.__module__}:{cls.__qualname__}"  # what _find_class reads
+    return {_TAG: "enum", "t": ref, "v": _enc(obj.value, _nest(obj, depth))}
+
+
+def _is_enum(cls: type) -> bool:
+    return issubclass(cls, enum.Enum)
 
 
 def _enc_dict(obj: dict[Any, Any], depth: int) -> Any:
@@ -175,7 +253,7 @@ def _enc_clock(tag: str, obj: datetime | time, depth: int) -> dict[str, Any]:
     return out
 
 
-def _items(tag: str) -> Callable[[Any, int], Any]:
+def _items(tag: str) -> _Encode:
     def encode(obj: Any, depth: int) -> Any:
         inner = _nest(obj, depth)
         return {_TAG: tag, "v": [_enc(x, inner) for x in obj]}
@@ -197,109 +275,30 @@ def _enc_failure(obj: TaskFailure, depth: int) -> Any:
     return out
 
 
-_ENCODERS: dict[type, Callable[[Any, int], Any]] = {
-    float: lambda o, _: o if math.isfinite(o) else {_TAG: "float", "v": repr(o)},
-    list: _enc_list,
-    dict: _enc_dict,
-    tuple: _items("tuple"),
-    set: _items("set"),
-    frozenset: _items("frozenset"),
-    bytes: lambda o, _: {_TAG: "bytes", "v": base64.b64encode(o).decode("ascii")},
-    datetime: lambda o, d: _enc_clock("datetime", o, d),
-    time: lambda o, d: _enc_clock("time", o, d),
-    date: lambda o, _: {_TAG: "date", "v": o.isoformat()},
-    timedelta: lambda o, _: {_TAG: "timedelta", "v": [o.days, o.seconds, o.microseconds]},
-    Decimal: lambda o, _: {_TAG: "decimal", "v": str(o)},
-    UUID: lambda o, _: {_TAG: "uuid", "v": str(o)},
-    ArgumentRef: lambda o, _: {_TAG: "ref", "id": o.task_id},
-    **dict.fromkeys(_FAILURES.values(), _enc_failure),
-}
+def _walk_items(path: str, obj: Any) -> Iterator[tuple[str, object]]:
+    return ((f"{path}[{i}]", x) for i, x in enumerate(obj))
 
 
-def _children(path: str, obj: Any) -> Iterator[tuple[str, object]]:
-    """What the encoder walks into, in the encoder's order, each with its path."""
-    if isinstance(obj, list | tuple):
-        yield from ((f"{path}[{i}]", x) for i, x in enumerate(obj))
-    elif isinstance(obj, dict):
-        for i, (k, v) in enumerate(obj.items()):
-            yield from ((f"{path}<key #{i}>", k), (f"{path}[{k!r}]", v))
-    elif isinstance(obj, set | frozenset):
-        yield from ((f"{path}<item #{i}>", x) for i, x in enumerate(obj))
-    elif isinstance(obj, TaskFailure):
-        yield from ((f"{path}.args[{i}]", x) for i, x in enumerate(obj.args))
-    elif attrs.has(type(obj)):
-        yield from ((f"{path}.{a.name}", getattr(obj, a.name)) for a in attrs.fields(type(obj)))
-    elif isinstance(obj, enum.Enum):
-        yield f"{path}.value", obj.value
+def _walk_members(path: str, obj: Any) -> Iterator[tuple[str, object]]:
+    return ((f"{path}<item #{i}>", x) for i, x in enumerate(obj))
 
 
-def _locate(
-    nodes: Iterable[tuple[str, object]], match: Callable[[object, int], bool], depth: int = 0
-) -> str | None:
-    """The path of the first node ``match(node, depth)`` accepts, walking as the encoder did.
-
-    It goes no deeper than the encoder can have gone, so cycles end too.
-    """
-    for path, obj in nodes:
-        if match(obj, depth):
-            return path
-        if depth < MAX_DEPTH:
-            found = _locate(_children(path, obj), match, depth + 1)
-            if found is not None:
-                return found
-    return None
+def _walk_dict(path: str, obj: dict[Any, Any]) -> Iterator[tuple[str, object]]:
+    for i, (k, v) in enumerate(obj.items()):
+        yield f"{path}<key #{i}>", k
+        yield f"{path}[{k!r}]", v
 
 
-def _not_utf8(obj: object, depth: int) -> bool:
-    if isinstance(obj, str):
-        try:
-            obj.encode()
-        except UnicodeEncodeError:
-            return True
-    return False
+def _walk_failure(path: str, obj: TaskFailure) -> Iterator[tuple[str, object]]:
+    return ((f"{path}.args[{i}]", x) for i, x in enumerate(obj.args))
 
 
-def _encode_error(exc: Exception, roots: list[tuple[str, object]]) -> SerializationError:
-    """Say what could not be encoded and where; runs only once encoding has failed.
-
-    ``roots`` are the top-level values (depth 0). A too-deep value is pointed
-    at by its root alone: the full path would be dozens of ``[0]``.
-    """
-    culprit: object = [value for _, value in roots]
-    if isinstance(exc, _Unencodable):
-        culprit = exc.obj
-
-        def failed(obj: object, depth: int) -> bool:
-            return obj is exc.obj and depth == exc.depth
-
-        if isinstance(exc, _TooDeep):
-            path = next((p for p, o in roots if _locate([(p, o)], failed) is not None), None)
-            what, why = f"a value {_TOO_DEEP}", "flatten it; a reference cycle nests without end"
-        else:
-            path = _locate(roots, failed)
-            what = f"value of type {type(exc.obj).__qualname__!r}"
-            why = exc.detail or f"supported: {_SUPPORTED}"
-    elif (path := _locate(roots, _not_utf8)) is not None:
-        what, why = "a str holding lone surrogates", "JSON text must be valid UTF-8"
-    else:
-        what, why = "a value", str(exc)
-    where = f"{path}: " if path else ""
-    if _picklable(culprit):
-        why += "; or use serializer='pickle'"
-    return SerializationError(f"{where}cannot encode {what} with the json serializer ({why})")
+def _walk_attrs(path: str, obj: Any) -> Iterator[tuple[str, object]]:
+    return ((f"{path}.{a.name}", getattr(obj, a.name)) for a in attrs.fields(type(obj)))
 
 
-def _picklable(obj: object) -> bool:
-    """Whether pickle could carry ``obj``: only then is it worth suggesting.
-
-    Lambdas, open files, generators, locks and sockets cannot be pickled
-    either; pointing a user at pickle for them would send them astray.
-    """
-    try:
-        pickle.dumps(obj)
-    except Exception:  # pickle raises many kinds (PicklingError, TypeError, RecursionError...)
-        return False
-    return True
+def _walk_enum(path: str, obj: enum.Enum) -> Iterator[tuple[str, object]]:
+    yield f"{path}.value", obj.value
 
 
 def _expect(kind: type, value: Any) -> Any:
@@ -401,7 +400,7 @@ def _tagged(node: dict[str, Any], depth: int) -> Any:
     except SerializationError:
         raise
     except Exception as exc:
-        raise SerializationError(f"bad {tag!r} value: {_why(exc)}") from exc
+        raise SerializationError(f"bad {tag!r} value: {explain(exc)}") from exc
 
 
 def _dec_items(node: Any, depth: int) -> list[Any]:
@@ -428,30 +427,318 @@ def _dec_enum(node: dict[str, Any], depth: int) -> Any:
     return cls(value) if isinstance(cls, enum.EnumMeta) else value
 
 
-_DECODERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
-    "tuple": lambda n, d: tuple(_dec_items(n["v"], d)),
-    "set": lambda n, d: set(_dec_items(n["v"], d)),
-    "frozenset": lambda n, d: frozenset(_dec_items(n["v"], d)),
-    "dict": _dec_dict,
-    "int": lambda n, _: int(_expect(str, n["v"]), 16),
-    "float": lambda n, _: float(_expect(str, n["v"])),
-    "bytes": lambda n, _: base64.b64decode(_expect(str, n["v"]), validate=True),
-    "datetime": lambda n, _: _dec_clock(datetime.fromisoformat, n),
-    "time": lambda n, _: _dec_clock(time.fromisoformat, n),
-    "date": lambda n, _: date.fromisoformat(_expect(str, n["v"])),
-    "timedelta": lambda n, _: timedelta(*(_expect(int, x) for x in _expect(list, n["v"]))),
-    "decimal": lambda n, _: Decimal(_expect(str, n["v"])),
-    "uuid": lambda n, _: UUID(_expect(str, n["v"])),
-    "failure": lambda n, d: _dec_failure(n, d),
-    "ref": lambda n, _: ArgumentRef(_expect(str, n["id"])),
-    "attrs": _dec_attrs,
-    "enum": _dec_enum,
-}
+_TYPES: tuple[_Encodable, ...] = (
+    # JSON says str, bool and None (and small ints, finite floats, lists, str-keyed dicts).
+    _Encodable("str", (str,)),
+    # beyond 64 bits: {"$w": "int", "v": "-1f0..."} (hex); _enc writes smaller ones as they are
+    _Encodable(
+        "int",
+        (int,),
+        "int",
+        _enc_big_int,
+        lambda n, _: int(_expect(str, n["v"]), 16),
+    ),
+    # nan, inf, -inf: {"$w": "float", "v": "nan"}
+    _Encodable(
+        "float",
+        (float,),
+        "float",
+        lambda o, _: o if math.isfinite(o) else {_TAG: "float", "v": repr(o)},
+        lambda n, _: float(_expect(str, n["v"])),
+    ),
+    _Encodable("bool", (bool,)),
+    _Encodable("None", (types.NoneType,)),
+    _Encodable("list", (list,), encode=_enc_list, walk=_walk_items),
+    # {"$w": "tuple", "v": [item, ...]}, and so for set and frozenset
+    _Encodable(
+        "tuple",
+        (tuple,),
+        "tuple",
+        _items("tuple"),
+        lambda n, d: tuple(_dec_items(n["v"], d)),
+        walk=_walk_items,
+    ),
+    # with a non-str or "$w" key: {"$w": "dict", "v": [[key, value], ...]}
+    _Encodable("dict", (dict,), "dict", _enc_dict, _dec_dict, walk=_walk_dict),
+    _Encodable(
+        "set",
+        (set,),
+        "set",
+        _items("set"),
+        lambda n, d: set(_dec_items(n["v"], d)),
+        walk=_walk_members,
+    ),
+    _Encodable(
+        "frozenset",
+        (frozenset,),
+        "frozenset",
+        _items("frozenset"),
+        lambda n, d: frozenset(_dec_items(n["v"], d)),
+        walk=_walk_members,
+    ),
+    # {"$w": "bytes", "v": base64}
+    _Encodable(
+        "bytes",
+        (bytes,),
+        "bytes",
+        lambda o, _: {_TAG: "bytes", "v": base64.b64encode(o).decode("ascii")},
+        lambda n, _: base64.b64decode(_expect(str, n["v"]), validate=True),
+        passthrough=True,
+    ),
+    # {"$w": "datetime", "v": isoformat, "z"?: zone key, "n"?: tz name,
+    #  "o"?: sub-second offset in µs, "f"?: 1 (fold)}, and so for time
+    _Encodable(
+        "datetime",
+        (datetime,),
+        "datetime",
+        lambda o, d: _enc_clock("datetime", o, d),
+        lambda n, _: _dec_clock(datetime.fromisoformat, n),
+        passthrough=True,
+    ),
+    # {"$w": "date", "v": "2024-05-01"}
+    _Encodable(
+        "date",
+        (date,),
+        "date",
+        lambda o, _: {_TAG: "date", "v": o.isoformat()},
+        lambda n, _: date.fromisoformat(_expect(str, n["v"])),
+        passthrough=True,
+    ),
+    _Encodable(
+        "time",
+        (time,),
+        "time",
+        lambda o, d: _enc_clock("time", o, d),
+        lambda n, _: _dec_clock(time.fromisoformat, n),
+        passthrough=True,
+    ),
+    # {"$w": "timedelta", "v": [days, seconds, µs]}
+    _Encodable(
+        "timedelta",
+        (timedelta,),
+        "timedelta",
+        lambda o, _: {_TAG: "timedelta", "v": [o.days, o.seconds, o.microseconds]},
+        lambda n, _: timedelta(*(_expect(int, x) for x in _expect(list, n["v"]))),
+        passthrough=True,
+    ),
+    # {"$w": "decimal", "v": str(d)}: keeps the exponent, -0, NaN, Infinity
+    _Encodable(
+        "Decimal",
+        (Decimal,),
+        "decimal",
+        lambda o, _: {_TAG: "decimal", "v": str(o)},
+        lambda n, _: Decimal(_expect(str, n["v"])),
+        passthrough=True,
+    ),
+    # {"$w": "uuid", "v": str(u)}
+    _Encodable(
+        "UUID",
+        (UUID,),
+        "uuid",
+        lambda o, _: {_TAG: "uuid", "v": str(o)},
+        lambda n, _: UUID(_expect(str, n["v"])),
+        passthrough=True,
+    ),
+    # {"$w": "ref", "id": task_id}: what stands in a payload for another task's result
+    _Encodable(
+        "",
+        (ArgumentRef,),
+        "ref",
+        lambda o, _: {_TAG: "ref", "id": o.task_id},
+        lambda n, _: ArgumentRef(_expect(str, n["id"])),
+    ),
+    # {"$w": "failure", "t": "TaskExpired", "a": [args], "n"?: [notes]}
+    _Encodable(
+        "",
+        tuple(_FAILURES.values()),
+        "failure",
+        _enc_failure,
+        _dec_failure,
+        walk=_walk_failure,
+        passthrough=True,
+    ),
+    # {"$w": "enum", "t": "module:QualName", "v": member.value}, for any Enum subclass
+    _Encodable("enums", (), "enum", _enc_enum, _dec_enum, covers=_is_enum, walk=_walk_enum),
+    # {"$w": "attrs", "t": "module:QualName", "v": {field: value}}, for any attrs class
+    _Encodable(
+        "attrs classes", (), "attrs", _enc_attrs, _dec_attrs, covers=attrs.has, walk=_walk_attrs
+    ),
+)
+"""Every type the JSON codec carries, in the order error messages list them."""
+
+_Tables = tuple[
+    dict[type, _Encodable],
+    dict[type, _Encode],
+    tuple[tuple[Callable[[type], bool], _Encode], ...],
+    dict[str, _Decode],
+    str,
+    tuple[type, ...],
+]
 
 
-def _decode_error(what: str, data: bytes, reason: str) -> SerializationError:
+def _index(table: tuple[_Encodable, ...]) -> _Tables:
+    """Everything the codec looks up, derived from ``table`` and from nothing else.
+
+    By exact class, the entry (for :func:`children`) and its encoder; the open
+    families' tests and encoders, in table order; the decoders by tag; the
+    "supported: ..." list; the classes structuring passes through.
+    """
+    by_class = {cls: t for t in table for cls in t.classes}
+    encoders = {cls: t.encode for cls, t in by_class.items() if t.encode is not None}
+    families = tuple(
+        (t.covers, t.encode) for t in table if t.covers is not None and t.encode is not None
+    )
+    decoders = {t.tag: t.decode for t in table if t.decode is not None}
+    supported = ", ".join(t.label for t in table if t.label)
+    passthrough = tuple(cls for t in table if t.passthrough for cls in t.classes)
+    return by_class, encoders, families, decoders, supported, passthrough
+
+
+_BY_CLASS, _ENCODERS, _FAMILIES, _DECODERS, _SUPPORTED, _PASSTHROUGH = _index(_TYPES)
+
+
+def children(path: str, obj: object) -> Iterable[tuple[str, object]]:
+    """What the encoder walks into, in the encoder's order, each with its path.
+
+    For error messages only. Found as :func:`_enc` finds the encoder, by exact
+    class and then by family, so it visits what encoding visited, in its order.
+    """
+    cls = type(obj)
+    kind = _BY_CLASS.get(cls) or next(
+        (t for t in _TYPES if t.covers is not None and t.covers(cls)), None
+    )
+    return () if kind is None or kind.walk is None else kind.walk(path, obj)
+
+
+def _locate(
+    nodes: Iterable[tuple[str, object]], match: Callable[[object, int], bool], depth: int = 0
+) -> str | None:
+    """The path of the first node ``match(node, depth)`` accepts, walking as the encoder did.
+
+    It goes no deeper than the encoder can have gone, so cycles end too.
+    """
+    for path, obj in nodes:
+        if match(obj, depth):
+            return path
+        if depth < MAX_DEPTH:
+            found = _locate(children(path, obj), match, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _not_utf8(obj: object, depth: int) -> bool:
+    if isinstance(obj, str):
+        try:
+            obj.encode()
+        except UnicodeEncodeError:
+            return True
+    return False
+
+
+def dump_json(
+    obj: _T,
+    tree: Callable[[_T], Any],
+    roots: Callable[[_T], Iterable[tuple[str, object]]],
+    *,
+    within: str = "with the json serializer",
+    suggest_pickle: bool = True,
+) -> bytes:
+    """orjson bytes of ``tree(obj)``, which builds its values with :func:`encode_tree`.
+
+    On failure, a SerializationError saying what could not be encoded
+    ``within`` what and where among ``roots(obj)``, the top-level values
+    (depth 0) with their paths. ``roots`` runs only then, so the common case
+    pays nothing for it. ``suggest_pickle`` adds the hint to switch to the
+    pickle serializer, where the culprit is picklable and switching would help.
+    """
+    try:
+        return orjson.dumps(tree(obj))
+    except (_Unencodable, orjson.JSONEncodeError) as exc:
+        raise _encode_error(exc, list(roots(obj)), within, suggest_pickle) from None
+
+
+def _encode_error(
+    exc: Exception, roots: list[tuple[str, object]], within: str, suggest_pickle: bool
+) -> SerializationError:
+    """Say what could not be encoded and where; runs only once encoding has failed.
+
+    A too-deep value is pointed at by its root alone: the full path would be
+    dozens of ``[0]``.
+    """
+    culprit: object = [value for _, value in roots]
+    if isinstance(exc, _Unencodable):
+        culprit = exc.obj
+
+        def failed(obj: object, depth: int) -> bool:
+            return obj is exc.obj and depth == exc.depth
+
+        if isinstance(exc, _TooDeep):
+            path = next((p for p, o in roots if _locate([(p, o)], failed) is not None), None)
+            what, why = f"a value {_TOO_DEEP}", "flatten it; a reference cycle nests without end"
+        else:
+            path = _locate(roots, failed)
+            what = f"value of type {type(exc.obj).__qualname__!r}"
+            why = exc.detail or f"supported: {_SUPPORTED}"
+    elif (path := _locate(roots, _not_utf8)) is not None:
+        what, why = "a str holding lone surrogates", "JSON text must be valid UTF-8"
+    else:
+        what, why = "a value", str(exc)
+    where = f"{path}: " if path else ""
+    if suggest_pickle and _picklable(culprit):
+        why += "; or use serializer='pickle'"
+    return SerializationError(f"{where}cannot encode {what} {within} ({why})")
+
+
+def _picklable(obj: object) -> bool:
+    """Whether pickle could carry ``obj``: only then is it worth suggesting.
+
+    Lambdas, open files, generators, locks and sockets cannot be pickled
+    either; pointing a user at pickle for them would send them astray.
+    """
+    try:
+        pickle.dumps(obj)
+    except Exception:  # pickle raises many kinds (PicklingError, TypeError, RecursionError...)
+        return False
+    return True
+
+
+def encode_tree(value: object) -> Any:
+    """``value`` as a top-level JSON tree, for :func:`dump_json` (the envelope's options)."""
+    return _enc(value, 0)
+
+
+def decode_tree(node: Any) -> Any:
+    """What :func:`encode_tree` wrote, back as a value; SerializationError when malformed."""
+    return _dec(node, 0)
+
+
+def decode_error(what: str, data: bytes, reason: str) -> SerializationError:
+    """``cannot decode {what}: {reason}``, quoting the start of ``data`` to show what it was."""
     head = f"{bytes(data[:80])!r}{'...' if len(data) > 80 else ''}"
-    return SerializationError(f"cannot decode {what} with the json serializer: {reason} ({head})")
+    return SerializationError(f"cannot decode {what}: {reason} ({head})")
+
+
+def explain(exc: BaseException) -> str:
+    """An error's text for a decode message: worq's own as is, others with their type."""
+    return str(exc) if isinstance(exc, SerializationError) else f"{type(exc).__name__}: {exc}"
+
+
+def _payload_tree(p: Payload) -> dict[str, Any]:
+    out = {"args": [_enc(a, 0) for a in p.args], "kwargs": _enc_dict(p.kwargs, _OUTER)}
+    if p.resolved:  # rare: the common payload keeps to the two documented keys
+        out["resolved"] = _enc_dict(p.resolved, _OUTER)
+    return out
+
+
+def _payload_roots(p: Payload) -> Iterator[tuple[str, object]]:
+    yield from children("args", p.args)
+    yield from children("kwargs", p.kwargs)
+    yield from children("resolved", p.resolved)
+
+
+def _value_roots(value: object) -> list[tuple[str, object]]:
+    return [("value", value)]
 
 
 def _str_keyed(field: str, value: Any) -> dict[str, Any]:
@@ -460,16 +747,12 @@ def _str_keyed(field: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _why(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, SerializationError) else f"{type(exc).__name__}: {exc}"
-
-
 def _loads(data: bytes, what: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         hint = " (pickle data? use one serializer everywhere)" if data[:1] == b"\x80" else ""
-        raise _decode_error(what, data, f"not valid JSON: {exc}{hint}") from exc
+        raise decode_error(what, data, f"not valid JSON: {exc}{hint}") from exc
 
 
 class JsonCodec:
@@ -481,79 +764,55 @@ class JsonCodec:
     """
 
     def __init__(self) -> None:
-        self._converter = make_json_converter()
+        self._converter = make_json_converter(_PASSTHROUGH)
 
     @property
     def name(self) -> str:
         """``"json"``."""
         return "json"
 
-    def encode_message(self, message: TaskMessage) -> bytes:
-        """Encode a message as one JSON object with a format version ``"v"``."""
-        m, o = message, message.options
-        try:
-            tree = {"v": _VERSION, "id": m.id, "name": m.name, "queue": m.queue}
-            tree.update(args=[_enc(a, 0) for a in m.args], kwargs=_enc_dict(m.kwargs, _OUTER))
-            tree["options"] = {a: _enc(getattr(o, a), 0) for a in _OPTIONS}
-            tree["refs"] = list(m.refs)
-            if m.resolved:  # rare: the common message keeps to the documented keys
-                tree["resolved"] = _enc_dict(m.resolved, _OUTER)
-            return orjson.dumps(tree)
-        except (_Unencodable, orjson.JSONEncodeError) as exc:
-            roots = [*_children("args", m.args), *_children("kwargs", m.kwargs)]
-            roots += [*_children("options", o), *_children("refs", m.refs)]
-            roots += [*_children("resolved", m.resolved), ("id", m.id)]
-            raise _encode_error(exc, roots) from None
+    def encode_payload(self, payload: Payload) -> bytes:
+        """Encode a task's arguments as one JSON object, ``"resolved"`` only when needed."""
+        return dump_json(payload, _payload_tree, _payload_roots)
 
-    def decode_message(self, data: bytes) -> TaskMessage:
-        """Decode and check a message: any malformed part raises SerializationError."""
-        obj = _loads(data, "message")
+    def decode_payload(self, data: bytes) -> Payload:
+        """Decode and check a payload: any malformed part raises SerializationError."""
+        what = "message payload with the json serializer"
+        obj = _loads(data, what)
         if type(obj) is not dict:
-            raise _decode_error("message", data, f"not an object but a {type(obj).__name__}")
-        if type(obj.get("v")) is not int or obj["v"] != _VERSION:
-            why = f"unsupported version {obj.get('v')!r} (this worq reads version {_VERSION})"
-            raise _decode_error("message", data, why)
-        for key, kind in _FIELDS:
+            raise decode_error(what, data, f"not an object but a {type(obj).__name__}")
+        for key, kind in _PAYLOAD_FIELDS:
             if type(obj.get(key)) is not kind:
                 why = f"field {key!r} must be a {kind.__name__}, not {obj.get(key)!r:.40}"
-                raise _decode_error("message", data, why)
+                raise decode_error(what, data, why)
         try:
-            kwargs = _str_keyed("kwargs", _dec(obj["kwargs"], _OUTER))
-            resolved = _str_keyed("resolved", _dec(obj.get("resolved", {}), _OUTER))
-            return TaskMessage(
-                id=obj["id"],
-                name=obj["name"],
-                queue=obj["queue"],
+            return Payload(
                 args=tuple(_dec(obj["args"], _OUTER)),
-                kwargs=kwargs,
-                options=TaskOptions(**{k: _dec(v, 0) for k, v in obj["options"].items()}),
-                refs=tuple(_expect(str, r) for r in obj["refs"]),
-                resolved=resolved,
+                kwargs=_str_keyed("kwargs", _dec(obj["kwargs"], _OUTER)),
+                resolved=_str_keyed("resolved", _dec(obj.get("resolved", {}), _OUTER)),
             )
-        except (SerializationError, TypeError, ValueError) as exc:
-            raise _decode_error("message", data, _why(exc)) from exc
+        except (SerializationError, TypeError) as exc:
+            raise decode_error(what, data, explain(exc)) from exc
 
     def encode_value(self, value: object) -> bytes:
         """Encode a result or argument value."""
-        try:
-            return orjson.dumps(_enc(value, 0))
-        except (_Unencodable, orjson.JSONEncodeError) as exc:
-            raise _encode_error(exc, [("value", value)]) from None
+        return dump_json(value, encode_tree, _value_roots)
 
     def decode_value(self, data: bytes) -> Any:
         """Decode what :meth:`encode_value` wrote."""
-        tree = _loads(data, "value")
+        what = "value with the json serializer"
+        tree = _loads(data, what)
         try:
             return _dec(tree, 0)
         except SerializationError as exc:
-            raise _decode_error("value", data, _why(exc)) from exc
+            raise decode_error(what, data, explain(exc)) from exc
 
     def structure(self, value: Any, hint: Any) -> Any:
         """Convert a decoded value to a task's annotation, e.g. a dict to an attrs class."""
         try:
             return self._converter.structure(value, hint)
         except Exception as exc:
-            why = _why(exc)
+            why = explain(exc)
             if isinstance(exc, cattrs.BaseValidationError):  # say which item or field
                 why = "; ".join(cattrs.transform_error(exc))
             kind = type(value).__qualname__
@@ -572,20 +831,26 @@ class PickleCodec:
         """``"pickle"``."""
         return "pickle"
 
-    def encode_message(self, message: TaskMessage) -> bytes:
-        """Pickle the message with the highest protocol."""
-        return _pickle(message)
+    def encode_payload(self, payload: Payload) -> bytes:
+        """Pickle ``(args, kwargs, resolved)``.
 
-    def decode_message(self, data: bytes) -> TaskMessage:
-        """Unpickle a message (this runs code from the bytes: trusted queues only)."""
-        message = _unpickle(data)
-        if not isinstance(message, TaskMessage):
-            raise SerializationError(f"expected a pickled TaskMessage, got a {type(message)!r}")
-        return message
+        A plain tuple rather than the Payload itself: the bytes then name no
+        worq class, so moving or renaming one does not strand stored tasks.
+        """
+        return _pickle((payload.args, payload.kwargs, payload.resolved), "the task's arguments")
+
+    def decode_payload(self, data: bytes) -> Payload:
+        """Unpickle a payload (this runs code from the bytes: trusted queues only)."""
+        parts = _unpickle(data)
+        if type(parts) is tuple and [type(p) for p in parts] == [tuple, dict, dict]:
+            args, kwargs, resolved = parts
+            return Payload(args=args, kwargs=kwargs, resolved=resolved)
+        why = f"expected a pickled (args, kwargs, resolved) tuple, got {parts!r:.80}"
+        raise SerializationError(f"cannot decode with the pickle serializer: {why}")
 
     def encode_value(self, value: object) -> bytes:
         """Pickle a value with the highest protocol."""
-        return _pickle(value)
+        return _pickle(value, f"a {type(value).__qualname__!r}")
 
     def decode_value(self, data: bytes) -> Any:
         """Unpickle a value (this runs code from the bytes: trusted queues only)."""
@@ -596,14 +861,12 @@ class PickleCodec:
         return value
 
 
-def _pickle(value: object) -> bytes:
+def _pickle(value: object, what: str) -> bytes:
+    """Pickle ``value`` (described as ``what`` if it fails) with the highest protocol."""
     try:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
-        kind = type(value).__qualname__
-        raise SerializationError(
-            f"cannot encode a {kind!r} with the pickle serializer: {exc}"
-        ) from exc
+        raise SerializationError(f"cannot encode {what} with the pickle serializer: {exc}") from exc
 
 
 def _unpickle(data: bytes) -> Any:

@@ -8,44 +8,40 @@ decoded), and plain ``int``/``str``/``bool``/``float`` are checked, not coerced.
 
 A dict is input, so it becomes an instance by a call to the class, converters
 and defaults included; an instance the codec rebuilt as sent is left alone.
+Which classes the codec rebuilds whole is the codec's to say (its registry of
+encodable types, :data:`worq._codec._TYPES`), so it hands them in.
 """
 
 from __future__ import annotations
 
 import contextlib
 import types
-from collections.abc import Callable, Mapping
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union, get_args, get_origin
-from uuid import UUID
 
 import attrs
 import cattrs
 from cattrs.disambiguators import create_default_dis_func
 from cattrs.preconf.orjson import make_converter
 
-from worq.exceptions import TaskFailure
-
 __all__ = ["is_attrs", "make_json_converter"]
 
 _Hook = Callable[[Any, Any], Any]
 
 
-def make_json_converter() -> cattrs.Converter:
+def make_json_converter(passthrough: Iterable[type]) -> cattrs.Converter:
     """A cattrs converter for values :class:`JsonCodec` has already decoded.
 
     Decoding rebuilds Decimals, datetimes, attrs instances... itself, so the
-    converter passes instances through instead of parsing them again, while a
-    plain dict (an attrs class the worker had not imported) still structures
-    into its attrs class the usual cattrs way.
+    converter passes instances of the ``passthrough`` classes and of attrs
+    classes through instead of parsing them again, while a plain dict (an
+    attrs class the worker had not imported) still structures into its attrs
+    class the usual cattrs way. Anything else given for a ``passthrough``
+    class goes to cattrs' own hook for it, or is refused when it has none.
     """
     converter = make_converter()
-    for cls in (Decimal, UUID, datetime, date, time, timedelta, bytes, TaskFailure):
-        try:
-            fallback: _Hook = converter.get_structure_hook(cls)
-        except cattrs.errors.StructureHandlerNotFoundError:
-            fallback = _refuse
+    fallbacks = {cls: _fallback(converter, cls) for cls in passthrough}
+    for cls, fallback in fallbacks.items():
         converter.register_structure_hook(cls, _passthrough(fallback))
     for kind in (int, str, bool, float):
         converter.register_structure_hook(kind, _exact(kind))
@@ -54,6 +50,18 @@ def make_json_converter() -> cattrs.Converter:
     )
     converter.register_structure_hook_factory(_is_union, lambda u: _union_hook(converter, u))
     return converter
+
+
+def _fallback(converter: cattrs.Converter, cls: type) -> _Hook:
+    """cattrs' hook for ``cls``, looked up before any passthrough hook is registered.
+
+    Before, so that a subclass (TaskExpired) does not get its base's
+    (TaskFailure's) passthrough hook as its fallback.
+    """
+    try:
+        return converter.get_structure_hook(cls)
+    except cattrs.errors.StructureHandlerNotFoundError:
+        return _refuse
 
 
 def _is_union(hint: Any) -> bool:

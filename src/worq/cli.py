@@ -22,7 +22,6 @@ from typing import Any
 
 from worq._backends import get_broker
 from worq._events import logger
-from worq._exposed import public_names
 from worq._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from worq._urls import mask_url
 from worq.core import Broker
@@ -157,7 +156,7 @@ def _worker(args: argparse.Namespace) -> int:
                 f"its broker for that queue itself, e.g. get_broker(url, {args.queue!r})"
             )
         with _reported(args.url):
-            broker.taskqueue.size()  # an unreachable backend fails here, before starting
+            broker.size()  # an unreachable backend fails here, before starting
         workers = args.workers or ((os.cpu_count() or 1) if args.pool == "process" else 1)
         timeout = args.timeout or POOL_TIMEOUTS[args.pool]
         fields = {"queue": broker.name, "pool": args.pool}
@@ -165,9 +164,9 @@ def _worker(args: argparse.Namespace) -> int:
             "cli.worker_starting", module=module_name, function=function_name,
             module_file=getattr(sys.modules.get(module_name), "__file__", None),
             url=mask_url(args.url), workers=workers, timeout_s=timeout,
-            tasks=public_names(broker.tasks), **fields,
+            tasks=broker.runner.task_names(), **fields,
         )  # fmt: skip
-        if _backend_kind(broker) == "memory":
+        if broker.backend_kind == "memory":
             logger.warning("cli.memory_backend", note="no other process can send tasks", **fields)
         if args.pool == "thread":
             _run_thread_pool(broker, workers, timeout)
@@ -241,13 +240,12 @@ def _info(args: argparse.Namespace) -> int:
     with _reported(args.url):
         broker = get_broker(args.url, args.queue)
         try:
-            ping = getattr(broker.taskqueue, "ping", None)  # Redis: does the server answer?
             fields = {
                 "queue": broker.name,
                 "url": mask_url(broker.url),
-                "backend": _backend_kind(broker),
-                "pending": broker.taskqueue.size(),
-                "ping": ping() if callable(ping) else None,
+                "backend": broker.backend_kind,
+                "pending": broker.size(),
+                "ping": _ping(broker),
             }
         finally:
             broker.close()
@@ -267,17 +265,16 @@ def _info_all(args: argparse.Namespace) -> int:
     with _reported(args.url):
         broker = get_broker(args.url)
         try:
-            ping = getattr(broker.taskqueue, "ping", None)
             fields: dict[str, Any] = {
                 "url": mask_url(broker.url),
-                "backend": _backend_kind(broker),
-                "ping": ping() if callable(ping) else None,
+                "backend": broker.backend_kind,
+                "ping": _ping(broker),
             }
             queues = {}
-            for name in broker.taskqueue.queue_names():
+            for name in broker.queue_names():
                 other = get_broker(args.url, name)
                 try:
-                    queues[name] = other.taskqueue.size()
+                    queues[name] = other.size()
                 finally:
                     other.close()
         finally:
@@ -305,7 +302,7 @@ def _purge(args: argparse.Namespace) -> int:
         broker = get_broker(args.url, args.queue)
         try:
             where = f"queue {broker.name!r} at {mask_url(broker.url)}"
-            pending = None if args.yes else broker.taskqueue.size()
+            pending = None if args.yes else broker.size()
             if pending == 0:
                 print(f"No pending tasks in {where}: nothing discarded.")
                 return 0
@@ -334,9 +331,9 @@ def _reported(url: str) -> Iterator[None]:
         raise CliError(_scrub(str(exc), url)) from None
 
 
-def _backend_kind(broker: Broker) -> str:
-    """``memory`` or ``redis``: the name of the module that implements the backend."""
-    return type(broker.taskqueue).__module__.rpartition(".")[2]
+def _ping(broker: Broker) -> bool | None:
+    """Whether a server answers; None for the memory backend, which has no server."""
+    return None if broker.backend_kind == "memory" else broker.ping()
 
 
 def _tasks(count: int) -> str:

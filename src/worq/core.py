@@ -7,21 +7,20 @@ through it, and :class:`~worq.task.Deferred` fetches results through it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, overload
 
 import attrs
 
-from worq._arguments import extract_refs
+from worq._checks import check_task_id
 from worq._codec import make_codec
-from worq._deferred import Deferred
-from worq._events import logger, task_fields
-from worq._exposed import NOOP_TASK, ExposedTask
-from worq._models import SentTask, TaskMessage, TaskOptions, check_task_id
-from worq._running import Outcome, run_task
+from worq._deadline import Deadline
+from worq._events import logger
+from worq._extract import extract_refs
 from worq._urls import mask_url
+from worq._wire import decode_envelope, encode_task
 from worq.const import TaskStatus
+from worq.deferred import Deferred
 from worq.exceptions import (
     DependencyUnavailable,
     DuplicateTask,
@@ -30,8 +29,10 @@ from worq.exceptions import (
     TaskExpired,
     TaskFailure,
 )
+from worq.models import Envelope, Outcome, Payload, SentTask, TaskMessage, TaskOptions
+from worq.runner import NOOP_TASK, ExposedTask, Runner
 from worq.task import Queue, TaskSpace
-from worq.typing import DeferResult, Taken, TaskLike, TaskQueue
+from worq.typing import Codec, DeferResult, Taken, TaskLike, TaskQueue
 
 __all__ = ["NOOP_TASK", "Broker", "TaskQueue"]
 
@@ -47,10 +48,6 @@ MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 DEFAULT_RESULT_TIMEOUT = 3600
 """Seconds to keep an outcome stored for a task whose options are not known here
 (its message could not be decoded, or it was expired from outside)."""
-
-
-def _noop() -> None:
-    """Does nothing: the wake-up task WorQ 1.1-style pools sent; still run if sent."""
 
 
 class Broker:
@@ -77,11 +74,19 @@ class Broker:
                 f"max_message_size must be a positive number of bytes, got {max_message_size!r}"
             )
         self.taskqueue = taskqueue
-        self.codec = make_codec(serializer)
+        self.runner = Runner(make_codec(serializer))
+        """Runs this broker's exposed tasks; a process pool's workers use only this."""
         self.max_message_size = max_message_size
-        self.tasks: dict[str, ExposedTask] = {
-            NOOP_TASK: ExposedTask.from_callable(NOOP_TASK, _noop)
-        }
+
+    @property
+    def codec(self) -> Codec:
+        """The serializer of arguments and results (see :mod:`worq._codec`)."""
+        return self.runner.codec
+
+    @property
+    def tasks(self) -> dict[str, ExposedTask]:
+        """The exposed tasks by dotted name (see :meth:`expose`)."""
+        return self.runner.tasks
 
     @property
     def name(self) -> str:
@@ -131,7 +136,7 @@ class Broker:
                     f"task {name!r} is already exposed on queue {self.name!r}: "
                     "pass replace=True to replace it"
                 )
-            self.tasks[name] = ExposedTask.from_callable(name, fn)
+            self.runner.expose(name, fn)
 
     # -- client side ----------------------------------------------------------
 
@@ -196,7 +201,7 @@ class Broker:
             resolved=extracted.resolved,
         )
         try:
-            data = self.codec.encode_message(message)
+            data = encode_task(self.codec, message)
         except SerializationError as exc:
             raise SerializationError(
                 f"cannot send task {name!r} to queue {self.name!r}: {exc}"
@@ -228,7 +233,7 @@ class Broker:
             raise DuplicateTask(name, self.name, task_id, "cannot enqueue task with duplicate id")
         logger.debug(
             "task.deferred" if extracted.refs else "task.enqueued",
-            **task_fields(message),
+            message,
             refs=list(extracted.refs),
             delay_s=delay,
         )
@@ -258,10 +263,9 @@ class Broker:
             ResultNotReady: (a ``KeyError``) No result within ``timeout``.
             TaskExpired: The result vanished: its worker was lost or it timed out.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            data = self.taskqueue.pop_result(task.id, left)
+            data = self.taskqueue.pop_result(task.id, deadline.remaining())
             if data is not TaskStatus.LAPSED:
                 break
             taken = self.taskqueue.reclaim_task(task.id)  # a waiter settles it too
@@ -320,7 +324,35 @@ class Broker:
         """Decode a value encoded by :meth:`serialize`."""
         return self.codec.decode_value(message)
 
-    # -- worker side --------------------------------------------------------
+    # -- the queue's state ------------------------------------------------------
+
+    def size(self) -> int:
+        """Tasks not yet started: queued, delayed or waiting for their arguments."""
+        return self.taskqueue.size()
+
+    def counts(self) -> dict[TaskStatus, int]:
+        """How many tasks of the queue are in each state (see ``TaskQueue.counts``)."""
+        return self.taskqueue.counts()
+
+    def ping(self) -> bool:
+        """Whether the backend answers (raises BackendUnavailable when it cannot be reached)."""
+        return self.taskqueue.ping()
+
+    def queue_names(self) -> list[str]:
+        """Every queue the backend holds worq data for, sorted."""
+        return self.taskqueue.queue_names()
+
+    @property
+    def backend_kind(self) -> str:
+        """``memory`` or ``redis``: the module that implements the backend."""
+        return type(self.taskqueue).__module__.rpartition(".")[2]
+
+    @property
+    def initial_lease(self) -> float:
+        """Seconds a task is leased for when taken, until a heartbeat renews it."""
+        return self.taskqueue.initial_lease
+
+    # -- worker side: the manual's methods and the pools' pipeline -------------
 
     def next_task(self, timeout: float | None = None) -> TaskMessage | None:
         """Take the next task, waiting up to ``timeout`` seconds (None: forever).
@@ -330,22 +362,33 @@ class Broker:
         The task carries its ``attempt`` and ``lease`` (see TaskMessage).
         """
         taken = self.take(timeout)
-        return None if taken is None else taken[0]
+        if taken is None:
+            return None
+        envelope, payload = taken
+        try:
+            return TaskMessage.join(envelope, self.decode_payload(payload))
+        except SerializationError as exc:
+            self._reject(envelope, f"message could not be decoded ({self.codec.name}): {exc}")
+            return None
 
-    def take(self, timeout: float | None = None) -> tuple[TaskMessage, bytes] | None:
-        """Like :meth:`next_task`, also returning the message as it was stored.
+    def take(self, timeout: float | None = None) -> tuple[Envelope, bytes] | None:
+        """Take the next task as its envelope and its encoded payload.
 
-        The process pool forwards those bytes to the worker process that runs
-        the task, which decodes them with its own broker.
+        The payload is left encoded: the process pool hands it to the worker
+        process that runs the task, which alone decodes it. A task whose
+        envelope is unusable is failed with the reason, and None returned.
         """
         taken = self.taskqueue.get(timeout)
         if taken is None:
             return None
-        message = self._decode_taken(taken)
-        return None if message is None else (message, taken.message)
+        return self._open(taken)
 
-    def _decode_taken(self, taken: Taken) -> TaskMessage | None:
-        """The taken task's message with its attempt and lease; None (rejected) if bad."""
+    def decode_payload(self, payload: bytes) -> Payload:
+        """A task's arguments from the payload :meth:`take` returned."""
+        return self.codec.decode_payload(payload)
+
+    def _open(self, taken: Taken) -> tuple[Envelope, bytes] | None:
+        """The taken task's envelope with its attempt and lease; None (rejected) if unusable."""
         if not taken.message and not taken.lease:
             # An id in the queue with no task behind it: nothing to fail, only report.
             logger.error(
@@ -354,18 +397,20 @@ class Broker:
             )  # fmt: skip
             return None
         try:
-            message = self.codec.decode_message(taken.message)
+            envelope, payload = decode_envelope(taken.message)
         except SerializationError as exc:
             reason = f"message could not be decoded ({self.codec.name}): {exc}"
-            self._reject(taken, reason)
+            self._reject_taken(taken, reason)
             return None
-        if message.id != taken.task_id or message.queue != self.name:
-            self._reject(taken, f"message is for task {message.id!r} on queue {message.queue!r}")
+        if envelope.id != taken.task_id or envelope.queue != self.name:
+            self._reject_taken(
+                taken, f"message is for task {envelope.id!r} on queue {envelope.queue!r}"
+            )
             return None
-        return attrs.evolve(message, attempt=taken.attempt, lease=taken.lease)
+        return attrs.evolve(envelope, attempt=taken.attempt, lease=taken.lease), payload
 
-    def _reject(self, taken: Taken, reason: str) -> None:
-        """Fail a task whose message is unusable, so its waiter learns why."""
+    def _reject_taken(self, taken: Taken, reason: str) -> None:
+        """Fail a task whose envelope is unusable, so its waiter learns why."""
         logger.error("task.rejected", task_id=taken.task_id, queue=self.name, error=reason)
         failure = TaskFailure("?", self.name, taken.task_id, reason)
         self.taskqueue.set_result(
@@ -374,6 +419,12 @@ class Broker:
             DEFAULT_RESULT_TIMEOUT,
             taken.lease or None,
         )
+
+    def _reject(self, task: Envelope, reason: str) -> None:
+        """Fail a task whose arguments cannot be decoded here: no run would do better."""
+        logger.error("task.rejected", task, error=reason)
+        failure = TaskFailure(task.name, task.queue, task.id, reason)
+        self._store(task, self.runner.encode_outcome(task, failure))
 
     def invoke(self, task: TaskMessage) -> None:
         """Run a task taken with :meth:`next_task`, then store its outcome or retry it.
@@ -384,7 +435,9 @@ class Broker:
                 that a worker loop built on this method can stop, as in WorQ 1.1.
         """
         outcome = self.execute(task)
-        self.finish(task, self.encode_outcome(task, outcome.value), outcome.retry_reason)
+        self.record_outcome(
+            task, self.runner.encode_outcome(task, outcome.value), outcome.retry_reason
+        )
         if outcome.aborted is not None:
             raise outcome.aborted
 
@@ -398,25 +451,35 @@ class Broker:
                 by default they are fetched from the backend when needed.
         """
         handed = self.get_arguments(task) if arguments is None else arguments
-        return run_task(self.tasks, self.codec, task, handed)
+        return self.runner.run(task, handed)
 
-    def get_arguments(self, task: TaskMessage) -> dict[str, bytes]:
+    def get_arguments(self, task: Envelope) -> dict[str, bytes]:
         """The encoded results handed to ``task`` as arguments (none unless it has refs)."""
         return self.taskqueue.get_arguments(task.id) if task.refs else {}
 
-    def finish(self, task: TaskMessage, data: bytes, retry_reason: str | None = None) -> None:
-        """Store a run's encoded outcome, or run the task again if it failed and may retry.
+    def record_outcome(self, task: Envelope, data: bytes, retry_reason: str | None = None) -> None:
+        """End a run: run the task again if it failed and may retry, else store ``data``.
+
+        The one way a run's outcome reaches the backend, whichever pool ran it.
 
         Args:
             task: The task, with the attempt and lease it was taken with.
-            data: The encoded outcome (see :meth:`encode_outcome`).
+            data: The encoded outcome (see ``Runner.encode_outcome``).
             retry_reason: Why another run may succeed; None if it may not.
         """
-        if retry_reason is not None and self.retry(task, retry_reason):
+        if retry_reason is not None and self._retry(task, retry_reason):
             return
-        self.store_result(task, data)
+        self._store(task, data)
 
-    def retry(self, task: TaskMessage, reason: str) -> bool:
+    def set_result(self, task: Envelope, result: Any) -> None:
+        """Store a task's outcome (a value or a TaskFailure) for its waiter and dependants.
+
+        The manual's name: :meth:`record_outcome` without a retry. A value the
+        serializer refuses is replaced by a TaskFailure saying so.
+        """
+        self.record_outcome(task, self.runner.encode_outcome(task, result))
+
+    def _retry(self, task: Envelope, reason: str) -> bool:
         """Queue the task again, after its backoff, if it has retries left.
 
         Returns:
@@ -425,34 +488,13 @@ class Broker:
         if task.attempt > task.options.retries:
             return False
         delay = round(task.options.retry_delay(task.attempt), 3)
-        fields = task_fields(task)
         if self.taskqueue.retry_task(task.id, task.lease, delay):
-            logger.warning(
-                "task.retrying", **fields, attempt=task.attempt, delay_s=delay, error=reason
-            )
+            logger.warning("task.retrying", task, attempt=task.attempt, delay_s=delay, error=reason)
         else:
-            logger.warning("task.lease_lost", **fields, attempt=task.attempt, error=reason)
+            logger.warning("task.lease_lost", task, attempt=task.attempt, error=reason)
         return True
 
-    def set_result(self, task: TaskMessage, result: Any) -> None:
-        """Store a task's outcome (a value or a TaskFailure) for its waiter and dependants.
-
-        A value the serializer refuses is replaced by a TaskFailure saying so.
-        """
-        self.store_result(task, self.encode_outcome(task, result))
-
-    def encode_outcome(self, task: TaskMessage, outcome: Any) -> bytes:
-        """Encode a task's outcome; one the serializer refuses becomes a TaskFailure."""
-        try:
-            return self.codec.encode_value(outcome)
-        except SerializationError as exc:
-            logger.error("result.unencodable", **task_fields(task), error=str(exc))
-            failure = TaskFailure(
-                task.name, task.queue, task.id, f"result could not be encoded: {exc}"
-            )
-            return self.codec.encode_value(failure)
-
-    def store_result(self, task: TaskMessage, data: bytes) -> None:
+    def _store(self, task: Envelope, data: bytes) -> None:
         """Store an encoded outcome, unless the task's lease was lost meanwhile.
 
         A lost lease means the task was reclaimed (its lease lapsed) and retried
@@ -463,17 +505,21 @@ class Broker:
             return
         lease = task.lease or None
         if not self.taskqueue.set_result(task.id, data, task.options.result_timeout, lease):
-            logger.warning("task.lease_lost", **task_fields(task), attempt=task.attempt)
+            logger.warning("task.lease_lost", task, attempt=task.attempt)
 
-    def heartbeat(self, task: TaskMessage) -> None:
-        """Renew a running task's lease (a few heartrates long)."""
-        renewed = self.taskqueue.set_task_timeout(
+    def renew_lease(self, task: Envelope) -> None:
+        """Renew a running task's lease, a few heartrates long."""
+        renewed = self.taskqueue.renew_lease(
             task.id, task.options.heartrate * HEARTBEAT_GRACE, task.lease or None
         )
         if not renewed and task.tracked:
-            logger.warning("task.lease_lost", **task_fields(task), attempt=task.attempt)
+            logger.warning("task.lease_lost", task, attempt=task.attempt)
 
-    def task_failed(self, task: TaskMessage | TaskLike, reason: str = WORKER_LOST) -> bool:
+    def heartbeat(self, task: Envelope) -> None:
+        """The manual's name for :meth:`renew_lease`."""
+        self.renew_lease(task)
+
+    def task_failed(self, task: Envelope | TaskLike, reason: str = WORKER_LOST) -> bool:
         """Signal that a task failed without an outcome: retry it, or expire it.
 
         Args:
@@ -489,22 +535,28 @@ class Broker:
             True when the task was retried or expired; False when it was
             already finished (or unknown), which changes nothing.
         """
-        if isinstance(task, TaskMessage) and task.lease:
-            if self.retry(task, reason):
+        if isinstance(task, Envelope) and task.lease:
+            if self._retry(task, reason):
                 return True
-            fields, attempt = task_fields(task), task.attempt
             expired = TaskExpired(task.name, task.queue, task.id, reason)
             stored = self.taskqueue.set_result(
-                task.id, self.encode_outcome(task, expired), task.options.result_timeout, task.lease
+                task.id,
+                self.runner.encode_outcome(task, expired),
+                task.options.result_timeout,
+                task.lease,
             )
-        else:
-            fields, attempt = {"task_id": task.id, "task_name": task.name, "queue": self.name}, None
-            expired = TaskExpired(task.name, self.name, task.id, reason)
-            stored = self.taskqueue.set_result(
-                task.id, self.codec.encode_value(expired), DEFAULT_RESULT_TIMEOUT
-            )
+            if stored:
+                logger.error("task.expired", task, attempt=task.attempt, error=reason)
+            return stored
+        expired = TaskExpired(task.name, self.name, task.id, reason)
+        stored = self.taskqueue.set_result(
+            task.id, self.codec.encode_value(expired), DEFAULT_RESULT_TIMEOUT
+        )
         if stored:
-            logger.error("task.expired", **fields, attempt=attempt, error=reason)
+            logger.error(
+                "task.expired", task_id=task.id, task_name=task.name, queue=self.name,
+                attempt=None, error=reason,
+            )  # fmt: skip
         return stored
 
     def reap(self, limit: int = 100) -> int:
@@ -522,9 +574,16 @@ class Broker:
         return len(reclaimed)
 
     def _settle(self, taken: Taken) -> None:
-        task = self._decode_taken(taken)
-        if task is not None:
-            self.task_failed(task, "its lease lapsed: the worker running it stopped heartbeating")
+        """Retry or expire a reclaimed task, reading only its envelope."""
+        opened = self._open(taken)
+        if opened is not None:
+            self.task_failed(
+                opened[0], "its lease lapsed: the worker running it stopped heartbeating"
+            )
+
+    def interrupt_waits(self) -> None:
+        """End every wait for a task now going on through this broker (see ``TaskQueue``)."""
+        self.taskqueue.interrupt_waits()
 
     def close(self) -> None:
         """Release the backend's connections."""

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cas
 import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
 
-from worq._deferred import Deferred
-from worq._models import OnError, TaskOptions, check_seconds, check_task_id
+from worq._checks import check_seconds, check_task_id
+from worq.deferred import Deferred
 from worq.exceptions import DuplicateTask, TaskExpired, TaskFailure
+from worq.models import OnError, TaskOptions
 
 if TYPE_CHECKING:
     from worq.core import Broker
@@ -244,7 +245,7 @@ class Queue(Generic[D]):
     def __len__(self) -> int:
         """Approximate number of tasks not yet started: runnable, delayed or
         waiting for their Deferred arguments."""
-        return self._broker.taskqueue.size()
+        return self._broker.size()
 
     def __delitem__(self, key: slice) -> None:
         """``del q[:]`` discards every task not yet started (see :meth:`__len__`)."""

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from worq._models import TaskMessage
 from worq.core import Broker
+from worq.models import TaskMessage
 from worq.pool.thread import WorkerPool
 
 __all__ = [

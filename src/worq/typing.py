@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from worq._models import TaskMessage
 from worq.const import TaskStatus
+from worq.models import Payload
 
 __all__ = ["Codec", "DeferResult", "Taken", "TaskLike", "TaskQueue", "WorkerPool"]
 
@@ -81,10 +81,10 @@ class TaskQueue(Protocol):
        placeholder) and queue it, after a delay, or once every task it takes
        as an argument has finished.
     2. ``get`` takes a task: a tracked one (see
-       :attr:`worq._models.TaskMessage.tracked`) is held under a lease that
-       lapses after ``initial_result_timeout`` seconds; an untracked one is
+       :attr:`worq.models.Envelope.tracked`) is held under a lease that
+       lapses after ``initial_lease`` seconds; an untracked one is
        forgotten.
-    3. ``set_task_timeout`` (heartbeats) renews the lease.
+    3. ``renew_lease`` (heartbeats) renews the lease.
     4. ``set_result`` stores the outcome, hands it to every pending task that
        takes it as an argument and queues those whose arguments are complete;
        or ``retry_task`` queues the task again.
@@ -108,8 +108,11 @@ class TaskQueue(Protocol):
         """The queue name; named queues on one backend never share tasks."""
         ...
 
-    initial_result_timeout: float
-    """Seconds a lease lasts when a task is taken, before a heartbeat renews it."""
+    initial_lease: float
+    """Seconds a lease lasts when a task is taken, before a heartbeat renews it.
+
+    Backends take it as the ``initial_result_timeout`` constructor argument,
+    the manual's name, and keep that name as an alias attribute."""
 
     def enqueue_task(
         self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
@@ -143,6 +146,16 @@ class TaskQueue(Protocol):
         """Number of tasks not yet started: queued, delayed or waiting for arguments."""
         ...
 
+    def counts(self) -> dict[TaskStatus, int]:
+        """How many unfinished tasks are in each state: ``pending`` (waiting for
+        arguments), ``delayed``, ``enqueued`` and ``processing`` (leased, lapsed
+        leases included), each key always present; approximate while tasks move."""
+        ...
+
+    def ping(self) -> bool:
+        """True when the store answers; raises BackendUnavailable when it cannot be reached."""
+        ...
+
     def discard_pending(self) -> int:
         """Drop every task not yet started (see :meth:`size`); their waiters see them expire."""
         ...
@@ -151,8 +164,10 @@ class TaskQueue(Protocol):
         """The results handed to a task as arguments, keyed by argument task id."""
         ...
 
-    def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
+    def renew_lease(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
         """Renew a running task's lease for ``timeout`` seconds (a heartbeat).
+
+        Backends keep the manual's name for it, ``set_task_timeout``, as an alias.
 
         Returns:
             False when the task is not running under ``lease`` (None: any lease).
@@ -261,12 +276,12 @@ class Codec(Protocol):
         """``"json"`` or ``"pickle"``."""
         ...
 
-    def encode_message(self, message: TaskMessage) -> bytes:
-        """Encode a task message."""
+    def encode_payload(self, payload: Payload) -> bytes:
+        """Encode a task's arguments (the envelope is always JSON: see :mod:`worq._wire`)."""
         ...
 
-    def decode_message(self, data: bytes) -> TaskMessage:
-        """Decode a task message."""
+    def decode_payload(self, data: bytes) -> Payload:
+        """Decode what :meth:`encode_payload` wrote."""
         ...
 
     def encode_value(self, value: object) -> bytes:

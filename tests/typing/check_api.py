@@ -9,8 +9,8 @@ import attrs
 
 import worq
 from worq import Deferred, Queue, Task, TaskSpace, get_broker, get_queue
-from worq._models import SentTask
 from worq.const import TaskStatus
+from worq.models import SentTask
 
 ts = TaskSpace("shop")
 

@@ -10,12 +10,12 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from worq._events import logger, task_fields
-from worq._models import TaskMessage
+from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import BackendUnavailable, WorqError
+from worq.models import Envelope
 
-__all__ = ["back_off", "describe", "fail_task", "finish_outcome", "join_interrupting", "persist"]
+__all__ = ["back_off", "describe", "fail_task", "join_interrupting", "persist"]
 
 INTERRUPT_EVERY = 0.05
 """Seconds between the interrupts a stopping pool sends while a thread is still up."""
@@ -66,7 +66,7 @@ def persist(step: Callable[[], T], broker: Broker, stopping: threading.Event) ->
             failures += 1
 
 
-def fail_task(broker: Broker, task: TaskMessage, reason: str, stopping: threading.Event) -> None:
+def fail_task(broker: Broker, task: Envelope, reason: str, stopping: threading.Event) -> None:
     """Retry or expire a task whose run ended without an outcome; never raises.
 
     What is left when even that fails (the backend is down and the pool is
@@ -77,7 +77,7 @@ def fail_task(broker: Broker, task: TaskMessage, reason: str, stopping: threadin
         persist(lambda: broker.task_failed(task, reason), broker, stopping)
     except Exception as exc:
         logger.error(
-            "task.outcome_unrecorded", **task_fields(task), error=describe(exc),
+            "task.outcome_unrecorded", task, error=describe(exc),
             exc_info=not isinstance(exc, WorqError),
         )  # fmt: skip
 
@@ -90,16 +90,5 @@ def join_interrupting(thread: threading.Thread, broker: Broker) -> None:
     busy thread finishes its task first; the interrupts only end waits.
     """
     while thread.is_alive():
-        broker.taskqueue.interrupt_waits()
+        broker.interrupt_waits()
         thread.join(INTERRUPT_EVERY)
-
-
-def finish_outcome(
-    broker: Broker,
-    task: TaskMessage,
-    data: bytes,
-    retry_reason: str | None,
-    stopping: threading.Event,
-) -> None:
-    """Store a run's encoded outcome or retry the task (see ``Broker.finish``), outages or not."""
-    persist(lambda: broker.finish(task, data, retry_reason), broker, stopping)

@@ -1,16 +1,19 @@
 """The worker process of the process pool: runs the tasks its pool sends it.
 
 The pool process owns the queue: it takes each task, fetches its arguments,
-keeps its heartbeat and stores its outcome, so workers never talk to the
-backend (which is how a memory:// queue in the pool's process can feed them).
-A worker decodes the message with its own broker (made by the pool's
-``init_func``), runs the task and sends back the encoded outcome.
+keeps its lease and stores its outcome, so workers never talk to the backend
+(which is how a memory:// queue in the pool's process can feed them). The
+pool reads only a task's envelope; the worker decodes the payload, once, with
+the :class:`~worq.runner.Runner` of the broker the pool's ``init_func``
+returned (it keeps nothing else of that broker, whose backend it never
+calls), runs the task and sends back the encoded outcome.
 
-Messages on the pipe, all built from plain str/bytes/dict values:
+Messages on the pipe:
 
-- pool → worker: ``("run", message_bytes, {arg_id: result_bytes})``, ``("stop",)``
+- pool → worker: ``("run", Envelope, payload_bytes, {arg_id: result_bytes})``
+  (the envelope carries the run's ``attempt`` and ``lease``), ``("stop",)``
 - worker → pool: ``("ready", pid, [exposed task names])``, ``("init_failed", reason)``,
-  ``("done", outcome_bytes, retry_reason_or_None)``, ``("undecodable", reason)``
+  ``("done", outcome_bytes, retry_reason_or_None)``
 """
 
 from __future__ import annotations
@@ -25,10 +28,9 @@ from typing import Any
 
 import structlog
 
-from worq._exposed import public_names
 from worq._logging import configure_logging_from_environment
 from worq.core import Broker
-from worq.exceptions import SerializationError
+from worq.runner import Runner
 
 __all__ = ["ORPHANED_EXIT_CODE", "worker_main"]
 
@@ -54,13 +56,11 @@ def worker_main(
     configure_logging_from_environment()
     structlog.contextvars.bind_contextvars(pool=pool_name)
     try:
-        broker = init_func(broker_url, *init_args, **init_kwargs)
-        if not isinstance(broker, Broker):
-            raise TypeError(f"it returned {broker!r}, not a worq Broker")
+        runner = _make_runner(init_func(broker_url, *init_args, **init_kwargs))
     except BaseException as exc:
         conn.send(("init_failed", f"init function {_name(init_func)} failed: {exc!r}"))
         return
-    conn.send(("ready", os.getpid(), public_names(broker.tasks)))
+    conn.send(("ready", os.getpid(), runner.task_names()))
     while True:
         try:
             request = conn.recv()
@@ -68,17 +68,16 @@ def worker_main(
             return
         if request[0] != "run":
             return
-        _, data, arguments = request
-        conn.send(_run(broker, data, arguments))
+        _, envelope, payload, arguments = request
+        outcome = runner.run_encoded(envelope, payload, arguments)
+        conn.send(("done", outcome.data, outcome.retry_reason))
 
 
-def _run(broker: Broker, data: bytes, arguments: Mapping[str, bytes]) -> tuple[Any, ...]:
-    try:
-        message = broker.codec.decode_message(data)
-    except SerializationError as exc:
-        return "undecodable", f"worker could not decode the message ({broker.codec.name}): {exc}"
-    outcome = broker.execute(message, arguments)
-    return "done", broker.encode_outcome(message, outcome.value), outcome.retry_reason
+def _make_runner(broker: object) -> Runner:
+    """The Runner of the Broker an init function returned: all a worker process uses."""
+    if not isinstance(broker, Broker):
+        raise TypeError(f"it returned {broker!r}, not a worq Broker")
+    return broker.runner
 
 
 def _ignore(signum: int, frame: object) -> None:

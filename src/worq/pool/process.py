@@ -1,8 +1,10 @@
 """Multi-process worker pool: tasks run in spawned worker processes.
 
 The pool process takes tasks from the broker, one thread per worker process;
-each thread sends its task to its worker, keeps the task's heartbeat while it
-runs and stores the outcome the worker sends back. So a worker that dies in a
+each thread takes its task through the pool's pipeline (see
+:mod:`worq.pool._pipeline`: leases, arguments, recording the outcome), where
+running it means sending its envelope and encoded payload to the worker and
+waiting for the encoded outcome it sends back. So a worker that dies in a
 task (SIGKILL, ``os._exit``, a segfault) fails that task at once — its waiter
 gets TaskExpired, not a hang — and a fresh worker takes its place. Workers
 whose pool process dies exit by themselves.
@@ -11,6 +13,7 @@ whose pool process dies exit by themselves.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -20,21 +23,16 @@ from collections.abc import Callable, Mapping
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from worq._events import logger, task_fields
-from worq._models import TaskMessage
+from worq._events import logger
 from worq.core import Broker
-from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
-from worq.pool._heartbeat import Heartbeat
-from worq.pool._outages import (
-    back_off,
-    describe,
-    fail_task,
-    finish_outcome,
-    join_interrupting,
-    persist,
-)
+from worq.exceptions import PoolError, TaskFailure
+from worq.models import Envelope
+from worq.pool._leases import LeaseKeeper
+from worq.pool._outages import back_off, join_interrupting
+from worq.pool._pipeline import RunLost, TaskPipeline
 from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import worker_main
+from worq.runner import EncodedOutcome
 
 __all__ = ["Error", "WorkerPool", "run_in_subprocess", "start_pools"]
 
@@ -99,7 +97,7 @@ class WorkerPool:
         self.name = name or f"worq-{broker.name}"
         self._slots: list[_Slot] = []
         self._stopping = threading.Event()
-        self._heartbeat: Heartbeat | None = None
+        self._leases: LeaseKeeper | None = None
 
     def start(self, timeout: float = 10, handle_sigterm: bool = True) -> None:
         """Start the workers.
@@ -122,7 +120,7 @@ class WorkerPool:
             self._start(timeout)
 
     def _start(self, timeout: float) -> None:
-        self._heartbeat = Heartbeat(self.broker, self.name)
+        self._leases = LeaseKeeper(self.broker, self.name)
         self._slots = [_Slot(self, number, timeout) for number in range(self.workers)]
         for slot in self._slots:
             slot.thread.start()
@@ -135,7 +133,7 @@ class WorkerPool:
             join: Wait until every worker has exited.
         """
         self._stopping.set()
-        self.broker.taskqueue.interrupt_waits()  # idle feeders stop waiting for a task now
+        self.broker.interrupt_waits()  # idle feeders stop waiting for a task now
         if join:
             self.join()
 
@@ -143,9 +141,9 @@ class WorkerPool:
         """Wait for the pool to stop (call after ``stop(join=False)``)."""
         for slot in self._slots:
             join_interrupting(slot.thread, self.broker)
-        if self._heartbeat is not None:
-            self._heartbeat.close()
-            self._heartbeat = None
+        if self._leases is not None:
+            self._leases.close()
+            self._leases = None
             logger.info("pool.stopped", pool=self.name, queue=self.broker.name)
 
     def worker_pids(self) -> list[int]:
@@ -165,6 +163,12 @@ class _Slot:
         self.process: BaseProcess | None = None
         self.conn: multiprocessing.connection.Connection | None = None
         self.tasks_done = 0
+        leases = pool._leases
+        if leases is None:  # pragma: no cover - the pool makes its slots after its leases
+            raise AssertionError("slot made before the pool's lease keeper")
+        self.pipeline = TaskPipeline(
+            pool.broker, leases, pool._stopping, on_pool_error=lambda: self._retire("pool error")
+        )
         self.thread = threading.Thread(
             target=self._run, name=f"{pool.name}-feeder-{number}", daemon=True
         )
@@ -189,23 +193,12 @@ class _Slot:
                     failures += 1
                     continue
                 if taken is not None:
-                    self._run_safely(*taken)
+                    task, payload = taken
+                    self.pipeline.process(
+                        task, functools.partial(self._run_in_worker, task, payload)
+                    )
         finally:
             self._retire("pool stopping")
-
-    def _run_safely(self, task: TaskMessage, data: bytes) -> None:
-        """Dispatch one task; an error of the pool's own steps fails only that task.
-
-        The worker is replaced too, since its state is then unknown; the feeder
-        thread goes on serving.
-        """
-        try:
-            self._dispatch(task, data)
-        except Exception as exc:
-            reason = f"the pool failed to handle it: {describe(exc)}"
-            logger.error("task.pool_error", **task_fields(task), error=reason, exc_info=True)
-            self._retire("pool error")
-            fail_task(self.pool.broker, task, reason, self.pool._stopping)
 
     def _ensure_worker(self) -> bool:
         """A live worker is ready (starting one if needed); False if it failed to start."""
@@ -248,65 +241,38 @@ class _Slot:
         logger.info("worker.started", pool=pool.name, pid=process.pid, tasks=reply[2])
         return True
 
-    def _dispatch(self, task: TaskMessage, data: bytes) -> None:
-        pool, broker = self.pool, self.pool.broker
+    def _run_in_worker(
+        self, task: Envelope, payload: bytes, arguments: Mapping[str, bytes]
+    ) -> EncodedOutcome | RunLost:
+        """Send the task to the worker; its encoded outcome, or why there is none."""
         process, conn = self.process, self.conn
         if process is None or conn is None:  # pragma: no cover - _ensure_worker ran first
             raise AssertionError("no worker to run the task")
-        heartbeat = pool._heartbeat
-        if heartbeat is not None:
-            heartbeat.add(task)  # before fetching: an outage then must not lapse the lease
-        try:
-            arguments = persist(lambda: broker.get_arguments(task), broker, pool._stopping)
-        except BackendUnavailable as exc:  # stopping: the lease lapses, a reaper settles it
-            logger.error("task.arguments_unavailable", **task_fields(task), error=str(exc))
-            if heartbeat is not None:
-                heartbeat.remove(task)
-            return
-        try:
-            with contextlib.suppress(OSError):  # died idle: _receive sees its exit
-                conn.send(("run", data, arguments))
-            reply = self._receive(conn, process, task.options.time_limit)
-        finally:
-            if heartbeat is not None:
-                heartbeat.remove(task)
-        if reply is None or reply is _TIMED_OUT:
-            self._ended_without_outcome(task, process, timed_out=reply is _TIMED_OUT)
-            return
-        self.tasks_done += 1
-        if reply[0] == "done":
-            _, outcome, retry_reason = reply
-        else:
-            logger.error("task.rejected", **task_fields(task), error=str(reply[1]))
-            failure = TaskFailure(task.name, task.queue, task.id, str(reply[1]))
-            outcome, retry_reason = broker.encode_outcome(task, failure), None
-        self._finish(task, outcome, retry_reason)
-
-    def _finish(self, task: TaskMessage, data: bytes, retry_reason: str | None) -> None:
-        try:
-            finish_outcome(self.pool.broker, task, data, retry_reason, self.pool._stopping)
-        except BackendUnavailable as exc:  # the backend is down and the pool is stopping
-            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
-
-    def _ended_without_outcome(
-        self, task: TaskMessage, process: BaseProcess, *, timed_out: bool
-    ) -> None:
-        """The worker died in the task, or overran its time limit and is killed now."""
-        limit = task.options.time_limit
-        if timed_out:
-            process.kill()
+        with contextlib.suppress(OSError):  # died idle: _receive sees its exit
+            conn.send(("run", task, payload, arguments))
+        reply = self._receive(conn, process, task.options.time_limit)
+        if reply is _TIMED_OUT:
+            return self._overran(task, process)
+        if reply is None:
             process.join(RETIRE_TIMEOUT)
-            reason = f"time limit of {limit}s exceeded: worker process {process.pid} was killed"
-            logger.error("task.time_limit_exceeded", **task_fields(task), time_limit_s=limit)
+            reason = f"worker process {process.pid} died (exit code {process.exitcode}) running it"
+            logger.error("worker.crashed", task, pool=self.pool.name, error=reason)
             self._forget_worker()
-            failure = TaskFailure(task.name, task.queue, task.id, reason)
-            self._finish(task, self.pool.broker.encode_outcome(task, failure), reason)
-            return
+            return RunLost(reason)
+        self.tasks_done += 1
+        _, data, retry_reason = reply
+        return EncodedOutcome(data, retry_reason)
+
+    def _overran(self, task: Envelope, process: BaseProcess) -> EncodedOutcome:
+        """Kill a worker whose task passed its time limit; the task failed, and may retry."""
+        limit = task.options.time_limit
+        process.kill()
         process.join(RETIRE_TIMEOUT)
-        reason = f"worker process {process.pid} died (exit code {process.exitcode}) running it"
-        logger.error("worker.crashed", **task_fields(task), pool=self.pool.name, error=reason)
+        reason = f"time limit of {limit}s exceeded: worker process {process.pid} was killed"
+        logger.error("task.time_limit_exceeded", task, time_limit_s=limit)
         self._forget_worker()
-        fail_task(self.pool.broker, task, reason, self.pool._stopping)
+        failure = TaskFailure(task.name, task.queue, task.id, reason)
+        return EncodedOutcome(self.pool.broker.runner.encode_outcome(task, failure), reason)
 
     @staticmethod
     def _receive(

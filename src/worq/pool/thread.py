@@ -7,22 +7,16 @@ tests and the memory backend use. Heartbeats keep running tasks' results alive.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from worq._events import logger, task_fields
-from worq._exposed import public_names
-from worq._models import TaskMessage
+from worq._events import logger
 from worq.core import Broker
-from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
-from worq.pool._heartbeat import Heartbeat
-from worq.pool._outages import (
-    back_off,
-    describe,
-    fail_task,
-    finish_outcome,
-    join_interrupting,
-    persist,
-)
+from worq.exceptions import PoolError, TaskFailure
+from worq.models import Envelope, TaskMessage
+from worq.pool._leases import LeaseKeeper
+from worq.pool._outages import back_off, join_interrupting
+from worq.pool._pipeline import TaskPipeline
+from worq.runner import EncodedOutcome
 
 __all__ = ["Error", "WorkerPool"]
 
@@ -56,7 +50,8 @@ class WorkerPool:
         (retried first if it had retries left) and the worker went on."""
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
-        self._heartbeat: Heartbeat | None = None
+        self._leases: LeaseKeeper | None = None
+        self._pipeline: TaskPipeline | None = None
 
     def start(self, timeout: float = 1) -> None:
         """Start the worker threads and return.
@@ -71,7 +66,8 @@ class WorkerPool:
         if self._threads:
             raise Error(f"thread pool on queue {self.broker.name!r} was already started")
         name = f"worq-{self.broker.name}"
-        self._heartbeat = Heartbeat(self.broker, name, on_overdue=self._overdue)
+        self._leases = LeaseKeeper(self.broker, name, on_overdue=self._overdue)
+        self._pipeline = TaskPipeline(self.broker, self._leases, self._stopping)
         for number in range(self.workers):
             thread = self.thread_factory(
                 target=self._work, args=(timeout,), name=f"{name}-worker-{number}"
@@ -81,7 +77,7 @@ class WorkerPool:
             thread.start()
         logger.info(
             "pool.started", queue=self.broker.name, workers=self.workers, pool="thread",
-            tasks=public_names(self.broker.tasks),
+            tasks=self.broker.runner.task_names(),
         )  # fmt: skip
 
     def stop(self, use_sentinel: bool = False, join: bool = True) -> None:
@@ -97,7 +93,7 @@ class WorkerPool:
             join: Wait for the threads to finish.
         """
         self._stopping.set()
-        self.broker.taskqueue.interrupt_waits()
+        self.broker.interrupt_waits()
         if join:
             self.join()
 
@@ -105,9 +101,9 @@ class WorkerPool:
         """Wait for every worker thread to stop (call ``stop(join=False)`` first)."""
         for thread in self._threads:
             join_interrupting(thread, self.broker)
-        if self._heartbeat is not None:
-            self._heartbeat.close()
-            self._heartbeat = None
+        if self._leases is not None:
+            self._leases.close()
+            self._leases = None
             logger.info("pool.stopped", queue=self.broker.name, pool="thread")
 
     def _next_task(self, timeout: float) -> TaskMessage | None:
@@ -129,35 +125,20 @@ class WorkerPool:
                 self._run(task)
 
     def _run(self, task: TaskMessage) -> None:
-        """Run one task and store its outcome; the thread survives whatever happens.
+        """Take one task through the pool's pipeline, running it in this thread."""
+        pipeline = self._pipeline
+        if pipeline is None:  # pragma: no cover - start() made it before any worker ran
+            raise Error("thread pool used before start()")
+        pipeline.process(task, lambda arguments: self._run_here(task, arguments))
 
-        An error from the pool's own steps (a backend call, an option the
-        backend refuses) fails that one task with the reason, then the thread
-        goes on serving.
-        """
-        heartbeat = self._heartbeat
-        if heartbeat is not None:
-            heartbeat.add(task)
-        try:
-            arguments = persist(
-                lambda: self.broker.get_arguments(task), self.broker, self._stopping
-            )
-            outcome = self.broker.execute(task, arguments)
-            if outcome.aborted is not None:
-                self.errors.append(outcome.aborted)
-            data = self.broker.encode_outcome(task, outcome.value)
-            finish_outcome(self.broker, task, data, outcome.retry_reason, self._stopping)
-        except BackendUnavailable as exc:  # the backend is down and the pool is stopping
-            logger.error("task.outcome_unrecorded", **task_fields(task), error=str(exc))
-        except Exception as exc:
-            reason = f"the pool failed to handle it: {describe(exc)}"
-            logger.error("task.pool_error", **task_fields(task), error=reason, exc_info=True)
-            fail_task(self.broker, task, reason, self._stopping)
-        finally:
-            if heartbeat is not None:
-                heartbeat.remove(task)
+    def _run_here(self, task: TaskMessage, arguments: Mapping[str, bytes]) -> EncodedOutcome:
+        runner = self.broker.runner
+        outcome = runner.run(task, arguments)
+        if outcome.aborted is not None:
+            self.errors.append(outcome.aborted)
+        return EncodedOutcome(runner.encode_outcome(task, outcome.value), outcome.retry_reason)
 
-    def _overdue(self, task: TaskMessage) -> None:
+    def _overdue(self, task: Envelope) -> None:
         """A run passed its time limit: fail the task now; its thread cannot be stopped."""
         limit = task.options.time_limit
         failure = TaskFailure(
@@ -167,7 +148,7 @@ class WorkerPool:
             f"time limit of {limit}s exceeded (the thread pool cannot stop the running "
             "thread: it goes on, and its outcome will be dropped)",
         )
-        logger.error("task.time_limit_exceeded", **task_fields(task), time_limit_s=limit)
+        logger.error("task.time_limit_exceeded", task, time_limit_s=limit)
         self.broker.set_result(task, failure)
 
     def __repr__(self) -> str:

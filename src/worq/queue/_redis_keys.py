@@ -2,7 +2,10 @@
 
 All keys of one named queue share the hash tag ``{<queue name>}``, so they
 hash to one Redis Cluster slot and every script can touch them atomically.
-The layout is documented at the top of ``redis_scripts/_lib.lua``.
+The layout is documented at the top of ``redis_scripts/_lib.lua``, whose
+``key.*`` builders mirror this class name for name: a script that needs a key
+Python did not pass it (a dependant's task hash, the lease counter) builds it
+there, so each kind is spelt once per language.
 """
 
 from __future__ import annotations
@@ -71,6 +74,11 @@ class RedisKeys:
         """LIST of task ids a purge (discard_pending) has still to drop."""
         return self.prefix + "dropping"
 
+    @property
+    def leases(self) -> str:
+        """Counter: the last lease token handed out, unique across every task of the queue."""
+        return self.prefix + "leases"
+
     def task(self, task_id: str) -> str:
         """HASH of one task: status, message, arguments."""
         return f"{self.prefix}task:{task_id}"
@@ -82,6 +90,14 @@ class RedisKeys:
     def deps(self, task_id: str) -> str:
         """SET of pending tasks that take this task's result as an argument."""
         return f"{self.prefix}deps:{task_id}"
+
+    def shared(self, task_id: str) -> str:
+        """HASH holding this task's result once for all the pending tasks that take it.
+
+        ``v`` is the result, ``refs`` how many dependants still hold it; the
+        last one to finish or be dropped deletes the hash.
+        """
+        return f"{self.prefix}shared:{task_id}"
 
     def request(self, token: str) -> str:
         """STRING, with a TTL, recording what the call with this request token did.

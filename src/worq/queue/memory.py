@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from worq._deadline import Deadline
 from worq.const import DEFAULT, TaskStatus
 from worq.typing import DeferResult, Taken
 
@@ -156,6 +157,8 @@ class _Store:
 
 
 _NOT_STARTED = frozenset({TaskStatus.ENQUEUED, TaskStatus.DELAYED, TaskStatus.PENDING})
+_COUNTED = (TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.ENQUEUED, TaskStatus.PROCESSING)
+"""The states :meth:`TaskQueue.counts` reports, in a task's order."""
 
 _stores: dict[tuple[str, str], _Store] = {}
 _stores_lock = threading.Lock()
@@ -166,9 +169,9 @@ def _store_for(url: str, name: str) -> _Store:
         return _stores.setdefault((url, name), _Store())
 
 
-def _wait(store: _Store, now: float, deadline: float | None) -> None:
+def _wait(store: _Store, now: float, deadline: Deadline) -> None:
     """Block until notified, the next timed event, or ``deadline``."""
-    wake = min(store.next_wake(), math.inf if deadline is None else deadline)
+    wake = min(store.next_wake(), math.inf if deadline.at is None else deadline.at)
     store.cond.wait(None if wake == math.inf else max(0.0, wake - now))
 
 
@@ -180,7 +183,8 @@ class TaskQueue:
             separates stores within a process.
         name: Queue name.
         initial_result_timeout: Seconds a lease lasts when a task is taken,
-            before a heartbeat renews it.
+            before a heartbeat renews it (the manual's name; the attribute is
+            ``initial_lease``).
     """
 
     def __init__(
@@ -188,7 +192,7 @@ class TaskQueue:
     ) -> None:
         self._url = url
         self._name = name
-        self.initial_result_timeout = initial_result_timeout
+        self.initial_lease = initial_result_timeout
         self._store = _store_for(url, name)
         self._interrupts = 0
         """Counts interrupt_waits calls: a get that began before one returns None."""
@@ -199,6 +203,15 @@ class TaskQueue:
     ) -> TaskQueue:
         """Make a queue (WorQ 1.1 spelling of the constructor)."""
         return cls(url, name, initial_result_timeout)
+
+    @property
+    def initial_result_timeout(self) -> float:
+        """The manual's name for :attr:`initial_lease`."""
+        return self.initial_lease
+
+    @initial_result_timeout.setter
+    def initial_result_timeout(self, seconds: float) -> None:
+        self.initial_lease = seconds
 
     @property
     def url(self) -> str:
@@ -253,7 +266,7 @@ class TaskQueue:
 
     def get(self, timeout: float | None) -> Taken | None:
         store = self._store
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         with store.cond:
             epoch = self._interrupts
             while True:
@@ -269,19 +282,31 @@ class TaskQueue:
                         return Taken(task_id, record.message)
                     record.attempt += 1
                     return self._lease(task_id, record, now)
-                if (deadline is not None and now >= deadline) or self._interrupts != epoch:
+                if deadline.passed(now) or self._interrupts != epoch:
                     return None
                 _wait(store, now, deadline)
 
     def _lease(self, task_id: str, record: _Record, now: float) -> Taken:
         record.status = TaskStatus.PROCESSING
         record.lease = next(self._store.lease_tokens)
-        self._store.track_lease(task_id, record, now + self.initial_result_timeout)
+        self._store.track_lease(task_id, record, now + self.initial_lease)
         return Taken(task_id, record.message, record.attempt, str(record.lease))
 
     def size(self) -> int:
         with self._store.cond:
             return len(self._store.not_started())
+
+    def counts(self) -> dict[TaskStatus, int]:
+        counted = dict.fromkeys(_COUNTED, 0)
+        with self._store.cond:
+            for record in self._store.records.values():
+                if record.status in counted:
+                    counted[record.status] += 1
+        return counted
+
+    def ping(self) -> bool:
+        """Always True: the store is this process's memory."""
+        return True
 
     def discard_pending(self) -> int:
         store = self._store
@@ -299,6 +324,10 @@ class TaskQueue:
             return {} if record is None else dict(record.arguments)
 
     def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
+        """The manual's name for :meth:`renew_lease`."""
+        return self.renew_lease(task_id, timeout, lease)
+
+    def renew_lease(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
         store = self._store
         with store.cond:
             record = store.records.get(task_id)
@@ -373,7 +402,7 @@ class TaskQueue:
 
     def pop_result(self, task_id: str, timeout: float | None) -> bytes | TaskStatus | None:
         store = self._store
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         with store.cond:
             while True:
                 now = time.monotonic()
@@ -385,7 +414,7 @@ class TaskQueue:
                     return record.result
                 if record.lapsed(now):
                     return TaskStatus.LAPSED
-                if deadline is not None and now >= deadline:
+                if deadline.passed(now):
                     return None
                 _wait(store, now, deadline)
 

@@ -34,6 +34,7 @@ from redis.backoff import NoBackoff
 from redis.connection import Connection
 from redis.retry import Retry
 
+from worq._deadline import Deadline
 from worq._events import logger
 from worq._urls import check_redis_database, mask_url
 from worq.const import DEFAULT, TaskStatus
@@ -50,6 +51,9 @@ MAX_BLOCK = 1.0
 
 While a task runs, a waiter wakes at its lease deadline instead, to see at
 once whether the lease lapsed."""
+
+INITIAL_LEASE = 60.0
+"""Seconds a lease lasts, by default, when a task is taken (see TaskQueue)."""
 
 INTERRUPT_TIMEOUT = 2.0
 """Longest interrupt_waits tries to unblock the waits of get() before giving up."""
@@ -154,27 +158,39 @@ class TaskQueue:
             ``?ssl_ca_certs=/path`` names a CA) or ``unix:///path.sock?db=N``.
             Query parameters redis-py's ``from_url`` understands are passed on.
         name: Queue name; must not contain braces (they delimit the hash tag).
-        initial_result_timeout: Seconds a taken task's result placeholder lives
-            before the first heartbeat must extend it.
+        initial_lease: Seconds a lease lasts when a task is taken, before the
+            first heartbeat renews it (default :data:`INITIAL_LEASE`).
         redis_factory: Class whose ``from_url`` makes the client.
+        initial_result_timeout: ``initial_lease`` under the name the WorQ 1.1
+            manual gives it.
 
     Raises:
         ValueError: The URL is malformed (the message masks any password).
+        TypeError: Both ``initial_lease`` and ``initial_result_timeout`` were given.
     """
 
     def __init__(
         self,
         url: str,
         name: str = DEFAULT,
-        initial_result_timeout: float = 60,
+        initial_lease: float | None = None,
         redis_factory: type[redis.Redis] = redis.Redis,
+        *,
+        initial_result_timeout: float | None = None,
     ) -> None:
+        if initial_lease is not None and initial_result_timeout is not None:
+            raise TypeError("give initial_lease or initial_result_timeout (its old name), not both")
         self._url = url
         self._masked_url = mask_url(url)
         check_redis_database(url)
         self._name = name
         self.keys = RedisKeys.for_queue(name)
-        self.initial_result_timeout = initial_result_timeout
+        if initial_lease is None:
+            initial_lease = (
+                INITIAL_LEASE if initial_result_timeout is None else initial_result_timeout
+            )
+        self.initial_lease = initial_lease
+        """Seconds a lease lasts when a task is taken, before a heartbeat renews it."""
         try:
             # socket_timeout=None: blocking waits (BLMOVE) last as long as asked;
             # redis-py's default (5 s in recent versions) would cut them. No
@@ -206,6 +222,11 @@ class TaskQueue:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def initial_result_timeout(self) -> float:
+        """:attr:`initial_lease` under the name the WorQ 1.1 manual gives it."""
+        return self.initial_lease
 
     def _error(self, exc: redis.exceptions.RedisError) -> WorqError:
         """The worq error for a redis-py one, naming the server and queue."""
@@ -259,7 +280,7 @@ class TaskQueue:
             WorqError: Redis refused it.
         """
         delays = iter(RETRY_DELAYS)
-        started = time.monotonic()
+        window = Deadline(_RETRY_WINDOW)
         while True:
             try:
                 return step()
@@ -269,7 +290,7 @@ class TaskQueue:
                 if request is not None:
                     request.retried = True
                 delay = next(delays, None)
-                if delay is None or time.monotonic() - started > _RETRY_WINDOW:
+                if delay is None or window.passed():
                     raise self._error(exc) from exc
                 time.sleep(delay)
             except redis.exceptions.RedisError as exc:
@@ -371,8 +392,8 @@ class TaskQueue:
     def _get(self, request: _Request, timeout: float | None) -> Taken | None:
         k = self.keys
         keys = [k.queue, k.claimed, k.delayed, k.claimed_since, k.request(request.token)]
-        lease_ms = _ms(self.initial_result_timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        lease_ms = _ms(self.initial_lease)
+        deadline = Deadline(timeout)
         claimed: bytes | str = ""
         epoch = self._waiting.epoch
         while True:
@@ -380,9 +401,10 @@ class TaskQueue:
             taken, next_due_ms = self._read("get", self._run("get", keys, args), _read_get)
             if taken is not None:
                 return taken
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if (remaining is not None and remaining <= 0) or self._waiting.epoch != epoch:
+            now = time.monotonic()
+            if deadline.passed(now) or self._waiting.epoch != epoch:
                 return None
+            remaining = deadline.remaining(now)
             next_due = None if next_due_ms < 0 else next_due_ms / 1000
             waits = [t for t in (remaining, next_due) if t is not None]
             block = min(waits) if waits else 0  # 0: until a task arrives
@@ -429,8 +451,8 @@ class TaskQueue:
         of when its timeout runs out. Waits for results are not touched.
         """
         blocked = self._waiting.interrupt()
-        deadline = time.monotonic() + INTERRUPT_TIMEOUT
-        while blocked and time.monotonic() < deadline:
+        deadline = Deadline(INTERRUPT_TIMEOUT)
+        while blocked and not deadline.passed():
             # An UNBLOCK may reach the server before the BLMOVE it is meant for
             # (they travel on different connections): repeat until each waiter
             # is out of its wait.
@@ -443,6 +465,27 @@ class TaskQueue:
         k = self.keys
         reply = self._run("size", [k.queue, k.delayed, k.wakes, k.deferred], [])
         return self._read("size", reply, _integer)
+
+    def counts(self) -> dict[TaskStatus, int]:
+        """One pipelined read of the queue's lists and sets; approximate while tasks move."""
+        k = self.keys
+
+        def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.scard(k.deferred)
+            pipe.zcard(k.delayed)
+            pipe.llen(k.queue)
+            pipe.get(k.wakes)
+            pipe.zcard(k.processing)
+            return list(pipe.execute())
+
+        pending, delayed, queued, wakes, processing = self._call(read)
+        return {
+            TaskStatus.PENDING: int(pending),
+            TaskStatus.DELAYED: int(delayed),
+            TaskStatus.ENQUEUED: max(0, int(queued) - int(wakes or 0)),
+            TaskStatus.PROCESSING: int(processing),
+        }
 
     def discard_pending(self) -> int:
         k = self.keys
@@ -459,10 +502,19 @@ class TaskQueue:
         flat = self._run("arguments", [k.task(task_id)], [k.prefix])
         return self._read("arguments", flat, _read_arguments)
 
-    def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
+    def renew_lease(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
+        """Renew a running task's lease for ``timeout`` seconds (a heartbeat).
+
+        Returns:
+            False when the task is not running under ``lease`` (None: any lease).
+        """
         k = self.keys
         args: list[_Arg] = [k.prefix, task_id, lease or "", _ms(timeout)]
         return self._read("heartbeat", self._run("heartbeat", [k.processing], args), _boolean)
+
+    def set_task_timeout(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
+        """:meth:`renew_lease` under the name the WorQ 1.1 manual gives it."""
+        return self.renew_lease(task_id, timeout, lease)
 
     def get_status(self, task_id: str) -> TaskStatus | None:
         k = self.keys
@@ -503,7 +555,7 @@ class TaskQueue:
 
     def _reclaim(self, limit: int, task_id: str) -> list[Taken]:
         k = self.keys
-        lease_ms = _ms(self.initial_result_timeout)
+        lease_ms = _ms(self.initial_lease)
         key = f"reclaim:{task_id}" if task_id else f"reclaim@{threading.get_ident()}"
         with self._request(key) as request:
             keys = [k.processing, k.claimed, k.claimed_since, k.queue, k.request(request.token)]
@@ -522,17 +574,16 @@ class TaskQueue:
         result_key = k.result(task_id)
         keys = [result_key, k.task(task_id), k.processing, k.taken(request.token)]
         args: list[_Arg] = [task_id, self._replay_ms, request]
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while True:
             outcome = self._read("pop_result", self._run("pop_result", keys, args), _read_pop)
             if not isinstance(outcome, int):
                 return outcome
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            now = time.monotonic()
+            if deadline.passed(now):
                 return None
-            block = MAX_BLOCK if outcome < 0 else min(MAX_BLOCK, outcome / 1000 + 0.01)
-            if remaining is not None:
-                block = min(block, remaining)
+            longest = MAX_BLOCK if outcome < 0 else min(MAX_BLOCK, outcome / 1000 + 0.01)
+            block = deadline.capped(longest, now)
             # Moving the one-element list onto itself waits for the result
             # without taking it: the script takes it, under this call's token.
             self._blmove(result_key, result_key, max(block, 0.01), "LEFT")

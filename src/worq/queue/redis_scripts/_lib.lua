@@ -1,7 +1,11 @@
 -- Shared helpers, prepended to every worq script when it is loaded.
 --
 -- Key layout of one named queue (P = "worq:{<queue name>}:", so that every
--- key of a queue hashes to one Redis Cluster slot):
+-- key of a queue hashes to one Redis Cluster slot). Scripts name a key only
+-- through the key.* builders below, one per kind, which mirror RedisKeys in
+-- _redis_keys.py name for name: Python and Lua cannot drift apart, and a
+-- test (tests/test_redis_keys.py) checks every key a script touches is one
+-- of these kinds, in the queue's slot.
 --   P.."queue"          LIST  ids of runnable tasks (LPUSH in, RPOP out)
 --   P.."claimed"        LIST  ids taken by BLMOVE, waiting for get.lua
 --   P.."claimed_since"  HASH  id -> when a sweep first saw it in "claimed"
@@ -11,21 +15,40 @@
 --   P.."processing"     ZSET  id -> lease deadline (ms since the epoch)
 --   P.."deferred"       SET   ids of pending tasks, waiting for their arguments
 --   P.."dropping"       LIST  ids a purge (discard_pending.lua) has still to drop
---   P.."req:"..token    STRING what the call with this request token did (a
---                             task stored, taken or finished), with a TTL, so
---                             that a retry after a lost reply gets the same answer
---   P.."taken:"..token  LIST  the result that call took, with a TTL (see pop_result)
 --   P.."leases"         STRING the last lease token handed out (a counter)
 --   P.."task:"..id      HASH  status, keep ("1"/"0"), track ("1"/"0"), msg,
 --                             attempt, lease (the current lease's token),
 --                             deferred ("1"), waiting (arguments still missing),
 --                             "arg:"..arg_id ("": that result was handed over,
 --                             and lives in P.."shared:"..arg_id)
---   P.."deps:"..id      SET   ids of pending tasks that take id's result
 --   P.."result:"..id    LIST  the result message (one element), with a TTL
+--   P.."deps:"..id      SET   ids of pending tasks that take id's result
 --   P.."shared:"..id    HASH  v: id's result, stored once however many pending
 --                             tasks take it; refs: how many still hold it (the
 --                             last one to finish or be dropped deletes it)
+--   P.."req:"..token    STRING what the call with this request token did (a
+--                             task stored, taken or finished), with a TTL, so
+--                             that a retry after a lost reply gets the same answer
+--   P.."taken:"..token  LIST  the result that call took, with a TTL (see pop_result)
+
+-- Kinds Python always passes in KEYS (result, request, ...) have builders
+-- too, unused for now, so that the mirror of RedisKeys stays whole.
+local key = {}
+function key.queue(prefix) return prefix .. 'queue' end
+function key.claimed(prefix) return prefix .. 'claimed' end
+function key.claimed_since(prefix) return prefix .. 'claimed_since' end
+function key.delayed(prefix) return prefix .. 'delayed' end
+function key.wakes(prefix) return prefix .. 'wakes' end
+function key.processing(prefix) return prefix .. 'processing' end
+function key.deferred(prefix) return prefix .. 'deferred' end
+function key.dropping(prefix) return prefix .. 'dropping' end
+function key.leases(prefix) return prefix .. 'leases' end
+function key.task(prefix, id) return prefix .. 'task:' .. id end
+function key.result(prefix, id) return prefix .. 'result:' .. id end
+function key.deps(prefix, id) return prefix .. 'deps:' .. id end
+function key.shared(prefix, id) return prefix .. 'shared:' .. id end
+function key.request(prefix, token) return prefix .. 'req:' .. token end
+function key.taken(prefix, token) return prefix .. 'taken:' .. token end
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -36,15 +59,15 @@ end
 -- delayed id is also pushed on the queue, to wake a worker blocked there: it
 -- skips the id (still delayed) and sleeps until the task is due.
 local function schedule(prefix, id, delay_ms)
-    local task = prefix .. 'task:' .. id
+    local task = key.task(prefix, id)
     if delay_ms > 0 then
         redis.call('HSET', task, 'status', 'delayed')
-        redis.call('ZADD', prefix .. 'delayed', now_ms() + delay_ms, id)
-        redis.call('LPUSH', prefix .. 'queue', id)
-        redis.call('INCR', prefix .. 'wakes')
+        redis.call('ZADD', key.delayed(prefix), now_ms() + delay_ms, id)
+        redis.call('LPUSH', key.queue(prefix), id)
+        redis.call('INCR', key.wakes(prefix))
     else
         redis.call('HSET', task, 'status', 'enqueued')
-        redis.call('LPUSH', prefix .. 'queue', id)
+        redis.call('LPUSH', key.queue(prefix), id)
     end
 end
 
@@ -53,31 +76,31 @@ end
 -- so that it is unique across every incarnation of an id: a stale run of a
 -- task sent before under the same id can never finish the new one.
 local function lease(prefix, id, ms)
-    local task = prefix .. 'task:' .. id
-    local token = redis.call('INCR', prefix .. 'leases')
+    local task = key.task(prefix, id)
+    local token = redis.call('INCR', key.leases(prefix))
     redis.call('HSET', task, 'status', 'processing', 'lease', token)
-    redis.call('ZADD', prefix .. 'processing', now_ms() + ms, id)
+    redis.call('ZADD', key.processing(prefix), now_ms() + ms, id)
     local f = redis.call('HMGET', task, 'msg', 'attempt')
     return {id, f[1] or '', tonumber(f[2] or '0'), tostring(token)}
 end
 
 -- True while the task runs under the lease token ('' accepts any lease).
 local function holds(prefix, id, token)
-    local f = redis.call('HMGET', prefix .. 'task:' .. id, 'status', 'lease')
+    local f = redis.call('HMGET', key.task(prefix, id), 'status', 'lease')
     return f[1] == 'processing' and (token == '' or f[2] == token)
 end
 
 -- A worker skipped an id in the queue: a wake-up call (or a duplicate).
 local function woken(prefix)
-    if redis.call('DECR', prefix .. 'wakes') <= 0 then
-        redis.call('DEL', prefix .. 'wakes')
+    if redis.call('DECR', key.wakes(prefix)) <= 0 then
+        redis.call('DEL', key.wakes(prefix))
     end
 end
 
 -- Hand result ``message`` of task ``id`` to the dependant whose hash is
 -- ``task``: one shared copy for all of them, counted, never one copy each.
 local function hand_over(prefix, task, id, message)
-    local shared = prefix .. 'shared:' .. id
+    local shared = key.shared(prefix, id)
     if redis.call('HINCRBY', shared, 'refs', 1) == 1 then
         redis.call('HSET', shared, 'v', message)
     end
@@ -89,7 +112,7 @@ end
 local function release_arguments(prefix, task)
     for _, field in ipairs(redis.call('HKEYS', task)) do
         if string.sub(field, 1, 4) == 'arg:' then
-            local shared = prefix .. 'shared:' .. string.sub(field, 5)
+            local shared = key.shared(prefix, string.sub(field, 5))
             if redis.call('HINCRBY', shared, 'refs', -1) <= 0 then
                 redis.call('DEL', shared)
             end

@@ -7,7 +7,7 @@ local out = {}
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(field, 1, 4) == 'arg:' then
         local id = string.sub(field, 5)
-        local value = redis.call('HGET', ARGV[1] .. 'shared:' .. id, 'v')
+        local value = redis.call('HGET', key.shared(ARGV[1], id), 'v')
         if value then
             out[#out + 1] = id
             out[#out + 1] = value

@@ -41,7 +41,7 @@ end
 if #pending == 0 then
     schedule(ARGV[1], ARGV[2], 0)
 else
-    redis.call('SADD', ARGV[1] .. 'deferred', ARGV[2])
+    redis.call('SADD', key.deferred(ARGV[1]), ARGV[2])
 end
 redis.call('SET', KEYS[4], 'stored', 'PX', ARGV[5])
 return 'stored'

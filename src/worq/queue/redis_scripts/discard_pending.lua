@@ -19,7 +19,7 @@ if ARGV[2] == 'start' then
     for _, id in ipairs(ids) do
         if not seen[id] then
             seen[id] = true
-            local status = redis.call('HGET', prefix .. 'task:' .. id, 'status')
+            local status = redis.call('HGET', key.task(prefix, id), 'status')
             if status and NOT_STARTED[status] then
                 found = found + 1
                 redis.call('RPUSH', KEYS[5], id)
@@ -31,7 +31,7 @@ end
 for _ = 1, limit do
     local id = redis.call('LPOP', KEYS[5])
     if not id then break end
-    local task = prefix .. 'task:' .. id
+    local task = key.task(prefix, id)
     local f = redis.call('HMGET', task, 'status', 'deferred')
     if f[1] and NOT_STARTED[f[1]] then
         if f[2] == '1' then
@@ -40,7 +40,7 @@ for _ = 1, limit do
         redis.call('DEL', task)
         redis.call('ZREM', KEYS[2], id)
         redis.call('SREM', KEYS[4], id)
-        local deps = prefix .. 'deps:' .. id
+        local deps = key.deps(prefix, id)
         for _, dep in ipairs(redis.call('SMEMBERS', deps)) do
             redis.call('RPUSH', KEYS[5], dep)
         end

@@ -20,7 +20,7 @@ if ARGV[5] == '1' then
         if token == '' then
             return {'task', id, message, 1, ''}
         end
-        local f = redis.call('HMGET', prefix .. 'task:' .. id, 'status', 'lease', 'msg', 'attempt')
+        local f = redis.call('HMGET', key.task(prefix, id), 'status', 'lease', 'msg', 'attempt')
         if f[1] == 'processing' and f[2] == token then
             return {'task', id, f[3] or '', tonumber(f[4] or '0'), token}
         end
@@ -30,7 +30,7 @@ end
 local now = now_ms()
 for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)) do
     redis.call('ZREM', KEYS[3], due)
-    local task = prefix .. 'task:' .. due
+    local task = key.task(prefix, due)
     if redis.call('HGET', task, 'status') == 'delayed' then
         redis.call('HSET', task, 'status', 'enqueued')
         redis.call('RPUSH', KEYS[1], due)
@@ -48,9 +48,9 @@ else
     id = redis.call('RPOP', KEYS[1])
 end
 while id do
-    local task = prefix .. 'task:' .. id
+    local task = key.task(prefix, id)
     local f = redis.call('HMGET', task, 'status', 'track', 'msg')
-    if not f[1] and tonumber(redis.call('GET', prefix .. 'wakes') or '0') <= 0 then
+    if not f[1] and tonumber(redis.call('GET', key.wakes(prefix)) or '0') <= 0 then
         return {'garbage', id}  -- no such task, and no wake-up call pending
     end
     if f[1] == 'enqueued' then

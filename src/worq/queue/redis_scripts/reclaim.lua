@@ -20,7 +20,7 @@ if ARGV[6] == '1' then
         local held = cmsgpack.unpack(record)
         for i = 1, #held, 2 do
             local id, token = held[i], held[i + 1]
-            local f = redis.call('HMGET', prefix .. 'task:' .. id, 'status', 'lease', 'msg', 'attempt')
+            local f = redis.call('HMGET', key.task(prefix, id), 'status', 'lease', 'msg', 'attempt')
             if f[1] == 'processing' and f[2] == token then
                 for _, v in ipairs({id, f[3] or '', tonumber(f[4] or '0'), token}) do
                     out[#out + 1] = v
@@ -51,7 +51,7 @@ else
 end
 local held = {}
 for _, id in ipairs(ids) do
-    if redis.call('HGET', prefix .. 'task:' .. id, 'status') == 'processing' then
+    if redis.call('HGET', key.task(prefix, id), 'status') == 'processing' then
         local taken = lease(prefix, id, ms)
         for _, v in ipairs(taken) do out[#out + 1] = v end
         held[#held + 1] = id

@@ -8,7 +8,7 @@
 -- Returns 1, or 0 (nothing changed) when the task is not running under the lease.
 if not holds(ARGV[1], ARGV[2], ARGV[3]) then
     if ARGV[5] == '1' then
-        local f = redis.call('HMGET', ARGV[1] .. 'task:' .. ARGV[2], 'status', 'lease')
+        local f = redis.call('HMGET', key.task(ARGV[1], ARGV[2]), 'status', 'lease')
         if f[2] == ARGV[3] and (f[1] == 'enqueued' or f[1] == 'delayed') then
             return 1
         end

@@ -54,7 +54,7 @@ redis.call('DEL', KEYS[2])
 redis.call('RPUSH', KEYS[2], message)
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
 for _, dep in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    local task = prefix .. 'task:' .. dep
+    local task = key.task(prefix, dep)
     if redis.call('HGET', task, 'status') == 'pending' then
         hand_over(prefix, task, id, message)
         if redis.call('HINCRBY', task, 'waiting', -1) <= 0 then

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
-from worq._models import SentTask
 from worq._urls import mask_url
 from worq.const import TaskStatus
 from worq.exceptions import NoValueYet, ResultNotReady, TaskExpired, TaskFailure
+from worq.models import SentTask
 
 if TYPE_CHECKING:
     from worq.core import Broker
@@ -41,7 +41,7 @@ class Deferred(Generic[T]):
             (e.g. attrs classes) from JSON; ``None`` leaves values as decoded.
 
     Attributes:
-        task: The :class:`~worq._models.SentTask`: on the client that sent the
+        task: The :class:`~worq.models.SentTask`: on the client that sent the
             task, its id, name, options and arguments as the caller passed
             them (a Deferred argument is still that Deferred); for a Deferred
             built here from an id or another object, only the id and name

@@ -1,79 +1,39 @@
-"""Value objects that travel between clients, brokers and workers."""
+"""The value objects that travel between clients, brokers, pools and workers.
+
+Every type here appears in a public signature (``Broker.next_task`` returns a
+:class:`TaskMessage`, ``Task.options`` is a :class:`TaskOptions`,
+``Broker.execute`` returns an :class:`Outcome`), so this module is public.
+
+A task travels as two parts (see :mod:`worq._wire`): the :class:`Envelope`,
+small and always JSON, which every component reads (brokers, pools, the
+reaper, a client settling a lapsed task), and the :class:`Payload`, the
+arguments, decoded once, by the process that runs the task. A
+:class:`TaskMessage` is both together: an envelope with its payload.
+"""
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any, Literal
 
 import attrs
 
+from worq._checks import check_seconds
+
 __all__ = [
-    "MAX_SECONDS",
-    "MAX_TASK_ID_BYTES",
     "ON_ERROR_VALUES",
     "ArgumentRef",
+    "Envelope",
     "OnError",
+    "Outcome",
+    "Payload",
     "SentTask",
     "TaskMessage",
     "TaskOptions",
-    "check_seconds",
-    "check_task_id",
 ]
 
 OnError = Literal["fail", "pass"]
 ON_ERROR_VALUES: tuple[OnError, ...] = ("fail", "pass")
-
-
-MAX_SECONDS = 10 * 365 * 24 * 3600
-"""Longest duration any option may give (ten years): a bound every backend can
-store (Redis takes milliseconds as a 64-bit integer) and no clock arithmetic
-overflows; an infinite or NaN duration is refused when the task is made."""
-
-
-def check_seconds(name: str, value: object, *, zero: bool = False) -> None:
-    """Refuse anything but a finite number of seconds in (0, MAX_SECONDS] (or [0, ...]).
-
-    Raises:
-        ValueError: Naming the option, what it got and the accepted range.
-    """
-    low = ">= 0" if zero else "> 0"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not (value >= 0 if zero else value > 0)
-        or value > MAX_SECONDS
-    ):
-        raise ValueError(
-            f"{name} must be a finite number of seconds {low} and at most {MAX_SECONDS} "
-            f"(ten years), got {value!r}"
-        )
-
-
-MAX_TASK_ID_BYTES = 512
-"""Longest task id, in UTF-8 bytes: ids are part of every backend key."""
-
-
-def check_task_id(task_id: object, where: str) -> str:
-    """``task_id`` if it is a usable id: a non-empty str of at most MAX_TASK_ID_BYTES.
-
-    Raises:
-        ValueError: Naming ``where`` (the task and queue) and the offending id.
-    """
-    if (
-        isinstance(task_id, str)
-        and task_id
-        and len(task_id.encode("utf-8", "surrogatepass")) <= MAX_TASK_ID_BYTES
-    ):
-        return task_id
-    shown = repr(task_id)
-    if len(shown) > 80:
-        shown = f"{shown[:60]}... ({len(shown)} characters)"
-    raise ValueError(
-        f"{where}: task id must be a non-empty str of at most {MAX_TASK_ID_BYTES} bytes "
-        f"(UTF-8), got {shown}"
-    )
 
 
 def _positive_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -161,19 +121,20 @@ class ArgumentRef:
 
 
 @attrs.frozen(kw_only=True)
-class TaskMessage:
-    """One task invocation, as the client sends it and the worker runs it.
+class Envelope:
+    """What every part of worq but the task itself needs to know of a task.
+
+    Small and always JSON on the wire, whatever the serializer: a pool, a
+    reaper or a client settling a lapsed task reads it without decoding the
+    arguments, so an argument it cannot decode (a class it does not have)
+    changes nothing for them.
 
     Attributes:
         id: Unique task id; also the key of its result.
         name: Dotted task name, e.g. ``"shop.price"``.
         queue: Name of the queue the task was sent to.
-        args: Positional arguments; may contain :class:`ArgumentRef`.
-        kwargs: Keyword arguments; may contain :class:`ArgumentRef`.
         options: How to run the task.
         refs: Ids of the referenced tasks whose results the backend hands over.
-        resolved: Outcomes of referenced tasks that the client already held
-            (completed Deferreds passed as arguments), keyed by task id.
         attempt: Worker side only, not encoded: which run this is (1 = first).
         lease: Worker side only, not encoded: the token that lets this run
             heartbeat, retry or finish the task; "" for a fire-and-forget task
@@ -183,11 +144,8 @@ class TaskMessage:
     id: str
     name: str
     queue: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = attrs.field(factory=dict)
     options: TaskOptions = attrs.field(factory=TaskOptions)
     refs: tuple[str, ...] = ()
-    resolved: dict[str, Any] = attrs.field(factory=dict)
     attempt: int = 1
     lease: str = ""
 
@@ -201,6 +159,91 @@ class TaskMessage:
         A fire-and-forget task without retries is forgotten once taken.
         """
         return not self.options.ignore_result or self.options.retries > 0 or bool(self.refs)
+
+
+@attrs.frozen(kw_only=True)
+class Payload:
+    """A task's arguments, as its codec carries them.
+
+    Attributes:
+        args: Positional arguments; may contain :class:`ArgumentRef`.
+        kwargs: Keyword arguments; may contain :class:`ArgumentRef`.
+        resolved: Outcomes of referenced tasks that the client already held
+            (completed Deferreds passed as arguments), keyed by task id.
+    """
+
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = attrs.field(factory=dict)
+    resolved: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class TaskMessage(Envelope):
+    """One task invocation, envelope and payload: what a worker runs.
+
+    ``Broker.next_task`` returns one. Its envelope attributes (``id``,
+    ``name``, ``queue``, ``options``, ``refs``, ``attempt``, ``lease``) are
+    :class:`Envelope`'s; ``args``, ``kwargs`` and ``resolved`` are
+    :class:`Payload`'s.
+    """
+
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = attrs.field(factory=dict)
+    resolved: dict[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def join(cls, envelope: Envelope, payload: Payload) -> TaskMessage:
+        """The task of ``envelope`` with the arguments of ``payload``."""
+        return cls(
+            id=envelope.id,
+            name=envelope.name,
+            queue=envelope.queue,
+            options=envelope.options,
+            refs=envelope.refs,
+            attempt=envelope.attempt,
+            lease=envelope.lease,
+            args=payload.args,
+            kwargs=payload.kwargs,
+            resolved=payload.resolved,
+        )
+
+    @property
+    def envelope(self) -> Envelope:
+        """The envelope alone (what a pool hands to a worker process with the payload)."""
+        return Envelope(
+            id=self.id,
+            name=self.name,
+            queue=self.queue,
+            options=self.options,
+            refs=self.refs,
+            attempt=self.attempt,
+            lease=self.lease,
+        )
+
+    @property
+    def payload(self) -> Payload:
+        """The arguments alone."""
+        return Payload(args=self.args, kwargs=self.kwargs, resolved=self.resolved)
+
+
+@attrs.frozen
+class Outcome:
+    """What running a task produced (see ``Broker.execute``).
+
+    Attributes:
+        value: The return value, or a TaskFailure saying why there is none.
+        retry_reason: Why running it again may succeed (the task raised); None
+            when it may not (it succeeded, is unknown, got wrong arguments, or a
+            dependency failed).
+        aborted: The ``BaseException`` that is not an ``Exception``
+            (``SystemExit``, ``KeyboardInterrupt``...) the task raised, if any:
+            the task failed like any other, and the pool decides what the
+            exception means for the worker.
+    """
+
+    value: Any
+    retry_reason: str | None = None
+    aborted: BaseException | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -1,10 +1,12 @@
-"""Lease upkeep for a worker pool: heartbeats, time limits, reaping.
+"""Keeping a pool's leases: renewing them, watching time limits, reaping lapsed ones.
 
 While a task runs its lease must be renewed, or the task would be reclaimed
-as lost. One thread per pool beats for every task the pool runs, each at its
-own ``heartrate``; tells the pool when a run passes its ``time_limit``; and,
-every few seconds, reaps tasks whose lease lapsed anywhere on the queue (their
-pool vanished), so that they are retried or expired even if nobody waits.
+as lost. One thread per pool renews the lease of every task the pool runs,
+each at its own ``heartrate``; tells the pool when a run passes its
+``time_limit``; and, every few seconds, reaps tasks whose lease lapsed
+anywhere on the queue (their pool vanished), so that they are retried or
+expired even if nobody waits. All three are about one question, whether a
+leased task is still looked after, so they share one thread and one clock.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from collections.abc import Callable
 
 import attrs
 
-from worq._events import logger, task_fields
-from worq._models import TaskMessage
+from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import WorqError
+from worq.models import Envelope
 from worq.pool._outages import describe
 
-__all__ = ["Heartbeat"]
+__all__ = ["LeaseKeeper"]
 
 _MAX_NAP = 1.0
 """Longest the thread waits before looking at the running tasks again."""
@@ -33,12 +35,12 @@ REAP_EVERY = (0.05, 5.0)
 
 @attrs.define
 class _Running:
-    task: TaskMessage
+    task: Envelope
     next_beat: float
     overdue_at: float
 
 
-class Heartbeat:
+class LeaseKeeper:
     """Keeps the leases of the tasks it is told about, until :meth:`close`.
 
     Args:
@@ -52,7 +54,7 @@ class Heartbeat:
         self,
         broker: Broker,
         name: str,
-        on_overdue: Callable[[TaskMessage], None] | None = None,
+        on_overdue: Callable[[Envelope], None] | None = None,
     ) -> None:
         self._broker = broker
         self._on_overdue = on_overdue
@@ -61,27 +63,27 @@ class Heartbeat:
         """Keyed by (task id, lease), never by id alone: an old run of a task and
         its retry may overlap in one pool, and each keeps its own lease."""
         self._closed = False
-        lease = broker.taskqueue.initial_result_timeout
+        lease = broker.initial_lease
         self._reap_every = min(max(lease / 4, REAP_EVERY[0]), REAP_EVERY[1])
         self._next_reap = time.monotonic() + self._reap_every
-        self._thread = threading.Thread(target=self._run, name=f"{name}-heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{name}-leases", daemon=True)
         self._thread.start()
 
-    def add(self, task: TaskMessage) -> None:
+    def add(self, task: Envelope) -> None:
         """Start keeping ``task``'s lease.
 
         The first beat comes after one ``heartrate``, or sooner if the initial
         lease would lapse first; tasks shorter than that send no beat at all.
         """
         now = time.monotonic()
-        first = min(task.options.heartrate, self._broker.taskqueue.initial_result_timeout / 2)
+        first = min(task.options.heartrate, self._broker.initial_lease / 2)
         limit = task.options.time_limit
         overdue = math.inf if limit is None or self._on_overdue is None else now + limit
         with self._changed:
             self._running[task.id, task.lease] = _Running(task, now + first, overdue)
             self._changed.notify()
 
-    def remove(self, task: TaskMessage) -> None:
+    def remove(self, task: Envelope) -> None:
         """Stop keeping ``task``'s lease."""
         with self._changed:
             self._running.pop((task.id, task.lease), None)
@@ -104,7 +106,7 @@ class Heartbeat:
                     continue
             self._act(beats, overdue, reap)
 
-    def _due(self, now: float) -> tuple[list[TaskMessage], list[TaskMessage], bool]:
+    def _due(self, now: float) -> tuple[list[Envelope], list[Envelope], bool]:
         """What to do now; reschedules what it hands out."""
         beats, overdue = [], []
         for running in self._running.values():
@@ -125,14 +127,14 @@ class Heartbeat:
             times += [running.next_beat, running.overdue_at]
         return max(0.0, min(_MAX_NAP, min(times) - time.monotonic()))
 
-    def _act(self, beats: list[TaskMessage], overdue: list[TaskMessage], reap: bool) -> None:
+    def _act(self, beats: list[Envelope], overdue: list[Envelope], reap: bool) -> None:
         """Beat, enforce limits and reap; no error of one step stops the thread."""
         for task in beats:
             try:
-                self._broker.heartbeat(task)
+                self._broker.renew_lease(task)
             except Exception as exc:  # the next beat may go through: keep every lease going
                 logger.warning(
-                    "task.heartbeat_failed", **task_fields(task), error=describe(exc),
+                    "task.heartbeat_failed", task, error=describe(exc),
                     exc_info=not isinstance(exc, WorqError),
                 )  # fmt: skip
         for task in overdue:
@@ -141,7 +143,7 @@ class Heartbeat:
                     self._on_overdue(task)
                 except Exception as exc:  # its lease still lapses: a reaper settles it
                     logger.error(
-                        "task.outcome_unrecorded", **task_fields(task), error=describe(exc),
+                        "task.outcome_unrecorded", task, error=describe(exc),
                         exc_info=True,
                     )  # fmt: skip
         if reap:

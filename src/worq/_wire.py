@@ -1,0 +1,162 @@
+"""A stored task's bytes: a JSON envelope, a newline, then the codec's payload.
+
+::
+
+    {"v":2,"id":"t1","name":"shop.price","queue":"default","options":{...},"refs":["t0"]}
+    <payload>
+
+The envelope (:class:`~worq.models.Envelope`) is JSON whatever the serializer:
+``"v"`` (this format's version, 2), ``"id"``, ``"name"``, ``"queue"``,
+``"options"`` (every :class:`~worq.models.TaskOptions` field, in worq's JSON
+value encoding, see :mod:`worq._codec`) and ``"refs"`` (the ids of the tasks
+whose results the backend hands over). ``attempt`` and ``lease`` are not
+written: the backend hands them over with the message (see
+:class:`~worq.typing.Taken`). orjson never writes a raw newline (one inside a
+string is escaped as ``\\n``), so the first ``b"\\n"`` ends the envelope.
+
+The payload (:class:`~worq.models.Payload`) is whatever the broker's codec
+writes for the arguments: for JSON ``{"args": [...], "kwargs": {...}}``, plus
+``"resolved": {...}`` when the client already held referenced outcomes; for
+pickle, a pickled ``(args, kwargs, resolved)`` tuple.
+
+The split is so that whoever needs only the envelope (a pool choosing how to
+run a task, a client settling a task whose lease lapsed) reads it cheaply and
+safely: :func:`decode_envelope` parses that one line and slices the payload
+off unread, so it never unpickles, and an argument of a class this process
+lacks cannot stop it. Only the process that runs the task decodes the payload.
+
+Version 1 (worq before the split) stored a task as one JSON object or one
+pickled message: :func:`decode_envelope` refuses the first as "unsupported
+version 1" and hints at pickle for the second. Without a newline the whole
+bytes are read as the envelope, so that a message of any other version is
+refused naming its version rather than its framing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import orjson
+
+from worq._codec import children, decode_error, decode_tree, dump_json, encode_tree, explain
+from worq.exceptions import SerializationError
+from worq.models import Envelope, TaskMessage, TaskOptions
+from worq.typing import Codec
+
+__all__ = ["VERSION", "decode_envelope", "decode_task", "encode_task"]
+
+VERSION = 2
+"""The format's version, ``"v"`` in the envelope; a message of any other is refused."""
+
+_FIELDS: tuple[tuple[str, type], ...] = (
+    ("id", str),
+    ("name", str),
+    ("queue", str),
+    ("options", dict),
+    ("refs", list),
+)
+_OPTIONS = tuple(a.name for a in attrs.fields(TaskOptions))
+_WITHIN = "in the message envelope, which is JSON whatever the serializer"
+_WHAT = "message envelope"
+_PICKLED = " (pickle data? the envelope is JSON whatever the serializer; older worq pickled all)"
+"""Pickle bytes where an envelope should be are likely a version 1 pickled message."""
+
+
+def encode_task(codec: Codec, message: TaskMessage) -> bytes:
+    """The bytes to store for ``message``: its envelope, a newline, its payload.
+
+    The payload is encoded first, so that an unencodable argument, by far the
+    likeliest failure, is the one reported.
+
+    Raises:
+        SerializationError: Saying what could not be encoded and where
+            (``args[0]``, ``kwargs['x']``, ``resolved[...]``, ``options...``).
+    """
+    payload = codec.encode_payload(message.payload)
+    return b"\n".join((_encode_envelope(message), payload))
+
+
+def _encode_envelope(envelope: Envelope) -> bytes:
+    # No pickle hint: with the pickle serializer the envelope is still JSON.
+    return dump_json(envelope, _tree, _roots, within=_WITHIN, suggest_pickle=False)
+
+
+def _tree(envelope: Envelope) -> dict[str, Any]:
+    options = envelope.options
+    return {
+        "v": VERSION,
+        "id": envelope.id,
+        "name": envelope.name,
+        "queue": envelope.queue,
+        "options": {name: encode_tree(getattr(options, name)) for name in _OPTIONS},
+        "refs": envelope.refs,
+    }
+
+
+def _roots(envelope: Envelope) -> list[tuple[str, object]]:
+    """The envelope's fields with their paths, as an encoding error names them."""
+    fields = [("id", envelope.id), ("name", envelope.name), ("queue", envelope.queue)]
+    return [*fields, *children("options", envelope.options), *children("refs", envelope.refs)]
+
+
+def decode_envelope(data: bytes) -> tuple[Envelope, bytes]:
+    """The envelope of a stored task, checked, and its payload's bytes, unread.
+
+    The envelope's ``attempt`` and ``lease`` are the defaults (1 and ""):
+    they are not in the bytes. Only the first line is parsed, in place; the
+    payload is sliced off as it is.
+
+    Raises:
+        SerializationError: Naming what is wrong: not JSON (with a hint for
+            pickle bytes, as version 1 wrote with the pickle serializer),
+            another version (a version 1 JSON message is one object with
+            ``"v": 1``), no newline, a field missing or of the wrong type, a
+            bad option.
+    """
+    end = data.find(b"\n")
+    # Without a newline, all of it: a message of another version says which it is.
+    line = memoryview(data)[: end if end >= 0 else len(data)]
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        hint = _PICKLED if data[:1] == b"\x80" else ""
+        raise decode_error(_WHAT, data, f"not valid JSON: {exc}{hint}") from exc
+    if type(obj) is not dict:
+        raise decode_error(_WHAT, data, f"not an object but a {type(obj).__name__}")
+    if type(obj.get("v")) is not int or obj["v"] != VERSION:
+        why = f"unsupported version {obj.get('v')!r} (this worq reads version {VERSION})"
+        raise decode_error(_WHAT, data, why)
+    if end < 0:
+        raise decode_error(_WHAT, data, "no newline ends the envelope, so no payload follows")
+    for key, kind in _FIELDS:
+        if type(obj.get(key)) is not kind:
+            why = f"field {key!r} must be a {kind.__name__}, not {obj.get(key)!r:.40}"
+            raise decode_error(_WHAT, data, why)
+    try:
+        envelope = Envelope(
+            id=obj["id"],
+            name=obj["name"],
+            queue=obj["queue"],
+            options=TaskOptions(**{k: decode_tree(v) for k, v in obj["options"].items()}),
+            refs=tuple(_task_id(r) for r in obj["refs"]),
+        )
+    except (SerializationError, TypeError, ValueError) as exc:
+        raise decode_error(_WHAT, data, explain(exc)) from exc
+    return envelope, data[end + 1 :]
+
+
+def decode_task(codec: Codec, data: bytes) -> TaskMessage:
+    """The whole task: :func:`decode_envelope`, then the payload by ``codec``.
+
+    Raises:
+        SerializationError: For a bad envelope, or a payload ``codec`` cannot read.
+    """
+    envelope, payload = decode_envelope(data)
+    return TaskMessage.join(envelope, codec.decode_payload(payload))
+
+
+def _task_id(ref: object) -> str:
+    if type(ref) is not str:
+        raise TypeError(f"refs must hold str task ids, not {ref!r:.40}")
+    return ref

@@ -1,0 +1,299 @@
+"""Running a task: the exposed tasks, and one call from arguments to an outcome.
+
+A :class:`Runner` is what a worker needs to run tasks and nothing more: the
+tasks a broker exposes and the codec that decodes their arguments and encodes
+their outcomes. It never talks to a backend, so a process pool's worker
+process holds a Runner, and the pool process, which owns the backend
+connection, does the rest (see :mod:`worq.pool._pipeline`).
+
+Running one task means: looking it up, handing over the results of the tasks
+it depends on, converting arguments to its annotations, calling it, and
+turning whatever it does into an :class:`~worq.models.Outcome` with the
+events that say so.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import time
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from worq._arguments import resolve_refs
+from worq._events import logger
+from worq.exceptions import SerializationError, TaskFailure
+from worq.models import Envelope, Outcome, TaskMessage
+from worq.typing import Codec
+
+__all__ = [
+    "DEPENDENCY_FAILED",
+    "NOOP_TASK",
+    "EncodedOutcome",
+    "ExposedTask",
+    "Runner",
+    "dependency_failed",
+    "public_names",
+]
+
+NOOP_TASK = "worq:noop"
+"""A task every broker runs; its name cannot clash with a dotted task path."""
+
+
+def public_names(tasks: Mapping[str, ExposedTask]) -> list[str]:
+    """The names of the tasks a user exposed, sorted: every one but NOOP_TASK."""
+    return sorted(name for name in tasks if name != NOOP_TASK)
+
+
+class ArgumentMismatch(Exception):
+    """The arguments do not fit the task's signature or annotations."""
+
+
+@attrs.frozen
+class ExposedTask:
+    """A callable registered on a worker, with what is needed to call it from a message.
+
+    Attributes:
+        name: The dotted name clients use.
+        fn: The function or bound method.
+        signature: ``fn``'s signature; None for callables without one (some builtins).
+        hints: Annotations of the parameters worth converting (not ``Any``),
+            so JSON values become e.g. attrs instances or Decimals.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    signature: inspect.Signature | None
+    hints: dict[str, Any]
+
+    @classmethod
+    def from_callable(cls, name: str, fn: Callable[..., Any]) -> ExposedTask:
+        """Inspect ``fn`` once, when it is exposed, not on every call."""
+        try:
+            signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):  # builtins without introspectable signatures
+            signature = None
+        try:
+            annotations = typing.get_type_hints(fn)
+        except Exception:  # unresolvable forward references: call with values as decoded
+            annotations = {}
+        hints = {
+            param: hint
+            for param, hint in annotations.items()
+            if param != "return" and hint is not Any and hint is not object
+        }
+        return cls(name, fn, signature, hints if signature is not None else {})
+
+    def call(self, codec: Codec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call the task; arguments are first converted to the annotated types.
+
+        Raises:
+            ArgumentMismatch: The arguments do not fit the signature or annotations.
+        """
+        if self.hints:
+            args, kwargs = self._convert(codec, args, kwargs)
+        elif self.signature is not None:
+            try:  # a TypeError from the call itself could come from inside the task
+                self.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise ArgumentMismatch(f"TypeError: {exc}") from None
+        return self.fn(*args, **kwargs)
+
+    def _convert(
+        self, codec: Codec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        signature = self.signature
+        if signature is None:  # never with hints: from_callable drops them
+            return args, kwargs
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentMismatch(f"TypeError: {exc}") from None
+        for param, value in bound.arguments.items():
+            hint = self.hints.get(param)
+            if hint is None:
+                continue
+            kind = signature.parameters[param].kind
+            try:
+                if kind is inspect.Parameter.VAR_POSITIONAL:
+                    converted: Any = tuple(codec.structure(item, hint) for item in value)
+                elif kind is inspect.Parameter.VAR_KEYWORD:
+                    converted = {key: codec.structure(item, hint) for key, item in value.items()}
+                else:
+                    converted = codec.structure(value, hint)
+            except Exception as exc:
+                raise ArgumentMismatch(
+                    f"argument {param!r} does not fit its annotation {_hint_name(hint)}: {exc}"
+                ) from None
+            bound.arguments[param] = converted
+        return bound.args, bound.kwargs
+
+
+def _hint_name(hint: Any) -> str:
+    return hint.__qualname__ if isinstance(hint, type) else repr(hint)
+
+
+def _noop() -> None:
+    """Does nothing: the wake-up task WorQ 1.1-style pools sent; still run if sent."""
+
+
+@attrs.frozen
+class EncodedOutcome:
+    """A run's outcome as it is stored: what a worker process sends back to its pool.
+
+    Attributes:
+        data: The encoded value or TaskFailure.
+        retry_reason: Why another run may succeed; None if it may not.
+    """
+
+    data: bytes
+    retry_reason: str | None = None
+
+
+class Runner:
+    """Runs tasks: the exposed tasks plus the codec; needs no backend.
+
+    Args:
+        codec: Decodes arguments and encodes outcomes.
+    """
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self.tasks: dict[str, ExposedTask] = {
+            NOOP_TASK: ExposedTask.from_callable(NOOP_TASK, _noop)
+        }
+        """Every task this runner can run, by dotted name (NOOP_TASK included)."""
+
+    def expose(self, name: str, fn: Callable[..., Any]) -> None:
+        """Run ``fn`` for tasks called ``name`` (replacing any task of that name)."""
+        self.tasks[name] = ExposedTask.from_callable(name, fn)
+
+    def task_names(self) -> list[str]:
+        """The names of the tasks a user exposed, sorted (see :func:`public_names`)."""
+        return public_names(self.tasks)
+
+    def run(self, task: TaskMessage, arguments: Mapping[str, bytes]) -> Outcome:
+        """Run ``task`` with the encoded results handed to it; log how it went."""
+        logger.info("task.started", task, attempt=task.attempt)
+        started = time.perf_counter()
+        outcome = self._run(task, arguments)
+        duration = round(time.perf_counter() - started, 6)
+        if isinstance(outcome.value, TaskFailure):
+            logger.warning(
+                "task.failed", task, error=outcome.value.error, duration_s=duration,
+                attempt=task.attempt,
+            )  # fmt: skip
+        else:
+            logger.info("task.succeeded", task, duration_s=duration, attempt=task.attempt)
+        return outcome
+
+    def run_encoded(
+        self, envelope: Envelope, payload: bytes, arguments: Mapping[str, bytes]
+    ) -> EncodedOutcome:
+        """Decode the payload, run the task and encode its outcome: a worker process's job.
+
+        A payload this runner cannot decode fails the task, without retry (no
+        run would decode it better), with the reason.
+        """
+        try:
+            task = TaskMessage.join(envelope, self.codec.decode_payload(payload))
+        except SerializationError as exc:
+            reason = f"worker could not decode the message ({self.codec.name}): {exc}"
+            logger.error("task.rejected", envelope, error=reason)
+            failure = TaskFailure(envelope.name, envelope.queue, envelope.id, reason)
+            return EncodedOutcome(self.encode_outcome(envelope, failure))
+        outcome = self.run(task, arguments)
+        return EncodedOutcome(self.encode_outcome(task, outcome.value), outcome.retry_reason)
+
+    def encode_outcome(self, task: Envelope, value: Any) -> bytes:
+        """Encode a task's outcome; one the serializer refuses becomes a TaskFailure."""
+        try:
+            return self.codec.encode_value(value)
+        except SerializationError as exc:
+            logger.error("result.unencodable", task, error=str(exc))
+            failure = TaskFailure(
+                task.name, task.queue, task.id, f"result could not be encoded: {exc}"
+            )
+            return self.codec.encode_value(failure)
+
+    def _run(self, task: TaskMessage, arguments: Mapping[str, bytes]) -> Outcome:
+        def failure(error: str) -> TaskFailure:
+            return TaskFailure(task.name, task.queue, task.id, error)
+
+        exposed = self.tasks.get(task.name)
+        if exposed is None:
+            return Outcome(_unknown(self.tasks, task))
+        values = dict(task.resolved)
+        for ref in task.refs:
+            values[ref] = _argument_value(self.codec, task, ref, arguments.get(ref))
+        if task.options.on_error == "fail":
+            for value in values.values():
+                if isinstance(value, TaskFailure):
+                    return Outcome(failure(dependency_failed(value)))
+        args, kwargs = (
+            resolve_refs(task.args, task.kwargs, values) if values else (task.args, task.kwargs)
+        )
+        try:
+            return Outcome(exposed.call(self.codec, args, kwargs))
+        except ArgumentMismatch as exc:
+            return Outcome(failure(str(exc)))
+        except Exception as exc:
+            logger.error("task.raised", task, exc_info=True)
+            error = f"{type(exc).__name__}: {exc}"
+            return Outcome(failure(error), retry_reason=error)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the task failed
+            logger.error("task.aborted", task, error=repr(exc), exc_info=True)
+            error = f"{type(exc).__name__}: {exc}"
+            return Outcome(failure(error), retry_reason=error, aborted=exc)
+
+
+def _unknown(tasks: Mapping[str, ExposedTask], task: TaskMessage) -> TaskFailure:
+    """WorQ 1.1's "no such task", with a note saying what this worker does expose.
+
+    The error text stays exactly WorQ 1.1's, which code bases compare; the note
+    (shown under the traceback, carried by the codec) tells the reader what to
+    look at: the task count and the nearest exposed names.
+    """
+    names = public_names(tasks)
+    nearest = difflib.get_close_matches(task.name, names, n=3, cutoff=0.6)
+    suggestion = f"; did you mean {' or '.join(map(repr, nearest))}?" if nearest else ""
+    count = f"{len(names)} task{'' if len(names) == 1 else 's'}"
+    note = (
+        f"the worker of queue {task.queue!r} exposes {count}{suggestion} (check the task's "
+        "name, and that the worker's broker exposes it: broker.expose(taskspace))"
+    )
+    logger.error("task.unknown", task, exposed=len(names), suggestions=nearest)
+    failure = TaskFailure(task.name, task.queue, task.id, "no such task")
+    failure.add_note(note)
+    return failure
+
+
+DEPENDENCY_FAILED = "dependency failed: "
+ROOT_CAUSE = "; root cause: "
+
+
+def dependency_failed(failure: TaskFailure) -> str:
+    """The error of a task whose Deferred argument ended with ``failure``.
+
+    It names the failed dependency and the root cause, once: along a chain of
+    dependants the text keeps a constant size instead of nesting each link's
+    whole error in the next.
+    """
+    if not failure.error.startswith(DEPENDENCY_FAILED):
+        return f"{DEPENDENCY_FAILED}{failure}"  # the dependency is the root cause
+    own = failure.error[len(DEPENDENCY_FAILED) :]
+    root = own.split(ROOT_CAUSE, 1)[1] if ROOT_CAUSE in own else own
+    where = f"{failure.task_name} [{failure.queue}:{failure.task_id}]"
+    return f"{DEPENDENCY_FAILED}{where}{ROOT_CAUSE}{root}"
+
+
+def _argument_value(codec: Codec, task: TaskMessage, ref: str, data: bytes | None) -> Any:
+    if data is None:
+        return TaskFailure("?", task.queue, ref, "result was not handed over to the dependant")
+    try:
+        return codec.decode_value(data)
+    except SerializationError as exc:
+        return TaskFailure("?", task.queue, ref, f"result could not be decoded: {exc}")

@@ -1,0 +1,177 @@
+"""Tests for worq._wire: a JSON envelope, a newline, the codec's payload."""
+
+from __future__ import annotations
+
+import pickle
+import re
+import sys
+import types
+from decimal import Decimal
+
+import attrs
+import orjson
+import pytest
+
+from worq._codec import JsonCodec, PickleCodec
+from worq._wire import VERSION, decode_envelope, decode_task, encode_task
+from worq.exceptions import SerializationError
+from worq.models import ArgumentRef, Envelope, TaskMessage, TaskOptions
+from worq.typing import Codec
+
+JSON = JsonCodec()
+PICKLE = PickleCodec()
+CODECS = pytest.mark.parametrize("codec", [JSON, PICKLE], ids=["json", "pickle"])
+
+MESSAGE = TaskMessage(
+    id="t1",
+    name="shop.price",
+    queue="default",
+    options=TaskOptions(retries=2, time_limit=5),
+    refs=("t0",),
+    args=("sku", ArgumentRef("t0")),
+    kwargs={"at": Decimal("1.50")},
+)
+
+
+@CODECS
+def test_envelope_is_json_whatever_the_serializer(codec: Codec) -> None:
+    """Both codecs write the same JSON envelope line; only the payload differs."""
+    data = encode_task(codec, MESSAGE)
+    head, _, payload = data.partition(b"\n")
+    assert orjson.loads(head) == {
+        "v": VERSION,
+        "id": "t1",
+        "name": "shop.price",
+        "queue": "default",
+        "options": {
+            "on_error": "fail",
+            "ignore_result": False,
+            "result_timeout": 3600,
+            "heartrate": 30,
+            "retries": 2,
+            "retry_backoff": 1,
+            "retry_backoff_max": 300,
+            "time_limit": 5,
+        },
+        "refs": ["t0"],
+    }
+    assert payload == codec.encode_payload(MESSAGE.payload)
+    assert decode_envelope(data) == (MESSAGE.envelope, payload)
+    assert decode_task(codec, data) == MESSAGE
+
+
+def test_pickle_payload_is_pickle() -> None:
+    """With the pickle serializer, what follows the envelope is pickle bytes."""
+    payload = encode_task(PICKLE, MESSAGE).partition(b"\n")[2]
+    assert payload.startswith(b"\x80")
+    assert PICKLE.decode_payload(payload) == MESSAGE.payload
+
+
+@CODECS
+def test_newlines_inside_values(codec: Codec) -> None:
+    """A newline inside an id or an argument is escaped: the first raw one ends the envelope."""
+    message = TaskMessage(id="a\nb", name="n\n", queue="q", args=("x\ny",), kwargs={"k\n": b"\n"})
+    data = encode_task(codec, message)
+    assert b"\n" not in data.partition(b"\n")[0]
+    assert decode_task(codec, data) == message
+
+
+def test_attempt_and_lease_stay_off_the_wire() -> None:
+    """The backend hands attempt and lease over with the message: decoding gives the defaults."""
+    taken = attrs.evolve(MESSAGE, attempt=3, lease="secret-lease")
+    data = encode_task(JSON, taken)
+    assert b"secret-lease" not in data
+    assert data == encode_task(JSON, MESSAGE)
+    envelope, _ = decode_envelope(data)
+    assert (envelope.attempt, envelope.lease) == (1, "")
+
+
+def test_envelope_without_unpickling_the_payload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A payload whose class is missing here still yields its envelope, and pickle never runs."""
+    module = types.ModuleType("worq_vanishing_probe")
+    gone = type("Gone", (), {"__module__": module.__name__})
+    module.Gone = gone  # type: ignore[attr-defined]  # where pickle looks the class up
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    data = encode_task(PICKLE, attrs.evolve(MESSAGE, args=(gone(),)))
+    monkeypatch.delitem(sys.modules, module.__name__)  # as in a process without that module
+    with pytest.raises(SerializationError, match="cannot decode with the pickle serializer"):
+        decode_task(PICKLE, data)
+
+    def forbidden(*args: object, **kwargs: object) -> object:
+        raise AssertionError("decode_envelope unpickled")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    envelope, payload = decode_envelope(data)
+    assert envelope == MESSAGE.envelope
+    assert payload == data.partition(b"\n")[2]
+
+
+def test_envelope_of_a_garbage_json_payload() -> None:
+    """A JSON payload that is garbage does not stop the envelope; decoding the task names it."""
+    head = encode_task(JSON, MESSAGE).partition(b"\n")[0]
+    data = head + b"\n\x00 not json at all"
+    assert decode_envelope(data) == (MESSAGE.envelope, b"\x00 not json at all")
+    with pytest.raises(SerializationError, match=r"^cannot decode message payload with the json"):
+        decode_task(JSON, data)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (orjson.dumps({"v": 1, "id": "t1"}), "unsupported version 1 (this worq reads version 2)"),
+        (b'{"v": 99}\n{}', "unsupported version 99 (this worq reads version 2)"),
+        (b"", "not valid JSON: "),
+        (pickle.dumps(("pickled", "message")), "(pickle data? the envelope is JSON whatever the"),
+        (b"\x80\x04junk\n", "(pickle data? the envelope is JSON whatever the serializer"),
+        (b"\x00junk", "not valid JSON: "),
+    ],
+)
+def test_no_envelope_refused(data: bytes, reason: str) -> None:
+    """Bytes without a version 2 envelope line are refused, saying what they look like."""
+    with pytest.raises(SerializationError, match=r"^cannot decode message envelope: ") as info:
+        decode_envelope(data)
+    assert reason in str(info.value)
+
+
+def test_missing_separator_refused() -> None:
+    """An envelope with no newline after it is malformed, even if the JSON itself is fine."""
+    head = encode_task(JSON, MESSAGE).partition(b"\n")[0]
+    expected = (
+        "cannot decode message envelope: no newline ends the envelope, so no payload follows "
+        f"({head[:80]!r}...)"
+    )
+    with pytest.raises(SerializationError) as info:
+        decode_envelope(head)
+    assert str(info.value) == expected
+
+
+def test_envelope_encoding_errors_name_the_field() -> None:
+    """Envelope fields that JSON cannot carry are named, with no advice to switch to pickle."""
+    within = "in the message envelope, which is JSON whatever the serializer"
+    surrogate = attrs.evolve(MESSAGE, id="\ud800")
+    expected = f"id: cannot encode a str holding lone surrogates {within} (JSON text must be"
+    for codec in (JSON, PICKLE):
+        with pytest.raises(SerializationError, match=f"^{re.escape(expected)}"):
+            encode_task(codec, surrogate)
+    odd = attrs.evolve(MESSAGE, options=TaskOptions(on_error=type("Odd", (str,), {})("fail")))
+    with pytest.raises(SerializationError) as info:
+        encode_task(PICKLE, odd)
+    assert str(info.value).startswith(
+        f"options.on_error: cannot encode value of type 'Odd' {within}"
+    )
+    assert "pickle" not in str(info.value)
+
+
+def test_arguments_reported_before_the_envelope() -> None:
+    """When both fail, the argument (the likelier culprit) is the one named."""
+    both = attrs.evolve(MESSAGE, id="\ud800", args=(object(),))
+    with pytest.raises(SerializationError, match=r"^args\[0\]: cannot encode value of type"):
+        encode_task(JSON, both)
+
+
+def test_envelope_round_trips_alone() -> None:
+    """decode_envelope hands back an Envelope, not a TaskMessage: it knows nothing of arguments."""
+    envelope, _ = decode_envelope(encode_task(JSON, MESSAGE))
+    assert type(envelope) is Envelope
+    assert envelope.tracked
