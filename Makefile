@@ -48,6 +48,7 @@ demo: $(STAMP)
 
 bench: $(STAMP) redis-server
 	$(BIN)/python bench/redis_roundtrips.py
+	$(BIN)/python bench/log_events.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
