@@ -49,6 +49,7 @@ demo: $(STAMP)
 bench: $(STAMP) redis-server
 	$(BIN)/python bench/redis_roundtrips.py
 	$(BIN)/python bench/log_events.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -11,24 +11,20 @@ Uses WORQ_BENCH_REDIS_URL if set, else a private redis-server on a free port.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
 import structlog
+from _servers import redis_url  # bench/ is the script directory
 
 from worq import get_broker
 from worq.models import TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._pipeline import TaskPipeline
 from worq.runner import EncodedOutcome
-from worq.testing import RedisServer
 
 K = 5
 """Deferred arguments of the fan-in task."""
@@ -52,22 +48,6 @@ class RoundTrips:
         before = self.count
         result = operation()
         return self.count - before, result
-
-
-@contextmanager
-def redis_url() -> Iterator[str]:
-    """The benchmark's Redis: WORQ_BENCH_REDIS_URL or a private server."""
-    url = os.environ.get("WORQ_BENCH_REDIS_URL")
-    if url:
-        yield url
-        return
-    with tempfile.TemporaryDirectory() as directory:
-        server = RedisServer(Path(directory))
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
 
 
 RUN = "run in the pools' pipeline (incl. set_result)"

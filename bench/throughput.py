@@ -1,0 +1,155 @@
+"""worq's own per-call throughput, latency, Redis commands per task and worker RSS.
+
+The workload of the performance issue: N no-op tasks sent with ``q.noop(i)``
+in a loop, then ``d.wait()`` on each in order, with two workers; latency is
+the time of sequential submit-then-wait calls. Each configuration runs three
+times and the median is printed. Redis commands per task come from ``INFO
+commandstats`` (every command the server ran: clients, workers, idle waits,
+heartbeats, reaping), so they include what a round-trip count misses.
+
+Run with ``make bench``; ``WORQ_BENCH_TASKS`` changes N (default 5,000).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+import structlog
+from _servers import redis_url  # bench/ is the script directory
+
+from worq import get_broker
+from worq.core import Broker
+from worq.pool.process import WorkerPool as ProcessPool
+from worq.pool.thread import WorkerPool as ThreadPool
+
+TASKS = int(os.environ.get("WORQ_BENCH_TASKS", "5000"))
+LATENCY_CALLS = 300
+RUNS = 3
+WORKERS = 2
+WAIT = 60.0
+
+
+def noop(value: int) -> int:
+    """The benchmark's task: returns its argument."""
+    return value
+
+
+def init(url: str) -> Broker:
+    """Process-pool worker init (module level, so spawned workers can import it)."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger("warning"))
+    broker = get_broker(url)
+    broker.expose(noop)
+    return broker
+
+
+def _rss_kib(pid: int) -> int:
+    """Resident set size of a process, in KiB (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _commands(url: str) -> int:
+    """Commands the server has run so far (INFO commandstats, every command)."""
+    client = redis.Redis.from_url(url)
+    try:
+        stats: dict[str, dict[str, Any]] = client.info("commandstats")
+        return sum(int(entry["calls"]) for entry in stats.values())
+    finally:
+        client.close()
+
+
+@contextmanager
+def running(kind: str, url: str) -> Iterator[list[int]]:
+    """A started pool of ``kind`` on ``url``; yields its worker pids (none for threads)."""
+    broker = init(url)
+    if kind == "thread":
+        thread_pool = ThreadPool(broker, workers=WORKERS)
+        thread_pool.start(timeout=1)
+        try:
+            yield []
+        finally:
+            thread_pool.stop()
+        return
+    process_pool = ProcessPool(broker, init, workers=WORKERS)
+    process_pool.start(timeout=1, handle_sigterm=False)
+    try:
+        deadline = time.monotonic() + WAIT
+        while len(process_pool.worker_pids()) < WORKERS:  # no event says they are up
+            if time.monotonic() > deadline:
+                raise RuntimeError("process pool workers did not start")
+            time.sleep(0.05)
+        yield process_pool.worker_pids()
+    finally:
+        process_pool.stop()
+
+
+def _wait(deferred: Any) -> None:
+    if not deferred.wait(WAIT):
+        raise RuntimeError(f"task {deferred.id} did not finish in {WAIT}s")
+
+
+def measure(kind: str, url: str, count_commands: bool) -> dict[str, float]:
+    """One run: throughput, latency percentiles, commands per task, RSS."""
+    with running(kind, url) as pids:
+        q = get_broker(url).queue()
+        _wait(q.noop(0))  # warm: scripts loaded, workers idle
+        idle_rss = [_rss_kib(pid) for pid in pids]
+        commands = _commands(url) if count_commands else 0
+        started = time.perf_counter()
+        sent = [q.noop(i) for i in range(TASKS)]
+        for deferred in sent:
+            _wait(deferred)
+        elapsed = time.perf_counter() - started
+        per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")
+        latencies = []
+        for i in range(LATENCY_CALLS):
+            began = time.perf_counter()
+            _wait(q.noop(i))
+            latencies.append((time.perf_counter() - began) * 1000)
+        end_rss = [_rss_kib(pid) for pid in pids]
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "tasks/s": TASKS / elapsed,
+        "p50 ms": statistics.median(latencies),
+        "p99 ms": cuts[98],
+        "cmds/task": per_task,
+        "worker idle RSS MiB": max(idle_rss, default=0) / 1024,
+        "worker end RSS MiB": max(end_rss, default=0) / 1024,
+        "pool process RSS MiB": _rss_kib(os.getpid()) / 1024,
+    }
+
+
+def median_of(runs: Callable[[], dict[str, float]]) -> dict[str, float]:
+    results = [runs() for _ in range(RUNS)]
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def main() -> int:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger("warning"))
+    rows: dict[str, dict[str, float]] = {}
+    rows["memory + thread pool"] = median_of(lambda: measure("thread", "memory://bench", False))
+    with redis_url() as url:
+        rows["redis + thread pool"] = median_of(lambda: measure("thread", url, True))
+        rows["redis + process pool"] = median_of(lambda: measure("process", url, True))
+    columns = list(next(iter(rows.values())))
+    print(f"{TASKS} no-op tasks, {WORKERS} workers, median of {RUNS} runs")
+    print("| configuration | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for name, row in rows.items():
+        cells = ["-" if value != value else f"{value:,.2f}" for value in row.values()]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
