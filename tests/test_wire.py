@@ -43,16 +43,7 @@ def test_envelope_is_json_whatever_the_serializer(codec: Codec) -> None:
         "id": "t1",
         "name": "shop.price",
         "queue": "default",
-        "options": {
-            "on_error": "fail",
-            "ignore_result": False,
-            "result_timeout": 3600,
-            "heartrate": 30,
-            "retries": 2,
-            "retry_backoff": 1,
-            "retry_backoff_max": 300,
-            "time_limit": 5,
-        },
+        "options": {"retries": 2, "time_limit": 5},  # only what differs from the defaults
         "refs": ["t0"],
     }
     assert payload == codec.encode_payload(MESSAGE.payload)
@@ -175,3 +166,16 @@ def test_envelope_round_trips_alone() -> None:
     envelope, _ = decode_envelope(encode_task(JSON, MESSAGE))
     assert type(envelope) is Envelope
     assert envelope.tracked
+
+
+def test_defaults_are_left_out_and_restored_exactly() -> None:
+    """A task with default options and no refs writes neither; a float default keeps its type."""
+    plain = TaskMessage(id="t2", name="noop", queue="default", args=(1,))
+    data = encode_task(JSON, plain)
+    assert data.split(b"\n")[0] == b'{"v":2,"id":"t2","name":"noop","queue":"default"}'
+    assert decode_task(JSON, data) == plain
+    floating = attrs.evolve(plain, options=TaskOptions(result_timeout=3600.0))
+    envelope, _ = decode_envelope(encode_task(JSON, floating))
+    assert type(envelope.options.result_timeout) is float
+    with pytest.raises(SerializationError, match="field 'refs' must be a list"):
+        decode_envelope(b'{"v":2,"id":"t","name":"n","queue":"q","refs":{}}\n{}')

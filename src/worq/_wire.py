@@ -7,9 +7,12 @@
 
 The envelope (:class:`~worq.models.Envelope`) is JSON whatever the serializer:
 ``"v"`` (this format's version, 2), ``"id"``, ``"name"``, ``"queue"``,
-``"options"`` (every :class:`~worq.models.TaskOptions` field, in worq's JSON
-value encoding, see :mod:`worq._codec`) and ``"refs"`` (the ids of the tasks
-whose results the backend hands over). ``attempt`` and ``lease`` are not
+``"options"`` (the :class:`~worq.models.TaskOptions` fields that differ from
+their defaults, in worq's JSON value encoding, see :mod:`worq._codec`;
+absent when none does) and ``"refs"`` (the ids of the tasks whose results the
+backend hands over; absent when there are none). Leaving defaults out keeps
+the common task's message small, which is most of what Redis stores per
+pending task. ``attempt`` and ``lease`` are not
 written: the backend hands them over with the message (see
 :class:`~worq.typing.Taken`). orjson never writes a raw newline (one inside a
 string is escaped as ``\\n``), so the first ``b"\\n"`` ends the envelope.
@@ -57,6 +60,9 @@ _FIELDS: tuple[tuple[str, type], ...] = (
     ("refs", list),
 )
 _OPTIONS = tuple(a.name for a in attrs.fields(TaskOptions))
+_DEFAULT_OPTIONS = TaskOptions()
+_ABSENT: dict[str, Any] = {"options": {}, "refs": []}
+"""What an envelope without the key means: every option its default, no refs."""
 _WITHIN = "in the message envelope, which is JSON whatever the serializer"
 _WHAT = "message envelope"
 _PICKLED = " (pickle data? the envelope is JSON whatever the serializer; older worq pickled all)"
@@ -83,15 +89,28 @@ def _encode_envelope(envelope: Envelope) -> bytes:
 
 
 def _tree(envelope: Envelope) -> dict[str, Any]:
-    options = envelope.options
-    return {
+    tree: dict[str, Any] = {
         "v": VERSION,
         "id": envelope.id,
         "name": envelope.name,
         "queue": envelope.queue,
-        "options": {name: encode_tree(getattr(options, name)) for name in _OPTIONS},
-        "refs": envelope.refs,
     }
+    options = {
+        name: encode_tree(value)
+        for name in _OPTIONS
+        if not _is_default(name, value := getattr(envelope.options, name))
+    }
+    if options:
+        tree["options"] = options
+    if envelope.refs:
+        tree["refs"] = envelope.refs
+    return tree
+
+
+def _is_default(name: str, value: object) -> bool:
+    """Whether an option is its default, of the same type (so it decodes back exactly)."""
+    default = getattr(_DEFAULT_OPTIONS, name)
+    return type(value) is type(default) and value == default
 
 
 def _roots(envelope: Envelope) -> list[tuple[str, object]]:
@@ -130,16 +149,17 @@ def decode_envelope(data: bytes) -> tuple[Envelope, bytes]:
     if end < 0:
         raise decode_error(_WHAT, data, "no newline ends the envelope, so no payload follows")
     for key, kind in _FIELDS:
-        if type(obj.get(key)) is not kind:
-            why = f"field {key!r} must be a {kind.__name__}, not {obj.get(key)!r:.40}"
+        value = obj.get(key, _ABSENT.get(key))
+        if type(value) is not kind:
+            why = f"field {key!r} must be a {kind.__name__}, not {value!r:.40}"
             raise decode_error(_WHAT, data, why)
     try:
         envelope = Envelope(
             id=obj["id"],
             name=obj["name"],
             queue=obj["queue"],
-            options=TaskOptions(**{k: decode_tree(v) for k, v in obj["options"].items()}),
-            refs=tuple(_task_id(r) for r in obj["refs"]),
+            options=TaskOptions(**{k: decode_tree(v) for k, v in obj.get("options", {}).items()}),
+            refs=tuple(_task_id(r) for r in obj.get("refs", ())),
         )
     except (SerializationError, TypeError, ValueError) as exc:
         raise decode_error(_WHAT, data, explain(exc)) from exc
