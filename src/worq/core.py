@@ -29,7 +29,7 @@ from worq.exceptions import (
     TaskExpired,
     TaskFailure,
 )
-from worq.models import Envelope, Outcome, Payload, SentTask, TaskMessage, TaskOptions
+from worq.models import Envelope, Outcome, SentTask, TaskMessage, TaskOptions
 from worq.runner import NOOP_TASK, ExposedTask, Runner
 from worq.task import Queue, TaskSpace
 from worq.typing import Codec, DeferResult, Taken, TaskLike, TaskQueue
@@ -366,7 +366,7 @@ class Broker:
             return None
         envelope, payload = taken
         try:
-            return TaskMessage.join(envelope, self.decode_payload(payload))
+            return TaskMessage.join(envelope, self.codec.decode_payload(payload))
         except SerializationError as exc:
             self._reject(envelope, f"message could not be decoded ({self.codec.name}): {exc}")
             return None
@@ -382,10 +382,6 @@ class Broker:
         if taken is None:
             return None
         return self._open(taken)
-
-    def decode_payload(self, payload: bytes) -> Payload:
-        """A task's arguments from the payload :meth:`take` returned."""
-        return self.codec.decode_payload(payload)
 
     def _open(self, taken: Taken) -> tuple[Envelope, bytes] | None:
         """The taken task's envelope with its attempt and lease; None (rejected) if unusable."""

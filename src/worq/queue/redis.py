@@ -52,9 +52,6 @@ MAX_BLOCK = 1.0
 While a task runs, a waiter wakes at its lease deadline instead, to see at
 once whether the lease lapsed."""
 
-INITIAL_LEASE = 60.0
-"""Seconds a lease lasts, by default, when a task is taken (see TaskQueue)."""
-
 INTERRUPT_TIMEOUT = 2.0
 """Longest interrupt_waits tries to unblock the waits of get() before giving up."""
 
@@ -158,38 +155,28 @@ class TaskQueue:
             ``?ssl_ca_certs=/path`` names a CA) or ``unix:///path.sock?db=N``.
             Query parameters redis-py's ``from_url`` understands are passed on.
         name: Queue name; must not contain braces (they delimit the hash tag).
-        initial_lease: Seconds a lease lasts when a task is taken, before the
-            first heartbeat renews it (default :data:`INITIAL_LEASE`).
+        initial_result_timeout: Seconds a lease lasts when a task is taken,
+            before the first heartbeat renews it (the manual's name; the
+            attribute is ``initial_lease``).
         redis_factory: Class whose ``from_url`` makes the client.
-        initial_result_timeout: ``initial_lease`` under the name the WorQ 1.1
-            manual gives it.
 
     Raises:
         ValueError: The URL is malformed (the message masks any password).
-        TypeError: Both ``initial_lease`` and ``initial_result_timeout`` were given.
     """
 
     def __init__(
         self,
         url: str,
         name: str = DEFAULT,
-        initial_lease: float | None = None,
+        initial_result_timeout: float = 60,
         redis_factory: type[redis.Redis] = redis.Redis,
-        *,
-        initial_result_timeout: float | None = None,
     ) -> None:
-        if initial_lease is not None and initial_result_timeout is not None:
-            raise TypeError("give initial_lease or initial_result_timeout (its old name), not both")
         self._url = url
         self._masked_url = mask_url(url)
         check_redis_database(url)
         self._name = name
         self.keys = RedisKeys.for_queue(name)
-        if initial_lease is None:
-            initial_lease = (
-                INITIAL_LEASE if initial_result_timeout is None else initial_result_timeout
-            )
-        self.initial_lease = initial_lease
+        self.initial_lease = initial_result_timeout
         """Seconds a lease lasts when a task is taken, before a heartbeat renews it."""
         try:
             # socket_timeout=None: blocking waits (BLMOVE) last as long as asked;
@@ -227,6 +214,10 @@ class TaskQueue:
     def initial_result_timeout(self) -> float:
         """:attr:`initial_lease` under the name the WorQ 1.1 manual gives it."""
         return self.initial_lease
+
+    @initial_result_timeout.setter
+    def initial_result_timeout(self, seconds: float) -> None:
+        self.initial_lease = seconds
 
     def _error(self, exc: redis.exceptions.RedisError) -> WorqError:
         """The worq error for a redis-py one, naming the server and queue."""
