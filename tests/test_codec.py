@@ -282,7 +282,7 @@ def test_pickle_value_round_trip(value: Any) -> None:
 @given(messages, st.sampled_from([JSON, PICKLE]))
 def test_message_round_trip(message: TaskMessage, codec: Codec) -> None:
     """Messages (args, kwargs, ArgumentRefs, refs, options) round-trip in both codecs."""
-    decoded = decode_task(codec, encode_task(codec, message))
+    decoded = decode_task(codec, encode_task(codec, message), message.id, message.queue)
     assert decoded == message
     assert_same(message.args, decoded.args)
     assert_same(message.kwargs, decoded.kwargs)
@@ -391,7 +391,7 @@ def test_attrs_restored_as_sent() -> None:
         kwargs={"b": Box(job)},
         resolved={"t": ticket},
     )
-    assert_same(message, decode_task(JSON, encode_task(JSON, message)))
+    assert_same(message, decode_task(JSON, encode_task(JSON, message), message.id, message.queue))
 
 
 def test_attrs_layouts_restored() -> None:
@@ -534,11 +534,13 @@ def test_json_never_unpickles(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(SerializationError, match=r"not valid JSON.*pickle"):
             JSON.decode_payload(data)
     with pytest.raises(SerializationError, match=r"^cannot decode message payload.*pickle"):
-        decode_task(JSON, message)  # the envelope is JSON: the pickled arguments are refused
+        decode_task(
+            JSON, message, "i", "q"
+        )  # the envelope is JSON: the pickled arguments are refused
     assert FLAG == []
 
 
-_ENVELOPE = b'{"v":2,"id":"i","name":"n","queue":"q","options":{},"refs":[]}'
+_ENVELOPE = b'{"v":3,"name":"n","options":{},"refs":[]}'
 
 
 @pytest.mark.parametrize(
@@ -548,21 +550,21 @@ _ENVELOPE = b'{"v":2,"id":"i","name":"n","queue":"q","options":{},"refs":[]}'
         (b"", "not valid JSON"),
         (_ENVELOPE, "no newline ends the envelope"),
         (b"[1, 2]\n{}", "not an object"),
-        (b'{"v": 1}\n{}', "unsupported version 1 (this worq reads version 2)"),
+        (b'{"v": 1}\n{}', "unsupported version 1 (this worq reads versions 2 and 3)"),
         (b'{"v": true}\n', "unsupported version True"),
         (b'{"id": "x"}\n', "unsupported version None"),
-        (b'{"v": 2, "id": 5}\n', "field 'id' must be a str"),
-        (b'{"v":2,"id":"i","name":"n","queue":"q","options":{},\n', "not valid JSON"),
+        (b'{"v": 3, "name": 5}\n', "field 'name' must be a str"),
+        (b'{"v":3,"name":"n","options":{},\n', "not valid JSON"),
         (_ENVELOPE + b"\n", "cannot decode message payload with the json serializer: not valid"),
         (_ENVELOPE + b"\n[1, 2]", "not an object but a list"),
         (_ENVELOPE + b'\n{"args": {}}', "field 'args' must be a list"),
-        (_ENVELOPE + b'\n{"args": []}', "field 'kwargs' must be a dict"),
+        (_ENVELOPE + b'\n{"args": [], "kwargs": []}', "field 'kwargs' must be a dict"),
     ],
 )
 def test_bad_message_bytes(data: bytes, reason: str) -> None:
     """Malformed message bytes raise SerializationError saying what is wrong."""
     with pytest.raises(SerializationError, match=re.escape(reason)):
-        decode_task(JSON, data)
+        decode_task(JSON, data, "i", "q")
 
 
 _PAYLOAD_KEYS = ("args", "kwargs", "resolved")
@@ -593,7 +595,7 @@ def _message_bytes(**changes: Any) -> bytes:
 def test_bad_message_fields(changes: dict[str, Any], reason: str) -> None:
     """Well-formed JSON with bad message fields is refused."""
     with pytest.raises(SerializationError, match=re.escape(reason)):
-        decode_task(JSON, _message_bytes(**changes))
+        decode_task(JSON, _message_bytes(**changes), "i", "q")
 
 
 @pytest.mark.parametrize(
@@ -758,11 +760,9 @@ def test_message_wire_format() -> None:
         "kwargs": {"at": {"$w": "date", "v": "2024-01-02"}},
     }
     assert orjson.loads(envelope) == {
-        "v": 2,
-        "id": "t1",
+        "v": 3,
         "name": "shop.price",
-        "queue": "q",
-        "refs": ["t0"],  # no "options": every option is its default
+        "refs": ["t0"],  # no "options": every option is its default; id and queue: the key's
     }
 
 
@@ -776,7 +776,10 @@ def test_resolved_outcomes_on_the_wire() -> None:
         "t0": {"$w": "failure", "t": "TaskExpired", "a": ["shop.price", "q", "t0", "lost"]},
         "t2": {"$w": "tuple", "v": [1, 2]},
     }
-    assert_same(message.resolved, decode_task(JSON, encode_task(JSON, message)).resolved)
+    assert_same(
+        message.resolved,
+        decode_task(JSON, encode_task(JSON, message), message.id, message.queue).resolved,
+    )
 
 
 def _nested(levels: int, wrap: Callable[[Any], Any] = lambda v: [v], leaf: Any = 0) -> Any:
@@ -824,7 +827,7 @@ def test_depth_limit_boundary() -> None:
         kwargs={"$w": deepest},
         resolved={"$w": deepest},
     )
-    assert_same(message, decode_task(JSON, encode_task(JSON, message)))
+    assert_same(message, decode_task(JSON, encode_task(JSON, message), message.id, message.queue))
     assert_same(deepest, JSON.decode_value(JSON.encode_value(deepest)))
     hashable = _nested(MAX_DEPTH, lambda v: (v,))
     for too_deep in (
@@ -856,16 +859,16 @@ def test_too_deep_refused_on_decode() -> None:
         with pytest.raises(SerializationError, match=f"^cannot decode value .*: {limit}"):
             JSON.decode_value(orjson.dumps(tree))
         with pytest.raises(SerializationError, match=f"^cannot decode message payload .*: {limit}"):
-            decode_task(JSON, _message_bytes(args=[tree]))
+            decode_task(JSON, _message_bytes(args=[tree]), "i", "q")
         with pytest.raises(SerializationError, match=limit):
-            decode_task(JSON, _message_bytes(kwargs={"k": tree}))
+            decode_task(JSON, _message_bytes(kwargs={"k": tree}), "i", "q")
     with pytest.raises(SerializationError, match=limit):
         JSON.decode_value(b"[" * 1000 + b"]" * 1000)
     with pytest.raises(SerializationError, match="not valid JSON"):  # past orjson's own limit
         JSON.decode_value(b"[" * 10_000 + b"]" * 10_000)
-    assert decode_task(JSON, _message_bytes(args=[_nested(MAX_DEPTH)])).args[0] == _nested(
-        MAX_DEPTH
-    )
+    assert decode_task(JSON, _message_bytes(args=[_nested(MAX_DEPTH)]), "i", "q").args[
+        0
+    ] == _nested(MAX_DEPTH)
 
 
 def test_deferred_found_down_to_the_depth_limit() -> None:

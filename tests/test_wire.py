@@ -40,15 +40,13 @@ def test_envelope_is_json_whatever_the_serializer(codec: Codec) -> None:
     head, _, payload = data.partition(b"\n")
     assert orjson.loads(head) == {
         "v": VERSION,
-        "id": "t1",
         "name": "shop.price",
-        "queue": "default",
         "options": {"retries": 2, "time_limit": 5},  # only what differs from the defaults
         "refs": ["t0"],
     }
     assert payload == codec.encode_payload(MESSAGE.payload)
-    assert decode_envelope(data) == (MESSAGE.envelope, payload)
-    assert decode_task(codec, data) == MESSAGE
+    assert decode_envelope(data, "t1", "default") == (MESSAGE.envelope, payload)
+    assert decode_task(codec, data, "t1", "default") == MESSAGE
 
 
 def test_pickle_payload_is_pickle() -> None:
@@ -64,7 +62,7 @@ def test_newlines_inside_values(codec: Codec) -> None:
     message = TaskMessage(id="a\nb", name="n\n", queue="q", args=("x\ny",), kwargs={"k\n": b"\n"})
     data = encode_task(codec, message)
     assert b"\n" not in data.partition(b"\n")[0]
-    assert decode_task(codec, data) == message
+    assert decode_task(codec, data, "a\nb", "q") == message
 
 
 def test_attempt_and_lease_stay_off_the_wire() -> None:
@@ -73,7 +71,7 @@ def test_attempt_and_lease_stay_off_the_wire() -> None:
     data = encode_task(JSON, taken)
     assert b"secret-lease" not in data
     assert data == encode_task(JSON, MESSAGE)
-    envelope, _ = decode_envelope(data)
+    envelope, _ = decode_envelope(data, "t1", "default")
     assert (envelope.attempt, envelope.lease) == (1, "")
 
 
@@ -86,14 +84,14 @@ def test_envelope_without_unpickling_the_payload(monkeypatch: pytest.MonkeyPatch
     data = encode_task(PICKLE, attrs.evolve(MESSAGE, args=(gone(),)))
     monkeypatch.delitem(sys.modules, module.__name__)  # as in a process without that module
     with pytest.raises(SerializationError, match="cannot decode with the pickle serializer"):
-        decode_task(PICKLE, data)
+        decode_task(PICKLE, data, "t1", "default")
 
     def forbidden(*args: object, **kwargs: object) -> object:
         raise AssertionError("decode_envelope unpickled")
 
     monkeypatch.setattr(pickle, "loads", forbidden)
     monkeypatch.setattr(pickle, "Unpickler", forbidden)
-    envelope, payload = decode_envelope(data)
+    envelope, payload = decode_envelope(data, "t1", "default")
     assert envelope == MESSAGE.envelope
     assert payload == data.partition(b"\n")[2]
 
@@ -102,16 +100,19 @@ def test_envelope_of_a_garbage_json_payload() -> None:
     """A JSON payload that is garbage does not stop the envelope; decoding the task names it."""
     head = encode_task(JSON, MESSAGE).partition(b"\n")[0]
     data = head + b"\n\x00 not json at all"
-    assert decode_envelope(data) == (MESSAGE.envelope, b"\x00 not json at all")
+    assert decode_envelope(data, "t1", "default") == (MESSAGE.envelope, b"\x00 not json at all")
     with pytest.raises(SerializationError, match=r"^cannot decode message payload with the json"):
-        decode_task(JSON, data)
+        decode_task(JSON, data, "t1", "default")
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (orjson.dumps({"v": 1, "id": "t1"}), "unsupported version 1 (this worq reads version 2)"),
-        (b'{"v": 99}\n{}', "unsupported version 99 (this worq reads version 2)"),
+        (
+            orjson.dumps({"v": 1, "id": "t1"}),
+            "unsupported version 1 (this worq reads versions 2 and 3)",
+        ),
+        (b'{"v": 99}\n{}', "unsupported version 99 (this worq reads versions 2 and 3)"),
         (b"", "not valid JSON: "),
         (pickle.dumps(("pickled", "message")), "(pickle data? the envelope is JSON whatever the"),
         (b"\x80\x04junk\n", "(pickle data? the envelope is JSON whatever the serializer"),
@@ -121,27 +122,28 @@ def test_envelope_of_a_garbage_json_payload() -> None:
 def test_no_envelope_refused(data: bytes, reason: str) -> None:
     """Bytes without a version 2 envelope line are refused, saying what they look like."""
     with pytest.raises(SerializationError, match=r"^cannot decode message envelope: ") as info:
-        decode_envelope(data)
+        decode_envelope(data, "t1", "default")
     assert reason in str(info.value)
 
 
 def test_missing_separator_refused() -> None:
     """An envelope with no newline after it is malformed, even if the JSON itself is fine."""
     head = encode_task(JSON, MESSAGE).partition(b"\n")[0]
+    assert len(head) <= 80  # shown whole, without "..."
     expected = (
         "cannot decode message envelope: no newline ends the envelope, so no payload follows "
-        f"({head[:80]!r}...)"
+        f"({head!r})"
     )
     with pytest.raises(SerializationError) as info:
-        decode_envelope(head)
+        decode_envelope(head, "t1", "default")
     assert str(info.value) == expected
 
 
 def test_envelope_encoding_errors_name_the_field() -> None:
     """Envelope fields that JSON cannot carry are named, with no advice to switch to pickle."""
     within = "in the message envelope, which is JSON whatever the serializer"
-    surrogate = attrs.evolve(MESSAGE, id="\ud800")
-    expected = f"id: cannot encode a str holding lone surrogates {within} (JSON text must be"
+    surrogate = attrs.evolve(MESSAGE, name="\ud800")
+    expected = f"name: cannot encode a str holding lone surrogates {within} (JSON text must be"
     for codec in (JSON, PICKLE):
         with pytest.raises(SerializationError, match=f"^{re.escape(expected)}"):
             encode_task(codec, surrogate)
@@ -163,7 +165,7 @@ def test_arguments_reported_before_the_envelope() -> None:
 
 def test_envelope_round_trips_alone() -> None:
     """decode_envelope hands back an Envelope, not a TaskMessage: it knows nothing of arguments."""
-    envelope, _ = decode_envelope(encode_task(JSON, MESSAGE))
+    envelope, _ = decode_envelope(encode_task(JSON, MESSAGE), "t1", "default")
     assert type(envelope) is Envelope
     assert envelope.tracked
 
@@ -172,10 +174,21 @@ def test_defaults_are_left_out_and_restored_exactly() -> None:
     """A task with default options and no refs writes neither; a float default keeps its type."""
     plain = TaskMessage(id="t2", name="noop", queue="default", args=(1,))
     data = encode_task(JSON, plain)
-    assert data.split(b"\n")[0] == b'{"v":2,"id":"t2","name":"noop","queue":"default"}'
-    assert decode_task(JSON, data) == plain
+    assert data == b'{"v":3,"name":"noop"}\n{"args":[1]}'
+    assert decode_task(JSON, data, "t2", "default") == plain
     floating = attrs.evolve(plain, options=TaskOptions(result_timeout=3600.0))
-    envelope, _ = decode_envelope(encode_task(JSON, floating))
+    envelope, _ = decode_envelope(encode_task(JSON, floating), "t1", "default")
     assert type(envelope.options.result_timeout) is float
     with pytest.raises(SerializationError, match="field 'refs' must be a list"):
-        decode_envelope(b'{"v":2,"id":"t","name":"n","queue":"q","refs":{}}\n{}')
+        decode_envelope(b'{"v":3,"name":"n","refs":{}}\n{}', "t", "q")
+
+
+def test_id_and_queue_come_from_where_the_task_is_stored() -> None:
+    """Neither is written (Redis keeps the bytes under both); version 2, which wrote them, reads."""
+    data = encode_task(JSON, MESSAGE)
+    assert b'"t1"' not in data.partition(b"\n")[0] and b"default" not in data
+    envelope, _ = decode_envelope(data, "elsewhere", "other")
+    assert (envelope.id, envelope.queue) == ("elsewhere", "other")
+    old = b'{"v":2,"id":"t2","name":"noop","queue":"default"}\n{"args":[1],"kwargs":{}}'
+    plain = TaskMessage(id="t2", name="noop", queue="default", args=(1,))
+    assert decode_task(JSON, old, "t2", "default") == plain

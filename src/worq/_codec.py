@@ -13,7 +13,7 @@ can write to the queue is trusted.
 A stored task is a JSON envelope then a payload in the codec's format (see
 :mod:`worq._wire`); a codec writes the payload and the values (results, and
 arguments handed from task to task). The JSON payload is one object
-``{"args": [...], "kwargs": {...}}``, plus ``"resolved": {...}`` when the
+``{"args": [...], "kwargs": {...}}`` (``"kwargs"`` left out when empty), plus ``"resolved": {...}`` when the
 client already held some referenced outcomes.
 
 JSON values: str, bool, None, 64-bit ints, finite floats, lists and dicts with
@@ -103,6 +103,8 @@ _MICROSECOND = timedelta(microseconds=1)
 _TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 _FAILURES = {c.__name__: c for c in (TaskFailure, TaskExpired, DuplicateTask)}
 _PAYLOAD_FIELDS: tuple[tuple[str, type], ...] = (("args", list), ("kwargs", dict))
+_NO_KWARGS: dict[str, Any] = {}
+"""What a payload without ``"kwargs"`` means (the encoder leaves out empty ones)."""
 
 _T = TypeVar("_T")
 _Encode = Callable[[Any, int], Any]
@@ -725,8 +727,10 @@ def explain(exc: BaseException) -> str:
 
 
 def _payload_tree(p: Payload) -> dict[str, Any]:
-    out = {"args": [_enc(a, 0) for a in p.args], "kwargs": _enc_dict(p.kwargs, _OUTER)}
-    if p.resolved:  # rare: the common payload keeps to the two documented keys
+    out = {"args": [_enc(a, 0) for a in p.args]}
+    if p.kwargs:
+        out["kwargs"] = _enc_dict(p.kwargs, _OUTER)
+    if p.resolved:  # rare: the common payload keeps to the documented keys
         out["resolved"] = _enc_dict(p.resolved, _OUTER)
     return out
 
@@ -782,13 +786,14 @@ class JsonCodec:
         if type(obj) is not dict:
             raise decode_error(what, data, f"not an object but a {type(obj).__name__}")
         for key, kind in _PAYLOAD_FIELDS:
-            if type(obj.get(key)) is not kind:
-                why = f"field {key!r} must be a {kind.__name__}, not {obj.get(key)!r:.40}"
+            value = obj.get(key, _NO_KWARGS if key == "kwargs" else None)
+            if type(value) is not kind:
+                why = f"field {key!r} must be a {kind.__name__}, not {value!r:.40}"
                 raise decode_error(what, data, why)
         try:
             return Payload(
                 args=tuple(_dec(obj["args"], _OUTER)),
-                kwargs=_str_keyed("kwargs", _dec(obj["kwargs"], _OUTER)),
+                kwargs=_str_keyed("kwargs", _dec(obj.get("kwargs", _NO_KWARGS), _OUTER)),
                 resolved=_str_keyed("resolved", _dec(obj.get("resolved", {}), _OUTER)),
             )
         except (SerializationError, TypeError) as exc:

@@ -2,19 +2,21 @@
 
 ::
 
-    {"v":2,"id":"t1","name":"shop.price","queue":"default","options":{...},"refs":["t0"]}
+    {"v":3,"name":"shop.price","options":{...},"refs":["t0"]}
     <payload>
 
 The envelope (:class:`~worq.models.Envelope`) is JSON whatever the serializer:
-``"v"`` (this format's version, 2), ``"id"``, ``"name"``, ``"queue"``,
+``"v"`` (this format's version, 3), ``"name"``,
 ``"options"`` (the :class:`~worq.models.TaskOptions` fields that differ from
 their defaults, in worq's JSON value encoding, see :mod:`worq._codec`;
 absent when none does) and ``"refs"`` (the ids of the tasks whose results the
 backend hands over; absent when there are none). Leaving defaults out keeps
 the common task's message small, which is most of what Redis stores per
-pending task. ``attempt`` and ``lease`` are not
-written: the backend hands them over with the message (see
-:class:`~worq.typing.Taken`). orjson never writes a raw newline (one inside a
+pending task. The task's ``id`` and ``queue`` are not written either: the
+backend stores the bytes under both and hands them over with the message, as
+it does ``attempt`` and ``lease`` (see :class:`~worq.typing.Taken`); spelling
+them out again cost Redis about 40 bytes per pending task and pushed the
+task's hash out of its compact encoding. orjson never writes a raw newline (one inside a
 string is escaped as ``\\n``), so the first ``b"\\n"`` ends the envelope.
 
 The payload (:class:`~worq.models.Payload`) is whatever the broker's codec
@@ -28,7 +30,9 @@ safely: :func:`decode_envelope` parses that one line and slices the payload
 off unread, so it never unpickles, and an argument of a class this process
 lacks cannot stop it. Only the process that runs the task decodes the payload.
 
-Version 1 (worq before the split) stored a task as one JSON object or one
+Version 2 (worq 0.x before this one) also wrote ``"id"`` and ``"queue"``: it
+is still read, those two fields ignored, so that tasks queued by it run after
+an upgrade. Version 1 (worq before the split) stored a task as one JSON object or one
 pickled message: :func:`decode_envelope` refuses the first as "unsupported
 version 1" and hints at pickle for the second. Without a newline the whole
 bytes are read as the envelope, so that a message of any other version is
@@ -49,13 +53,13 @@ from worq.typing import Codec
 
 __all__ = ["VERSION", "decode_envelope", "decode_task", "encode_task"]
 
-VERSION = 2
-"""The format's version, ``"v"`` in the envelope; a message of any other is refused."""
+VERSION = 3
+"""The format's version, ``"v"`` in the envelope."""
+_READS = (2, VERSION)
+"""The versions this worq reads: version 2 differs only by its ignored id and queue."""
 
 _FIELDS: tuple[tuple[str, type], ...] = (
-    ("id", str),
     ("name", str),
-    ("queue", str),
     ("options", dict),
     ("refs", list),
 )
@@ -89,12 +93,7 @@ def _encode_envelope(envelope: Envelope) -> bytes:
 
 
 def _tree(envelope: Envelope) -> dict[str, Any]:
-    tree: dict[str, Any] = {
-        "v": VERSION,
-        "id": envelope.id,
-        "name": envelope.name,
-        "queue": envelope.queue,
-    }
+    tree: dict[str, Any] = {"v": VERSION, "name": envelope.name}
     options = {
         name: encode_tree(value)
         for name in _OPTIONS
@@ -115,14 +114,17 @@ def _is_default(name: str, value: object) -> bool:
 
 def _roots(envelope: Envelope) -> list[tuple[str, object]]:
     """The envelope's fields with their paths, as an encoding error names them."""
-    fields = [("id", envelope.id), ("name", envelope.name), ("queue", envelope.queue)]
-    return [*fields, *children("options", envelope.options), *children("refs", envelope.refs)]
+    return [
+        ("name", envelope.name),
+        *children("options", envelope.options),
+        *children("refs", envelope.refs),
+    ]
 
 
-def decode_envelope(data: bytes) -> tuple[Envelope, bytes]:
-    """The envelope of a stored task, checked, and its payload's bytes, unread.
+def decode_envelope(data: bytes, task_id: str, queue: str) -> tuple[Envelope, bytes]:
+    """The envelope of task ``task_id`` stored on ``queue``, checked, and its payload's bytes.
 
-    The envelope's ``attempt`` and ``lease`` are the defaults (1 and ""):
+    The id and queue come from where the bytes were stored, not the bytes. The envelope's ``attempt`` and ``lease`` are the defaults (1 and ""):
     they are not in the bytes. Only the first line is parsed, in place; the
     payload is sliced off as it is.
 
@@ -143,8 +145,8 @@ def decode_envelope(data: bytes) -> tuple[Envelope, bytes]:
         raise decode_error(_WHAT, data, f"not valid JSON: {exc}{hint}") from exc
     if type(obj) is not dict:
         raise decode_error(_WHAT, data, f"not an object but a {type(obj).__name__}")
-    if type(obj.get("v")) is not int or obj["v"] != VERSION:
-        why = f"unsupported version {obj.get('v')!r} (this worq reads version {VERSION})"
+    if type(obj.get("v")) is not int or obj["v"] not in _READS:
+        why = f"unsupported version {obj.get('v')!r} (this worq reads versions 2 and {VERSION})"
         raise decode_error(_WHAT, data, why)
     if end < 0:
         raise decode_error(_WHAT, data, "no newline ends the envelope, so no payload follows")
@@ -155,9 +157,9 @@ def decode_envelope(data: bytes) -> tuple[Envelope, bytes]:
             raise decode_error(_WHAT, data, why)
     try:
         envelope = Envelope(
-            id=obj["id"],
+            id=task_id,
             name=obj["name"],
-            queue=obj["queue"],
+            queue=queue,
             options=TaskOptions(**{k: decode_tree(v) for k, v in obj.get("options", {}).items()}),
             refs=tuple(_task_id(r) for r in obj.get("refs", ())),
         )
@@ -166,13 +168,13 @@ def decode_envelope(data: bytes) -> tuple[Envelope, bytes]:
     return envelope, data[end + 1 :]
 
 
-def decode_task(codec: Codec, data: bytes) -> TaskMessage:
+def decode_task(codec: Codec, data: bytes, task_id: str, queue: str) -> TaskMessage:
     """The whole task: :func:`decode_envelope`, then the payload by ``codec``.
 
     Raises:
         SerializationError: For a bad envelope, or a payload ``codec`` cannot read.
     """
-    envelope, payload = decode_envelope(data)
+    envelope, payload = decode_envelope(data, task_id, queue)
     return TaskMessage.join(envelope, codec.decode_payload(payload))
 
 

@@ -393,15 +393,10 @@ class Broker:
             )  # fmt: skip
             return None
         try:
-            envelope, payload = decode_envelope(taken.message)
+            envelope, payload = decode_envelope(taken.message, taken.task_id, self.name)
         except SerializationError as exc:
             reason = f"message could not be decoded ({self.codec.name}): {exc}"
             self._reject_taken(taken, reason)
-            return None
-        if envelope.id != taken.task_id or envelope.queue != self.name:
-            self._reject_taken(
-                taken, f"message is for task {envelope.id!r} on queue {envelope.queue!r}"
-            )
             return None
         return attrs.evolve(envelope, attempt=taken.attempt, lease=taken.lease), payload
 

@@ -16,8 +16,11 @@
 --   P.."deferred"       SET   ids of pending tasks, waiting for their arguments
 --   P.."dropping"       LIST  ids a purge (discard_pending.lua) has still to drop
 --   P.."leases"         STRING the last lease token handed out (a counter)
---   P.."task:"..id      HASH  status, keep ("1"/"0"), track ("1"/"0"), msg,
---                             attempt, lease (the current lease's token),
+--   P.."task:"..id      HASH  status, msg, keep ("0": drop the result; absent:
+--                             keep it), track ("0": no lease; absent: leased),
+--                             attempt (absent until first taken), lease (the
+--                             current lease's token), deps ("1": some pending
+--                             task takes this one's result, see P.."deps:"),
 --                             deferred ("1"), waiting (arguments still missing),
 --                             "arg:"..arg_id ("": that result was handed over,
 --                             and lives in P.."shared:"..arg_id)
@@ -55,33 +58,42 @@ local function now_ms()
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Make a task runnable now (queue) or after delay_ms (delayed zset). A
--- delayed id is also pushed on the queue, to wake a worker blocked there: it
--- skips the id (still delayed) and sleeps until the task is due.
-local function schedule(prefix, id, delay_ms)
-    local task = key.task(prefix, id)
+-- Put the id of a task whose status already says so in the queue (runnable
+-- now) or in the delayed zset (after delay_ms). A delayed id is also pushed on
+-- the queue, to wake a worker blocked there: it skips the id (still delayed)
+-- and sleeps until the task is due.
+local function queue_id(prefix, id, delay_ms)
     if delay_ms > 0 then
-        redis.call('HSET', task, 'status', 'delayed')
         redis.call('ZADD', key.delayed(prefix), now_ms() + delay_ms, id)
-        redis.call('LPUSH', key.queue(prefix), id)
         redis.call('INCR', key.wakes(prefix))
-    else
-        redis.call('HSET', task, 'status', 'enqueued')
-        redis.call('LPUSH', key.queue(prefix), id)
     end
+    redis.call('LPUSH', key.queue(prefix), id)
+end
+
+-- Make a task runnable now or after delay_ms: its status, then queue_id.
+local function schedule(prefix, id, delay_ms)
+    redis.call('HSET', key.task(prefix, id), 'status', delay_ms > 0 and 'delayed' or 'enqueued')
+    queue_id(prefix, id, delay_ms)
 end
 
 -- Hand a taken task a new lease: returns {id, message, attempt, lease}. The
 -- token comes from one counter per queue, never from the task's own record,
 -- so that it is unique across every incarnation of an id: a stale run of a
--- task sent before under the same id can never finish the new one.
-local function lease(prefix, id, ms)
+-- task sent before under the same id can never finish the new one. get.lua,
+-- which starts a new attempt, passes the message and attempt it already read
+-- (and the time), saving commands; reclaim.lua passes nil and they are read.
+local function lease(prefix, id, ms, message, attempt, now)
     local task = key.task(prefix, id)
     local token = redis.call('INCR', key.leases(prefix))
-    redis.call('HSET', task, 'status', 'processing', 'lease', token)
-    redis.call('ZADD', key.processing(prefix), now_ms() + ms, id)
-    local f = redis.call('HMGET', task, 'msg', 'attempt')
-    return {id, f[1] or '', tonumber(f[2] or '0'), tostring(token)}
+    if message then
+        redis.call('HSET', task, 'status', 'processing', 'lease', token, 'attempt', attempt)
+    else
+        redis.call('HSET', task, 'status', 'processing', 'lease', token)
+        local f = redis.call('HMGET', task, 'msg', 'attempt')
+        message, attempt = f[1] or '', tonumber(f[2] or '0')
+    end
+    redis.call('ZADD', key.processing(prefix), (now or now_ms()) + ms, id)
+    return {id, message, attempt, tostring(token)}
 end
 
 -- True while the task runs under the lease token ('' accepts any lease).

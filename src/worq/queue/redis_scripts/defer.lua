@@ -2,7 +2,7 @@
 -- once if they are all available, else hold it until set_result.lua hands
 -- over the last one. The call's request record (KEYS[4]) says it stored the
 -- task, so that a retry of a call whose reply was lost answers "stored" again
--- (as enqueue.lua does).
+-- (the rare path can afford the record enqueue.lua mostly does without).
 -- KEYS[1] task hash   KEYS[2] result list   KEYS[3] queue list
 -- KEYS[4] request record
 -- KEYS[4+3i-2], KEYS[4+3i-1], KEYS[4+3i]: task hash, result list and deps set
@@ -24,19 +24,20 @@ for i = 1, count do
     local value = redis.call('LINDEX', result, 0)
     if value then
         ready[#ready + 1] = {ARGV[6 + i], value}
-    elseif redis.call('HGET', task, 'keep') == '1' then
-        pending[#pending + 1] = deps
+    elseif redis.call('EXISTS', task) == 1 and redis.call('HGET', task, 'keep') ~= '0' then
+        pending[#pending + 1] = {task, deps}
     else
         return 'missing_argument'
     end
 end
-redis.call('HSET', KEYS[1], 'status', 'pending', 'keep', ARGV[4], 'track', '1',
-           'msg', ARGV[3], 'attempt', 0, 'deferred', '1', 'waiting', #pending)
+redis.call('HSET', KEYS[1], 'status', 'pending', 'keep', ARGV[4],
+           'msg', ARGV[3], 'deferred', '1', 'waiting', #pending)
 for _, pair in ipairs(ready) do
     hand_over(ARGV[1], KEYS[1], pair[1], pair[2])
 end
-for _, deps in ipairs(pending) do
-    redis.call('SADD', deps, ARGV[2])
+for _, pair in ipairs(pending) do
+    redis.call('HSET', pair[1], 'deps', '1')
+    redis.call('SADD', pair[2], ARGV[2])
 end
 if #pending == 0 then
     schedule(ARGV[1], ARGV[2], 0)

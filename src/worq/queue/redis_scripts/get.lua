@@ -49,18 +49,17 @@ else
 end
 while id do
     local task = key.task(prefix, id)
-    local f = redis.call('HMGET', task, 'status', 'track', 'msg')
+    local f = redis.call('HMGET', task, 'status', 'track', 'msg', 'attempt')
     if not f[1] and tonumber(redis.call('GET', key.wakes(prefix)) or '0') <= 0 then
         return {'garbage', id}  -- no such task, and no wake-up call pending
     end
     if f[1] == 'enqueued' then
-        if f[2] ~= '1' then
+        if f[2] == '0' then
             redis.call('DEL', task)
             redis.call('SET', KEYS[5], cmsgpack.pack(id, '', f[3] or ''), 'PX', ARGV[4])
             return {'task', id, f[3] or '', 1, ''}
         end
-        redis.call('HINCRBY', task, 'attempt', 1)
-        local taken = lease(prefix, id, ms)
+        local taken = lease(prefix, id, ms, f[3] or '', tonumber(f[4] or '0') + 1, now)
         redis.call('SET', KEYS[5], cmsgpack.pack(id, taken[4]), 'PX', ARGV[4])
         return {'task', taken[1], taken[2], taken[3], taken[4]}
     end

@@ -17,7 +17,7 @@
 -- finished is gone and its result stored (wrong only if, within the retry
 -- window, the lease lapsed and someone else settled the task).
 local prefix, id, message = ARGV[1], ARGV[2], ARGV[3]
-local f = redis.call('HMGET', KEYS[1], 'status', 'keep', 'deferred')
+local f = redis.call('HMGET', KEYS[1], 'status', 'keep', 'deferred', 'lease', 'deps')
 if ARGV[6] == '1' then
     if redis.call('EXISTS', KEYS[8]) == 1 then
         return 1
@@ -27,8 +27,8 @@ if ARGV[6] == '1' then
     end
 end
 if ARGV[5] ~= '' then
-    if not holds(prefix, id, ARGV[5]) then
-        return 0
+    if f[1] ~= 'processing' or f[4] ~= ARGV[5] then
+        return 0  -- not running under that lease (holds(), from what is read)
     end
 elseif not f[1] then
     return 0
@@ -50,9 +50,12 @@ redis.call('ZREM', KEYS[4], id)
 if f[2] == '0' then
     return 1
 end
-redis.call('DEL', KEYS[2])
+-- No result list is there to clear: one is made only as its task's hash goes.
 redis.call('RPUSH', KEYS[2], message)
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
+if f[5] ~= '1' then
+    return 1  -- no pending task takes this result
+end
 for _, dep in ipairs(redis.call('SMEMBERS', KEYS[3])) do
     local task = key.task(prefix, dep)
     if redis.call('HGET', task, 'status') == 'pending' then
