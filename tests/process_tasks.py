@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -48,6 +50,30 @@ def init(url: str) -> Broker:
     """Worker init: a broker on ``url`` exposing the proc tasks."""
     broker = get_broker(url)
     broker.expose(ts)
+    return broker
+
+
+def fail_once(obj: Any, method: str, error: Exception, marker: str) -> None:
+    """Make ``obj.method`` raise ``error`` on its next call only, creating file ``marker`` then.
+
+    A file, so that a test sees the fault fire in whichever process it was set.
+    """
+    original: Callable[..., Any] = getattr(obj, method)
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if not os.path.exists(marker):
+            with open(marker, "x"):
+                pass
+            raise error
+        return original(*args, **kwargs)
+
+    setattr(obj, method, flaky)
+
+
+def init_failing_once(url: str, method: str, error: Exception, marker: str) -> Broker:
+    """Worker init like :func:`init`, its backend's ``method`` raising ``error`` once."""
+    broker = init(url)
+    fail_once(broker.taskqueue, method, error, marker)
     return broker
 
 

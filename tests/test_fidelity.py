@@ -177,12 +177,22 @@ class Named:
 
 
 def test_task_failed_on_a_running_task(
-    url: str, abort_pool: ThreadPool | ProcessPool, tmp_path: Path
+    url: str,
+    abort_pool: ThreadPool | ProcessPool,
+    tmp_path: Path,
 ) -> None:
-    """The waiter gets TaskExpired at once; the run's late outcome is dropped; all goes on."""
+    """The waiter gets TaskExpired at once; the run's late outcome is dropped; all goes on.
+
+    Whoever records the outcome logs the drop (``task.lease_lost``): this
+    process, except for a process pool on Redis, whose worker process takes
+    its own tasks and logs there. Either way nothing of the late run is
+    stored: once the pool's one worker has run the next task, the backend
+    knows nothing of the expired one (its TaskExpired was taken).
+    """
     fifo = tmp_path / "release"
     os.mkfifo(fifo)
     q = get_queue(url)
+    in_this_process = isinstance(abort_pool, ThreadPool) or url.startswith("memory://")
     with capture_logs() as logs:
         res = q.proc.read_fifo(str(fifo))
         eventually(lambda: res.status, "processing")
@@ -193,8 +203,10 @@ def test_task_failed_on_a_running_task(
         assert failure.error == "the worker running it was lost"
         with fifo.open("w") as pipe:  # the run ends now, with a value nobody may store
             pipe.write("late\n")
-        eventually(lambda: any(e["event"] == "task.lease_lost" for e in logs), True)
+        if in_this_process:
+            eventually(lambda: any(e["event"] == "task.lease_lost" for e in logs), True)
         assert outcome(q.proc.add([1, 2, 3])) == 6
+    assert get_broker(url).status(res) is None
     assert not get_broker(url).task_failed(res)  # finished (and taken): nothing to change
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
 
 import attrs
 import pytest
@@ -12,59 +12,60 @@ import pytest
 from tests import process_tasks
 from tests.outcomes import outcome
 from worq import Task, TaskExpired, get_broker, get_queue
-from worq.core import Broker
 from worq.models import Envelope, TaskMessage, TaskOptions
 from worq.pool._leases import LeaseKeeper
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.testing import WAIT, eventually
 
-
-def fail_once(obj: Any, method: str, error: Exception) -> list[Exception]:
-    """Make ``obj.method`` raise ``error`` on its next call only; returns what was raised."""
-    original: Callable[..., Any] = getattr(obj, method)
-    raised: list[Exception] = []
-
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        if not raised:
-            raised.append(error)
-            raise error
-        return original(*args, **kwargs)
-
-    setattr(obj, method, flaky)
-    return raised
+FaultyPool = Callable[[str, Exception], Path]
+"""Starts a pool whose backend's method raises the error once; returns the file made then."""
 
 
 @pytest.fixture(params=["thread", "process"])
-def pool_broker(request: pytest.FixtureRequest, url: str) -> Iterator[Broker]:
-    """The broker of a started one-worker pool (of each kind) running the proc tasks.
+def faulty_pool(request: pytest.FixtureRequest, url: str, tmp_path: Path) -> Iterator[FaultyPool]:
+    """Starts a one-worker pool (of each kind) running the proc tasks, with one fault.
 
-    Faults are injected on it after start, in this (the pool's) process.
+    The fault is set where the backend call is made: on the thread pool's
+    broker; on the process pool's broker on memory://, where it feeds its
+    worker; in the worker process on Redis, where the worker takes its own
+    tasks (through its init function).
     """
-    broker = process_tasks.init(url)
-    pool: ThreadPool | ProcessPool
-    if request.param == "thread":
-        pool = ThreadPool(broker)
-        pool.start(timeout=0.05)
-    else:
-        pool = ProcessPool(broker, process_tasks.init, workers=1)
-        pool.start(timeout=0.2, handle_sigterm=False)
-    try:
-        yield broker
-    finally:
+    started: list[ThreadPool | ProcessPool] = []
+
+    def start(method: str, error: Exception) -> Path:
+        marker = tmp_path / "raised"
+        fault = (method, error, str(marker))
+        pool: ThreadPool | ProcessPool
+        if request.param == "thread":
+            pool = ThreadPool(process_tasks.init_failing_once(url, *fault))
+            pool.start(timeout=0.05)
+        elif url.startswith("memory://"):
+            broker = process_tasks.init_failing_once(url, *fault)
+            pool = ProcessPool(broker, process_tasks.init, workers=1)
+            pool.start(timeout=0.2, handle_sigterm=False)
+        else:
+            init = process_tasks.init_failing_once
+            pool = ProcessPool(process_tasks.init(url), init, init_args=fault, workers=1)
+            pool.start(timeout=0.2, handle_sigterm=False)
+        started.append(pool)
+        return marker
+
+    yield start
+    for pool in started:
         pool.stop()
 
 
-def test_taking_thread_survives_an_unexpected_error(url: str, pool_broker: Broker) -> None:
-    """A worker or feeder thread whose take raises a non-worq error backs off and goes on."""
-    raised = fail_once(pool_broker.taskqueue, "get", TypeError("a reply nobody expected"))
-    eventually(lambda: bool(raised), True)
+def test_taking_thread_survives_an_unexpected_error(url: str, faulty_pool: FaultyPool) -> None:
+    """A pool thread or worker whose take raises a non-worq error backs off and goes on."""
+    raised = faulty_pool("get", TypeError("a reply nobody expected"))
+    eventually(raised.exists, True)
     assert outcome(get_queue(url).proc.add([1, 2])) == 3
 
 
-def test_storing_error_fails_only_that_task(url: str, pool_broker: Broker) -> None:
+def test_storing_error_fails_only_that_task(url: str, faulty_pool: FaultyPool) -> None:
     """An error storing an outcome fails that task with the reason; the next one runs."""
-    fail_once(pool_broker.taskqueue, "set_result", OverflowError("cannot convert float infinity"))
+    faulty_pool("set_result", OverflowError("cannot convert float infinity"))
     q = get_queue(url)
     failed = outcome(q.proc.add([1]))
     assert isinstance(failed, TaskExpired)
@@ -74,15 +75,15 @@ def test_storing_error_fails_only_that_task(url: str, pool_broker: Broker) -> No
     assert outcome(q.proc.add([2, 3])) == 5
 
 
-def test_retries_cover_a_pool_error(url: str, pool_broker: Broker) -> None:
+def test_retries_cover_a_pool_error(url: str, faulty_pool: FaultyPool) -> None:
     """A task the pool failed to handle is retried when it has retries left."""
-    fail_once(pool_broker.taskqueue, "get_arguments", RuntimeError("backend hiccup"))
+    faulty_pool("get_arguments", RuntimeError("backend hiccup"))
     q = get_queue(url)
     res = Task(q.proc.add, retries=1, retry_backoff=0.01)([q.proc.add([1, 1])])
     assert outcome(res) == 2
 
 
-def test_heartbeat_thread_survives_a_failed_beat(url: str) -> None:
+def test_heartbeat_thread_survives_a_failed_beat(url: str, tmp_path: Path) -> None:
     """One heartbeat raising does not stop the others: a long task keeps its lease."""
     release = threading.Event()
 
@@ -92,12 +93,13 @@ def test_heartbeat_thread_survives_a_failed_beat(url: str) -> None:
 
     broker = get_broker(url, initial_result_timeout=0.3)
     broker.expose(slow)
-    raised = fail_once(broker.taskqueue, "renew_lease", OverflowError("infinity"))
+    raised = tmp_path / "raised"
+    process_tasks.fail_once(broker.taskqueue, "renew_lease", OverflowError("infinity"), str(raised))
     pool = ThreadPool(broker)
     pool.start(timeout=0.05)
     try:
         res = Task(get_queue(url).slow, heartrate=0.05)()
-        eventually(lambda: bool(raised), True)  # the first beat failed
+        eventually(raised.exists, True)  # the first beat failed
         assert not res.wait(1.0)  # three initial leases pass: later beats kept it alive
         release.set()
         assert outcome(res) == "done"

@@ -186,7 +186,8 @@ def test_defaults_are_left_out_and_restored_exactly() -> None:
 def test_id_and_queue_come_from_where_the_task_is_stored() -> None:
     """Neither is written (Redis keeps the bytes under both); version 2, which wrote them, reads."""
     data = encode_task(JSON, MESSAGE)
-    assert b'"t1"' not in data.partition(b"\n")[0] and b"default" not in data
+    assert b'"t1"' not in data.partition(b"\n")[0]
+    assert b"default" not in data
     envelope, _ = decode_envelope(data, "elsewhere", "other")
     assert (envelope.id, envelope.queue) == ("elsewhere", "other")
     old = b'{"v":2,"id":"t2","name":"noop","queue":"default"}\n{"args":[1],"kwargs":{}}'

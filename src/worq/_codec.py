@@ -13,8 +13,8 @@ can write to the queue is trusted.
 A stored task is a JSON envelope then a payload in the codec's format (see
 :mod:`worq._wire`); a codec writes the payload and the values (results, and
 arguments handed from task to task). The JSON payload is one object
-``{"args": [...], "kwargs": {...}}`` (``"kwargs"`` left out when empty), plus ``"resolved": {...}`` when the
-client already held some referenced outcomes.
+``{"args": [...], "kwargs": {...}}`` (``"kwargs"`` left out when empty), plus
+``"resolved": {...}`` when the client already held some referenced outcomes.
 
 JSON values: str, bool, None, 64-bit ints, finite floats, lists and dicts with
 only str keys are themselves; anything else is an object ``{"$w": tag, ...}``.

@@ -124,7 +124,8 @@ def _roots(envelope: Envelope) -> list[tuple[str, object]]:
 def decode_envelope(data: bytes, task_id: str, queue: str) -> tuple[Envelope, bytes]:
     """The envelope of task ``task_id`` stored on ``queue``, checked, and its payload's bytes.
 
-    The id and queue come from where the bytes were stored, not the bytes. The envelope's ``attempt`` and ``lease`` are the defaults (1 and ""):
+    The id and queue come from where the bytes were stored, not from them.
+    The envelope's ``attempt`` and ``lease`` are the defaults (1 and ""):
     they are not in the bytes. Only the first line is parsed, in place; the
     payload is sliced off as it is.
 

@@ -352,6 +352,30 @@ class Broker:
         """Seconds a task is leased for when taken, until a heartbeat renews it."""
         return self.taskqueue.initial_lease
 
+    def serving(self, url: str, name: str, initial_lease: float) -> Broker:
+        """A broker on queue ``name`` at ``url`` that runs this broker's tasks.
+
+        A process pool's worker process that takes its own tasks calls this on
+        the broker its ``init_func`` returned: that broker itself when it is
+        on the pool's queue already (so whatever the init function set up on
+        it holds), else one made for that queue sharing this one's Runner.
+        Either way its tasks are leased for ``initial_lease`` seconds, the
+        pool's.
+        """
+        if (self.url, self.name) == (url, name):
+            broker = self
+        else:
+            from worq._backends import make_taskqueue  # worq._backends imports this module
+
+            broker = Broker(
+                make_taskqueue(url, name),
+                serializer=self.codec.name,
+                max_message_size=self.max_message_size,
+            )
+            broker.runner = self.runner
+        broker.taskqueue.initial_lease = initial_lease
+        return broker
+
     # -- worker side: the manual's methods and the pools' pipeline -------------
 
     def next_task(self, timeout: float | None = None) -> TaskMessage | None:

@@ -48,6 +48,9 @@ class LeaseKeeper:
         name: The pool's name (for the thread's name).
         on_overdue: Called once, in this thread, for a task whose run passed
             its ``time_limit``; None when the pool enforces limits itself.
+        reaps: Also reap lapsed leases on the queue. A process pool's worker
+            process that takes its own tasks keeps only their leases: its pool
+            process reaps, once for all its workers.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class LeaseKeeper:
         broker: Broker,
         name: str,
         on_overdue: Callable[[Envelope], None] | None = None,
+        reaps: bool = True,
     ) -> None:
         self._broker = broker
         self._on_overdue = on_overdue
@@ -65,7 +69,7 @@ class LeaseKeeper:
         self._closed = False
         lease = broker.initial_lease
         self._reap_every = min(max(lease / 4, REAP_EVERY[0]), REAP_EVERY[1])
-        self._next_reap = time.monotonic() + self._reap_every
+        self._next_reap = time.monotonic() + self._reap_every if reaps else math.inf
         self._thread = threading.Thread(target=self._run, name=f"{name}-leases", daemon=True)
         self._thread.start()
 

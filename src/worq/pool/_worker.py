@@ -1,23 +1,37 @@
-"""The worker process of the process pool: runs the tasks its pool sends it.
+"""The worker process of the process pool, in one of two modes.
 
-The pool process owns the queue: it takes each task, fetches its arguments,
-keeps its lease and stores its outcome, so workers never talk to the backend
-(which is how a memory:// queue in the pool's process can feed them). The
-pool reads only a task's envelope; the worker decodes the payload, once, with
-the :class:`~worq.runner.Runner` of the broker the pool's ``init_func``
-returned (it keeps nothing else of that broker, whose backend it never
-calls), runs the task and sends back the encoded outcome.
+**Taking its own tasks** (a backend other processes reach, Redis): the
+worker takes each task from the backend itself, through the same
+:class:`~worq.pool._pipeline.TaskPipeline` as a thread pool's thread, and
+keeps the leases of what it runs. Every task then costs the pool process
+nothing: before a run the worker tells its pool which task it runs, after it
+that it is done, so that the pool can fail or retry at once the task of a
+worker that dies in it, kill one that overruns its ``time_limit``, and
+replace it. The broker it works with is the one ``init_func`` returned when
+that one is on the pool's queue, else one made for that queue running the
+same tasks (:meth:`~worq.core.Broker.serving`).
+
+**Fed by its pool** (memory://, which lives in the pool's process): the pool
+takes each task, fetches its arguments, keeps its lease and stores its
+outcome; the worker keeps only the :class:`~worq.runner.Runner` of the broker
+``init_func`` returned, decodes the payload, runs the task and sends back the
+encoded outcome.
 
 Messages on the pipe:
 
-- pool → worker: ``("run", Envelope, payload_bytes, {arg_id: result_bytes})``
-  (the envelope carries the run's ``attempt`` and ``lease``), ``("stop",)``
-- worker → pool: ``("ready", pid, [exposed task names])``, ``("init_failed", reason)``,
-  ``("done", outcome_bytes, retry_reason_or_None)``
+- worker → pool, both modes: ``("ready", pid, [exposed task names])``,
+  ``("init_failed", reason)``
+- pool → worker, fed: ``("run", Envelope, payload_bytes, {arg_id: result_bytes})``
+  (the envelope carries the run's ``attempt`` and ``lease``), ``("stop",)``;
+  worker → pool, fed: ``("done", outcome_bytes, retry_reason_or_None)``
+- pool → worker, taking: ``("stop",)``; worker → pool, taking:
+  ``("started", Envelope)``, ``("finished",)``
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -26,16 +40,38 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 import structlog
 
+from worq._events import logger
 from worq._logging import configure_logging_from_environment
 from worq.core import Broker
-from worq.runner import Runner
+from worq.pool._leases import LeaseKeeper
+from worq.pool._outages import back_off
+from worq.pool._pipeline import TaskPipeline
 
-__all__ = ["ORPHANED_EXIT_CODE", "worker_main"]
+__all__ = ["ORPHANED_EXIT_CODE", "OwnTasks", "worker_main"]
 
 ORPHANED_EXIT_CODE = 3
 """Exit status of a worker whose pool process vanished."""
+
+
+@attrs.frozen
+class OwnTasks:
+    """What a worker that takes its own tasks needs of its pool.
+
+    Attributes:
+        queue: The pool's queue name.
+        initial_lease: The pool's backend's initial lease, in seconds.
+        timeout: Seconds each blocking wait for a task lasts (the pool's
+            ``start(timeout=...)``); a stop ends the wait at once anyway.
+        max_tasks: Exit after this many tasks (``max_worker_tasks``), or None.
+    """
+
+    queue: str
+    initial_lease: float
+    timeout: float
+    max_tasks: int | None
 
 
 def worker_main(
@@ -45,8 +81,13 @@ def worker_main(
     init_args: tuple[Any, ...],
     init_kwargs: Mapping[str, Any],
     pool_name: str,
+    own_tasks: OwnTasks | None = None,
 ) -> None:
-    """Entry point of a worker process (spawned, never forked)."""
+    """Entry point of a worker process (spawned, never forked).
+
+    With ``own_tasks`` the worker takes its own tasks from ``broker_url``;
+    without, its pool sends it each one.
+    """
     # Ctrl-C and a SIGTERM sent to the whole process group (systemd, docker)
     # are the pool's to handle: it lets running tasks finish. A do-nothing
     # handler, not SIG_IGN, which processes started by tasks would inherit.
@@ -56,11 +97,17 @@ def worker_main(
     configure_logging_from_environment()
     structlog.contextvars.bind_contextvars(pool=pool_name)
     try:
-        runner = _make_runner(init_func(broker_url, *init_args, **init_kwargs))
+        broker = _broker(init_func(broker_url, *init_args, **init_kwargs))
+        if own_tasks is not None:
+            broker = broker.serving(broker_url, own_tasks.queue, own_tasks.initial_lease)
     except BaseException as exc:
         conn.send(("init_failed", f"init function {_name(init_func)} failed: {exc!r}"))
         return
+    runner = broker.runner
     conn.send(("ready", os.getpid(), runner.task_names()))
+    if own_tasks is not None:
+        _take_own_tasks(conn, broker, own_tasks, pool_name)
+        return
     while True:
         try:
             request = conn.recv()
@@ -73,11 +120,56 @@ def worker_main(
         conn.send(("done", outcome.data, outcome.retry_reason))
 
 
-def _make_runner(broker: object) -> Runner:
-    """The Runner of the Broker an init function returned: all a worker process uses."""
-    if not isinstance(broker, Broker):
-        raise TypeError(f"it returned {broker!r}, not a worq Broker")
-    return broker.runner
+def _broker(returned: object) -> Broker:
+    """The Broker an init function returned, checked."""
+    if not isinstance(returned, Broker):
+        raise TypeError(f"it returned {returned!r}, not a worq Broker")
+    return returned
+
+
+def _take_own_tasks(
+    conn: multiprocessing.connection.Connection, broker: Broker, own: OwnTasks, pool_name: str
+) -> None:
+    """Take, run and record tasks until the pool says stop (or ``max_tasks`` ran).
+
+    The pool is told of each run before it starts and after its outcome is
+    recorded. Only this thread sends on the pipe; a listener thread waits for
+    the pool's stop, which ends a wait for a task at once.
+    """
+    stopping = threading.Event()
+
+    def listen() -> None:
+        # ("stop",), the only message the pool sends in this mode; or an
+        # error: the pool is gone, and _exit_with_parent ends this process.
+        with contextlib.suppress(EOFError, OSError):
+            conn.recv()
+        stopping.set()
+        broker.interrupt_waits()
+
+    threading.Thread(target=listen, name="worq-stop-listener", daemon=True).start()
+    leases = LeaseKeeper(broker, pool_name, reaps=False)
+    pipeline = TaskPipeline(broker, leases, stopping)
+    runner, done, failures = broker.runner, 0, 0
+    try:
+        while not stopping.is_set() and (own.max_tasks is None or done < own.max_tasks):
+            try:
+                taken = broker.take(own.timeout)
+            except Exception as exc:  # an outage, or a reply nobody expected: try again
+                back_off(broker, failures, exc, stopping)
+                failures += 1
+                continue
+            if failures:
+                logger.info("backend.available", queue=broker.name, pool=pool_name)
+            failures = 0
+            if taken is None:
+                continue
+            task, payload = taken
+            conn.send(("started", task))
+            pipeline.process(task, functools.partial(runner.run_encoded, task, payload))
+            conn.send(("finished",))
+            done += 1
+    finally:
+        leases.close()
 
 
 def _ignore(signum: int, frame: object) -> None:

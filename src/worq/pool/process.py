@@ -1,13 +1,21 @@
 """Multi-process worker pool: tasks run in spawned worker processes.
 
-The pool process takes tasks from the broker, one thread per worker process;
-each thread takes its task through the pool's pipeline (see
-:mod:`worq.pool._pipeline`: leases, arguments, recording the outcome), where
-running it means sending its envelope and encoded payload to the worker and
-waiting for the encoded outcome it sends back. So a worker that dies in a
-task (SIGKILL, ``os._exit``, a segfault) fails that task at once — its waiter
-gets TaskExpired, not a hang — and a fresh worker takes its place. Workers
-whose pool process dies exit by themselves.
+On a backend other processes reach (Redis), each worker process takes its
+own tasks, through the same pipeline as a thread pool's thread (see
+:mod:`worq.pool._pipeline`: leases, arguments, recording the outcome), so a
+task costs the pool process nothing. The pool process supervises: one thread
+per worker learns from it which task it runs, and when it is done; the pool's
+lease keeper reaps tasks whose lease lapsed anywhere on the queue.
+
+On memory://, which lives in the pool's process, the pool takes each task
+through that pipeline itself, one thread per worker, where running it means
+sending its envelope and encoded payload to the worker and waiting for the
+encoded outcome it sends back.
+
+Either way a worker that dies in a task (SIGKILL, ``os._exit``, a segfault)
+fails that task at once — its waiter gets TaskExpired, not a hang — one that
+passes a task's ``time_limit`` is killed and the task failed, and a fresh
+worker takes its place. Workers whose pool process dies exit by themselves.
 """
 
 from __future__ import annotations
@@ -19,19 +27,22 @@ import multiprocessing.connection
 import os
 import pickle
 import threading
+import time
 from collections.abc import Callable, Mapping
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import attrs
+
 from worq._events import logger
 from worq.core import Broker
-from worq.exceptions import PoolError, TaskFailure
+from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
 from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
-from worq.pool._outages import back_off, join_interrupting
+from worq.pool._outages import back_off, fail_task, join_interrupting, persist
 from worq.pool._pipeline import RunLost, TaskPipeline
 from worq.pool._signals import run_until_stop_signal
-from worq.pool._worker import worker_main
+from worq.pool._worker import OwnTasks, worker_main
 from worq.runner import EncodedOutcome
 
 __all__ = ["Error", "WorkerPool", "run_in_subprocess", "start_pools"]
@@ -121,7 +132,9 @@ class WorkerPool:
 
     def _start(self, timeout: float) -> None:
         self._leases = LeaseKeeper(self.broker, self.name)
-        self._slots = [_Slot(self, number, timeout) for number in range(self.workers)]
+        # memory:// lives in this process: only here can its tasks be taken.
+        kind = _FeedingSlot if self.broker.backend_kind == "memory" else _OwnTasksSlot
+        self._slots = [kind(self, number, timeout) for number in range(self.workers)]
         for slot in self._slots:
             slot.thread.start()
         logger.info("pool.started", pool=self.name, queue=self.broker.name, workers=self.workers)
@@ -134,6 +147,8 @@ class WorkerPool:
         """
         self._stopping.set()
         self.broker.interrupt_waits()  # idle feeders stop waiting for a task now
+        for slot in self._slots:
+            slot.ask_to_stop()
         if join:
             self.join()
 
@@ -155,7 +170,12 @@ class WorkerPool:
 
 
 class _Slot:
-    """One worker process and the thread in the pool process that feeds it."""
+    """One worker process and the thread in the pool process that looks after it.
+
+    The two kinds differ in who takes the tasks (see :mod:`worq.pool._worker`):
+    :class:`_OwnTasksSlot` only watches a worker that takes its own, while
+    :class:`_FeedingSlot` takes each task and sends it to its worker.
+    """
 
     def __init__(self, pool: WorkerPool, number: int, timeout: float) -> None:
         self.pool = pool
@@ -163,14 +183,8 @@ class _Slot:
         self.process: BaseProcess | None = None
         self.conn: multiprocessing.connection.Connection | None = None
         self.tasks_done = 0
-        leases = pool._leases
-        if leases is None:  # pragma: no cover - the pool makes its slots after its leases
-            raise AssertionError("slot made before the pool's lease keeper")
-        self.pipeline = TaskPipeline(
-            pool.broker, leases, pool._stopping, on_pool_error=lambda: self._retire("pool error")
-        )
         self.thread = threading.Thread(
-            target=self._run, name=f"{pool.name}-feeder-{number}", daemon=True
+            target=self._run, name=f"{pool.name}-slot-{number}", daemon=True
         )
 
     def pid(self) -> int | None:
@@ -178,37 +192,14 @@ class _Slot:
         return process.pid if process is not None and process.is_alive() else None
 
     def _run(self) -> None:
-        pool, failures = self.pool, 0
-        try:
-            while not pool._stopping.is_set():
-                try:
-                    if not self._ensure_worker():
-                        continue
-                    taken = pool.broker.take(self.timeout)
-                    if failures:
-                        logger.info("backend.available", queue=pool.broker.name, pool=pool.name)
-                    failures = 0
-                except Exception as exc:  # an outage, or a reply nobody expected: try again
-                    back_off(pool.broker, failures, exc, pool._stopping)
-                    failures += 1
-                    continue
-                if taken is not None:
-                    task, payload = taken
-                    self.pipeline.process(
-                        task, functools.partial(self._run_in_worker, task, payload)
-                    )
-        finally:
-            self._retire("pool stopping")
+        raise NotImplementedError
 
-    def _ensure_worker(self) -> bool:
-        """A live worker is ready (starting one if needed); False if it failed to start."""
-        if self.process is not None and self.process.is_alive():
-            if self.pool.max_worker_tasks is None or self.tasks_done < self.pool.max_worker_tasks:
-                return True
-            self._retire(f"max_worker_tasks={self.pool.max_worker_tasks} reached")
-        elif self.process is not None:
-            self._forget_worker()
-        return self._spawn()
+    def ask_to_stop(self) -> None:
+        """Called by :meth:`WorkerPool.stop`, in its thread, after the pool's stop is set."""
+
+    def _own_tasks(self) -> OwnTasks | None:
+        """What a worker taking its own tasks is told; None for a fed worker."""
+        return None
 
     def _spawn(self) -> bool:
         pool = self.pool
@@ -216,7 +207,7 @@ class _Slot:
         process = _spawn.Process(
             target=worker_main,
             args=(child_conn, pool.init_func, pool.broker.url, pool.init_args,
-                  pool.init_kwargs, pool.name),
+                  pool.init_kwargs, pool.name, self._own_tasks()),
             name=f"{pool.name}-worker",
             daemon=True,
         )  # fmt: skip
@@ -241,28 +232,6 @@ class _Slot:
         logger.info("worker.started", pool=pool.name, pid=process.pid, tasks=reply[2])
         return True
 
-    def _run_in_worker(
-        self, task: Envelope, payload: bytes, arguments: Mapping[str, bytes]
-    ) -> EncodedOutcome | RunLost:
-        """Send the task to the worker; its encoded outcome, or why there is none."""
-        process, conn = self.process, self.conn
-        if process is None or conn is None:  # pragma: no cover - _ensure_worker ran first
-            raise AssertionError("no worker to run the task")
-        with contextlib.suppress(OSError):  # died idle: _receive sees its exit
-            conn.send(("run", task, payload, arguments))
-        reply = self._receive(conn, process, task.options.time_limit)
-        if reply is _TIMED_OUT:
-            return self._overran(task, process)
-        if reply is None:
-            process.join(RETIRE_TIMEOUT)
-            reason = f"worker process {process.pid} died (exit code {process.exitcode}) running it"
-            logger.error("worker.crashed", task, pool=self.pool.name, error=reason)
-            self._forget_worker()
-            return RunLost(reason)
-        self.tasks_done += 1
-        _, data, retry_reason = reply
-        return EncodedOutcome(data, retry_reason)
-
     def _overran(self, task: Envelope, process: BaseProcess) -> EncodedOutcome:
         """Kill a worker whose task passed its time limit; the task failed, and may retry."""
         limit = task.options.time_limit
@@ -273,6 +242,14 @@ class _Slot:
         self._forget_worker()
         failure = TaskFailure(task.name, task.queue, task.id, reason)
         return EncodedOutcome(self.pool.broker.runner.encode_outcome(task, failure), reason)
+
+    def _died_running(self, task: Envelope, process: BaseProcess) -> str:
+        """Log a worker that died in ``task`` and forget it; the reason, for the task."""
+        process.join(RETIRE_TIMEOUT)
+        reason = f"worker process {process.pid} died (exit code {process.exitcode}) running it"
+        logger.error("worker.crashed", task, pool=self.pool.name, error=reason)
+        self._forget_worker()
+        return reason
 
     @staticmethod
     def _receive(
@@ -313,6 +290,165 @@ class _Slot:
             self.process.join(RETIRE_TIMEOUT)
             self.process.close()
         self.process, self.conn = None, None
+
+
+@attrs.define
+class _Run:
+    """The task a worker said it started, and when (monotonic seconds)."""
+
+    task: Envelope
+    started: float
+
+
+class _OwnTasksSlot(_Slot):
+    """Watches a worker that takes its own tasks from the backend.
+
+    The worker says which task it starts and when it is done; this thread
+    waits for those messages or the worker's death, so a worker that dies in
+    a task has that task retried or expired at once, one that passes the
+    task's ``time_limit`` is killed and the task failed, and either is
+    replaced. On stop the worker is told to finish its task and exit.
+    """
+
+    def __init__(self, pool: WorkerPool, number: int, timeout: float) -> None:
+        super().__init__(pool, number, timeout)
+        self._stop_lock = threading.RLock()
+        """Held while a worker starts, so that a stop cannot slip in unseen."""
+        self._running: _Run | None = None
+
+    def _own_tasks(self) -> OwnTasks:
+        pool = self.pool
+        return OwnTasks(
+            pool.broker.name, pool.broker.initial_lease, self.timeout, pool.max_worker_tasks
+        )
+
+    def ask_to_stop(self) -> None:
+        with self._stop_lock, contextlib.suppress(OSError):  # a worker gone needs no telling
+            if self.conn is not None:
+                self.conn.send(("stop",))
+
+    def _run(self) -> None:
+        pool = self.pool
+        while True:
+            if self.process is None:
+                if pool._stopping.is_set():
+                    return
+                with self._stop_lock:
+                    spawned = self._spawn()
+                    if spawned and pool._stopping.is_set():  # stop came while it started
+                        self.ask_to_stop()
+                continue
+            self._watch(self.process)
+
+    def _watch(self, process: BaseProcess) -> None:
+        """Wait for the worker's next message, its death or its task's time limit."""
+        conn, running = self.conn, self._running
+        if conn is None:  # pragma: no cover - set together with process
+            raise AssertionError("a worker without its pipe")
+        timeout = None
+        if running is not None and running.task.options.time_limit is not None:
+            passed = time.monotonic() - running.started
+            timeout = max(0.0, running.task.options.time_limit - passed)
+        reply = self._receive(conn, process, timeout)
+        if reply is _TIMED_OUT and running is not None:
+            self._running = None
+            ended = self._overran(running.task, process)
+            record = functools.partial(
+                self.pool.broker.record_outcome, running.task, ended.data, ended.retry_reason
+            )
+            try:
+                persist(record, self.pool.broker, self.pool._stopping)
+            except BackendUnavailable as exc:  # stopping: its lease lapses, a reaper settles it
+                logger.error("task.outcome_unrecorded", running.task, error=str(exc))
+        elif reply is None:
+            self._running = None
+            if running is not None:
+                reason = self._died_running(running.task, process)
+                fail_task(self.pool.broker, running.task, reason, self.pool._stopping)
+            else:
+                self._exited(process)
+        elif reply[0] == "started":
+            self._running = _Run(reply[1], time.monotonic())
+        elif reply[0] == "finished":
+            self._running = None
+            self.tasks_done += 1
+
+    def _exited(self, process: BaseProcess) -> None:
+        """A worker exited between tasks: asked to stop, at max_worker_tasks, or it died."""
+        process.join(RETIRE_TIMEOUT)
+        limit = self.pool.max_worker_tasks
+        if self.pool._stopping.is_set():
+            reason = "pool stopping"
+        elif limit is not None and self.tasks_done >= limit:
+            reason = f"max_worker_tasks={limit} reached"
+        else:
+            reason = f"exited between tasks (exit code {process.exitcode})"
+        logger.info("worker.retired", pool=self.pool.name, pid=process.pid, reason=reason)
+        self._forget_worker()
+
+
+class _FeedingSlot(_Slot):
+    """Takes each task for its worker and sends it over (memory://, see the module)."""
+
+    def __init__(self, pool: WorkerPool, number: int, timeout: float) -> None:
+        super().__init__(pool, number, timeout)
+        leases = pool._leases
+        if leases is None:  # pragma: no cover - the pool makes its slots after its leases
+            raise AssertionError("slot made before the pool's lease keeper")
+        self.pipeline = TaskPipeline(
+            pool.broker, leases, pool._stopping, on_pool_error=lambda: self._retire("pool error")
+        )
+
+    def _run(self) -> None:
+        pool, failures = self.pool, 0
+        try:
+            while not pool._stopping.is_set():
+                try:
+                    if not self._ensure_worker():
+                        continue
+                    taken = pool.broker.take(self.timeout)
+                    if failures:
+                        logger.info("backend.available", queue=pool.broker.name, pool=pool.name)
+                    failures = 0
+                except Exception as exc:  # an outage, or a reply nobody expected: try again
+                    back_off(pool.broker, failures, exc, pool._stopping)
+                    failures += 1
+                    continue
+                if taken is not None:
+                    task, payload = taken
+                    self.pipeline.process(
+                        task, functools.partial(self._run_in_worker, task, payload)
+                    )
+        finally:
+            self._retire("pool stopping")
+
+    def _ensure_worker(self) -> bool:
+        """A live worker is ready (starting one if needed); False if it failed to start."""
+        if self.process is not None and self.process.is_alive():
+            if self.pool.max_worker_tasks is None or self.tasks_done < self.pool.max_worker_tasks:
+                return True
+            self._retire(f"max_worker_tasks={self.pool.max_worker_tasks} reached")
+        elif self.process is not None:
+            self._forget_worker()
+        return self._spawn()
+
+    def _run_in_worker(
+        self, task: Envelope, payload: bytes, arguments: Mapping[str, bytes]
+    ) -> EncodedOutcome | RunLost:
+        """Send the task to the worker; its encoded outcome, or why there is none."""
+        process, conn = self.process, self.conn
+        if process is None or conn is None:  # pragma: no cover - _ensure_worker ran first
+            raise AssertionError("no worker to run the task")
+        with contextlib.suppress(OSError):  # died idle: _receive sees its exit
+            conn.send(("run", task, payload, arguments))
+        reply = self._receive(conn, process, task.options.time_limit)
+        if reply is _TIMED_OUT:
+            return self._overran(task, process)
+        if reply is None:
+            return RunLost(self._died_running(task, process))
+        self.tasks_done += 1
+        _, data, retry_reason = reply
+        return EncodedOutcome(data, retry_reason)
 
 
 def _check_positive(name: str, value: object) -> None:
