@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Count Redis round trips per task operation.
 
-Every redis-py command is one round trip (worq sends no pipelines), so the
-count of ``Redis.execute_command`` calls during an operation is its number of
-round trips. Targets: one each for enqueue, get, set_result and pop_result,
+Every redis-py command is one round trip, so the count of
+``Redis.execute_command`` calls during an operation is its number of round
+trips (the operations measured here send no pipelines; the batches of
+``Queue.map`` and ``wait_all`` do, and tests/test_batch.py counts their round
+trips at the connection instead). Targets: one each for enqueue, get, set_result and pop_result,
 and at most k + 2 for the whole enqueue of a task with k deferred arguments.
 
 Uses WORQ_BENCH_REDIS_URL if set, else a private redis-server on a free port.

@@ -7,6 +7,7 @@ Send tasks with :func:`get_queue`, run them with a broker from
 
 from worq._backends import get_broker, get_queue
 from worq.core import Broker
+from worq.deferred import WaitResult, wait_all
 from worq.exceptions import (
     BackendUnavailable,
     DependencyUnavailable,
@@ -36,7 +37,9 @@ __all__ = [
     "TaskExpired",
     "TaskFailure",
     "TaskSpace",
+    "WaitResult",
     "WorqError",
     "get_broker",
     "get_queue",
+    "wait_all",
 ]

@@ -7,7 +7,7 @@ through it, and :class:`~worq.task.Deferred` fetches results through it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import attrs
@@ -16,7 +16,7 @@ from worq._checks import check_task_id
 from worq._codec import make_codec
 from worq._deadline import Deadline
 from worq._events import logger
-from worq._extract import extract_refs
+from worq._extract import ExtractedArguments, extract_refs
 from worq._urls import mask_url
 from worq._wire import decode_envelope, encode_task
 from worq.const import TaskStatus
@@ -32,7 +32,7 @@ from worq.exceptions import (
 from worq.models import Envelope, Outcome, SentTask, TaskMessage, TaskOptions
 from worq.runner import NOOP_TASK, ExposedTask, Runner
 from worq.task import Queue, TaskSpace
-from worq.typing import Codec, DeferResult, Taken, TaskLike, TaskQueue
+from worq.typing import Codec, DeferResult, NewTask, Taken, TaskLike, TaskQueue
 
 __all__ = ["NOOP_TASK", "Broker", "TaskQueue"]
 
@@ -48,6 +48,12 @@ MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 DEFAULT_RESULT_TIMEOUT = 3600
 """Seconds to keep an outcome stored for a task whose options are not known here
 (its message could not be decoded, or it was expired from outside)."""
+
+
+def _some(indexes: list[int], shown: int = 10) -> str:
+    """The first few of ``indexes``, for an error message."""
+    text = ", ".join(map(str, indexes[:shown]))
+    return f"{text}, ..." if len(indexes) > shown else text or "none"
 
 
 class Broker:
@@ -188,7 +194,42 @@ class Broker:
             DependencyUnavailable: A Deferred argument has no result left to take.
             ValueError: ``delay`` combined with Deferred arguments.
         """
-        check_task_id(task_id, f"task {name!r} on queue {self.name!r}")
+        message, extracted, data = self._encode(
+            name, task_id, args, kwargs, options, delay, scheduled, ""
+        )
+        keep_result = not options.ignore_result
+        if extracted.refs:
+            outcome = self.taskqueue.defer_task(
+                task_id, data, extracted.refs, keep_result=keep_result
+            )
+            if outcome is DeferResult.MISSING_ARGUMENT:
+                raise self._missing_dependency(name, task_id, extracted.refs)
+            stored = outcome is DeferResult.STORED
+        else:
+            stored = self.taskqueue.enqueue_task(
+                task_id, data, keep_result=keep_result, track=message.tracked, delay=delay
+            )
+        if not stored:
+            raise DuplicateTask(name, self.name, task_id, "cannot enqueue task with duplicate id")
+        return self._sent(message, extracted, args, kwargs, hint, delay)
+
+    def _encode(
+        self,
+        name: str,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: TaskOptions,
+        delay: float,
+        scheduled: bool,
+        item: str,
+    ) -> tuple[TaskMessage, ExtractedArguments, bytes]:
+        """A task's message, its extracted Deferred arguments and its encoding.
+
+        Args:
+            item: ``" (item 3 of the batch)"`` for a task of a batch, else "".
+        """
+        check_task_id(task_id, f"task {name!r}{item} on queue {self.name!r}")
         extracted = extract_refs(args, kwargs)
         message = TaskMessage(
             id=task_id,
@@ -204,52 +245,151 @@ class Broker:
             data = encode_task(self.codec, message)
         except SerializationError as exc:
             raise SerializationError(
-                f"cannot send task {name!r} to queue {self.name!r}: {exc}"
+                f"cannot send task {name!r}{item} to queue {self.name!r}: {exc}"
             ) from None
         if len(data) > self.max_message_size:
             raise SerializationError(
-                f"cannot send task {name!r} to queue {self.name!r}: its message is "
+                f"cannot send task {name!r}{item} to queue {self.name!r}: its message is "
                 f"{len(data)} bytes, over max_message_size={self.max_message_size}; pass "
                 "large data by reference (a path, a URL, a key) or raise max_message_size"
             )
-        keep_result = not options.ignore_result
         if extracted.refs and (scheduled or delay > 0):
             raise ValueError(
-                f"task {name!r}: a delay or eta cannot be combined with Deferred arguments "
-                "(the task already waits for them)"
+                f"task {name!r}{item}: a delay or eta cannot be combined with Deferred "
+                "arguments (the task already waits for them)"
             )
-        if extracted.refs:
-            outcome = self.taskqueue.defer_task(
-                task_id, data, extracted.refs, keep_result=keep_result
-            )
-            if outcome is DeferResult.MISSING_ARGUMENT:
-                raise self._missing_dependency(name, task_id, extracted.refs)
-            stored = outcome is DeferResult.STORED
-        else:
-            stored = self.taskqueue.enqueue_task(
-                task_id, data, keep_result=keep_result, track=message.tracked, delay=delay
-            )
-        if not stored:
-            raise DuplicateTask(name, self.name, task_id, "cannot enqueue task with duplicate id")
+        return message, extracted, data
+
+    def _sent(
+        self,
+        message: TaskMessage,
+        extracted: ExtractedArguments,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        hint: Any,
+        delay: float,
+    ) -> Deferred[Any] | None:
+        """Log a stored task; its Deferred, or None when it ignores its result."""
         logger.debug(
             "task.deferred" if extracted.refs else "task.enqueued",
             message,
             refs=list(extracted.refs),
             delay_s=delay,
         )
-        if not keep_result:
+        if message.options.ignore_result:
             return None
-        sent = SentTask(id=task_id, name=name, args=args, kwargs=kwargs, options=options)
+        sent = SentTask(
+            id=message.id, name=message.name, args=args, kwargs=kwargs, options=message.options
+        )
         return Deferred(self, sent, hint=hint)
 
+    def enqueue_many(
+        self,
+        name: str,
+        calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
+        options: TaskOptions,
+        hint: Any = None,
+        delay: float = 0,
+        scheduled: bool = False,
+    ) -> list[Deferred[Any] | None]:
+        """Send many tasks of one name with few round trips (see ``TaskQueue.enqueue_tasks``).
+
+        Every task is encoded before anything is sent, so an argument that
+        cannot be encoded stops the whole batch unsent. Each task is then
+        stored whole or not at all, as :meth:`enqueue` stores it; the batch as
+        a whole is not atomic.
+
+        Args:
+            calls: ``(task id, args, kwargs)`` of each task, in order.
+            delay, scheduled: As for :meth:`enqueue`, for every task.
+
+        Returns:
+            Each task's Deferred, in order (None for tasks ignoring results).
+
+        Raises:
+            SerializationError: Item ``k`` cannot be encoded (the message names
+                ``k``, the task and the queue); nothing of the batch was sent.
+            ValueError: A bad task id, or a delay combined with Deferred
+                arguments, in item ``k``; nothing was sent.
+            DuplicateTask: Some ids were taken (by existing tasks or earlier
+                items of the batch): those items were not stored, every other
+                one was. The error names the first such item; its
+                ``deferreds`` attribute holds the batch's Deferreds, None for
+                each item not stored.
+            DependencyUnavailable: A Deferred argument of some items had no
+                result left to take; as for DuplicateTask, the others were
+                stored and ``deferreds`` holds them.
+        """
+        prepared = [
+            self._encode(name, task_id, args, kwargs, options, delay, scheduled,
+                         f" (item {index} of the batch)")
+            for index, (task_id, args, kwargs) in enumerate(calls)
+        ]  # fmt: skip
+        keep_result = not options.ignore_result
+        outcomes = self.taskqueue.enqueue_tasks(
+            [
+                NewTask(message.id, data, keep_result, message.tracked, delay, extracted.refs)
+                for message, extracted, data in prepared
+            ]
+        )
+        deferreds: list[Deferred[Any] | None] = []
+        refused: list[tuple[int, DeferResult]] = []
+        for index, ((message, extracted, _), (_, args, kwargs), outcome) in enumerate(
+            zip(prepared, calls, outcomes, strict=True)
+        ):
+            if outcome is DeferResult.STORED:
+                deferreds.append(self._sent(message, extracted, args, kwargs, hint, delay))
+            else:
+                deferreds.append(None)
+                refused.append((index, outcome))
+        if refused:
+            raise self._batch_refused(name, prepared, refused, deferreds)
+        return deferreds
+
+    def _batch_refused(
+        self,
+        name: str,
+        prepared: list[tuple[TaskMessage, ExtractedArguments, bytes]],
+        refused: list[tuple[int, DeferResult]],
+        deferreds: list[Deferred[Any] | None],
+    ) -> DuplicateTask | DependencyUnavailable:
+        """The error for a batch some of whose tasks the backend refused."""
+        duplicates = [index for index, outcome in refused if outcome is DeferResult.DUPLICATE]
+        missing = [index for index, outcome in refused if outcome is not DeferResult.DUPLICATE]
+        stored = len(prepared) - len(refused)
+        summary = (
+            f"{len(duplicates)} of {len(prepared)} items had a duplicate id (items "
+            f"{_some(duplicates)}), {len(missing)} a Deferred argument with no result left "
+            f"(items {_some(missing)}); the other {stored} tasks were sent: the error's "
+            "deferreds attribute holds them, None where an item was not stored"
+        )
+        error: DuplicateTask | DependencyUnavailable
+        if duplicates:
+            first = prepared[duplicates[0]][0]
+            error = DuplicateTask(
+                name,
+                self.name,
+                first.id,
+                f"cannot enqueue task with duplicate id (item {duplicates[0]} of the batch): "
+                + summary,
+            )
+        else:
+            first = prepared[missing[0]][0]
+            error = self._missing_dependency(
+                name, first.id, first.refs, f" (item {missing[0]} of the batch)", summary
+            )
+        error.deferreds = deferreds
+        return error
+
     def _missing_dependency(
-        self, name: str, task_id: str, refs: tuple[str, ...]
+        self, name: str, task_id: str, refs: tuple[str, ...], item: str = "", more: str = ""
     ) -> DependencyUnavailable:
         missing = [ref for ref in refs if self.taskqueue.get_status(ref) is None]
         return DependencyUnavailable(
-            f"cannot send task {name!r} ({task_id}) to queue {self.name!r}: the result of "
+            f"cannot send task {name!r}{item} ({task_id}) to queue {self.name!r}: the result of "
             f"task(s) {missing or list(refs)} is gone (fetched, expired or never kept); "
             "pass the value instead, or a Deferred whose result is still stored"
+            + (f"; {more}" if more else "")
         )
 
     def pop_result(self, task: TaskLike, timeout: float | None = 0) -> Any:
@@ -273,8 +413,44 @@ class Broker:
                 self._settle(taken)
         if data is None:
             raise ResultNotReady(f"{task.name} [{self.name}:{task.id}] has no result yet")
+        outcome = self._outcome(task, data)
         if isinstance(data, TaskStatus):
-            raise TaskExpired(
+            raise outcome
+        return outcome
+
+    def pop_results(self, tasks: Sequence[TaskLike], timeout: float | None = 0) -> dict[str, Any]:
+        """Take the outcomes of many tasks with few round trips (see ``TaskQueue.pop_results``).
+
+        Waits until every task has its outcome or ``timeout`` passed (0, the
+        default, does not wait; None waits forever). Tasks whose lease lapsed
+        are settled on the way, as :meth:`pop_result` settles them.
+
+        Returns:
+            By task id, the outcome of each task that has one: its value, or
+            the TaskFailure it ended with (a TaskExpired when its result
+            vanished); the tasks still without one are left out.
+        """
+        by_id = {task.id: task for task in tasks}
+        outcomes: dict[str, Any] = {}
+        deadline = Deadline(timeout)
+        while True:
+            missing = [task_id for task_id in by_id if task_id not in outcomes]
+            found = self.taskqueue.pop_results(missing, deadline.remaining()) if missing else {}
+            lapsed = [task_id for task_id, data in found.items() if data is TaskStatus.LAPSED]
+            for task_id, data in found.items():
+                if data is not TaskStatus.LAPSED:
+                    outcomes[task_id] = self._outcome(by_id[task_id], data)
+            if not lapsed:
+                return outcomes
+            for task_id in lapsed:
+                taken = self.taskqueue.reclaim_task(task_id)  # a waiter settles it too
+                if taken is not None:
+                    self._settle(taken)
+
+    def _outcome(self, task: TaskLike, data: bytes | TaskStatus) -> Any:
+        """A task's decoded outcome; a TaskExpired when the backend has none for it."""
+        if isinstance(data, TaskStatus):
+            return TaskExpired(
                 task.name,
                 self.name,
                 task.id,

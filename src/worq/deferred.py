@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
+import attrs
+
+from worq._deadline import Deadline
 from worq._urls import mask_url
 from worq.const import TaskStatus
 from worq.exceptions import NoValueYet, ResultNotReady, TaskExpired, TaskFailure
@@ -14,9 +18,10 @@ if TYPE_CHECKING:
     from worq.core import Broker
     from worq.typing import TaskLike
 
-__all__ = ["Deferred"]
+__all__ = ["Deferred", "WaitResult", "wait_all"]
 
 T = TypeVar("T")
+D = TypeVar("D", bound="Deferred[Any]")
 
 _NO_VALUE: Any = object()
 
@@ -179,10 +184,14 @@ class Deferred(Generic[T]):
             value = failure
         finally:
             self._waited = (self._waited or 0.0) + time.monotonic() - started
+        self._receive(value)
+        return True
+
+    def _receive(self, value: Any) -> None:
+        """Hold the outcome fetched for this task, converted to its return annotation."""
         if self._hint is not None and not isinstance(value, TaskFailure):
             value = self.broker.structure(value, self._hint, task_name=self.name, task_id=self.id)
         self._value = value
-        return True
 
     def as_arg(self) -> T:
         """This Deferred, typed as the value it stands for.
@@ -195,3 +204,60 @@ class Deferred(Generic[T]):
     def __repr__(self) -> str:
         status = self.status
         return f"<Deferred {self.name} [{self.broker.name}:{self.id}] {status or 'unknown'}>"
+
+
+@attrs.frozen
+class WaitResult(Generic[D]):
+    """What :func:`wait_all` found: the Deferreds holding their outcome, and the others.
+
+    Unpacks like ``concurrent.futures.wait``'s result:
+    ``done, not_done = wait_all(deferreds, 5)``.
+
+    Attributes:
+        done: The Deferreds holding their outcome (a value or a failure:
+            ``.value`` and ``.status`` need no backend call), in the order given.
+        not_done: Those whose outcome did not come within the timeout, in order.
+    """
+
+    done: list[D]
+    not_done: list[D]
+
+    @property
+    def all_done(self) -> bool:
+        """True when no Deferred timed out."""
+        return not self.not_done
+
+    def __iter__(self) -> Iterator[list[D]]:
+        return iter((self.done, self.not_done))
+
+
+def wait_all(deferreds: Iterable[D], timeout: float | None) -> WaitResult[D]:
+    """Wait for many tasks' outcomes at once, for at most ``timeout`` seconds in all.
+
+    Like ``Deferred.wait`` on each, with few round trips to the backend: on
+    Redis the results already there are fetched in one pipelined round trip
+    per 1,000 tasks, and the others waited for without a round trip per task.
+    ``None`` waits forever, 0 only fetches what is there. Deferreds already
+    holding their outcome count as done at once; a failed task is done too
+    (its ``.value`` raises the TaskFailure).
+
+    Returns:
+        The done and the not-done Deferreds (see :class:`WaitResult`).
+    """
+    given = list(deferreds)
+    by_broker: dict[Broker, list[Deferred[Any]]] = {}
+    for deferred in given:
+        if not deferred.has_value():
+            by_broker.setdefault(deferred.broker, []).append(deferred)
+    deadline = Deadline(timeout)
+    for broker, waiting in by_broker.items():
+        started = time.monotonic()
+        outcomes = broker.pop_results(waiting, deadline.remaining())
+        waited = time.monotonic() - started
+        for handle in waiting:
+            handle._waited = (handle._waited or 0.0) + waited
+            if handle.id in outcomes and not handle.has_value():
+                handle._receive(outcomes[handle.id])
+    done = [deferred for deferred in given if deferred.has_value()]
+    not_done = [deferred for deferred in given if not deferred.has_value()]
+    return WaitResult(done, not_done)

@@ -7,6 +7,8 @@ cannot handle as :class:`SerializationError`.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BackendUnavailable",
     "DependencyUnavailable",
@@ -81,7 +83,15 @@ class TaskExpired(TaskFailure):
 
 
 class DuplicateTask(TaskFailure):
-    """A task with the same id is already in the queue or holds a result."""
+    """A task with the same id is already in the queue or holds a result.
+
+    Attributes:
+        deferreds: For a batch (``Queue.map``, ``Queue.starmap``), the
+            Deferreds of its items in order, None for each item not stored
+            (and for every item when results are ignored); None for one task.
+    """
+
+    deferreds: list[Any] | None = None
 
 
 class SerializationError(WorqError):
@@ -117,7 +127,13 @@ class DependencyUnavailable(WorqError):
 
     Its result was already fetched by another client, expired, or never kept
     (``ignore_result=True``).
+
+    Attributes:
+        deferreds: For a batch, the Deferreds of its items, as for
+            :class:`DuplicateTask`; None for one task.
     """
+
+    deferreds: list[Any] | None = None
 
 
 class PoolError(WorqError):

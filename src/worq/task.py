@@ -6,9 +6,19 @@ import contextlib
 import functools
 import typing
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    ParamSpec,
+    TypeVar,
+    TypeVarTuple,
+    cast,
+    overload,
+)
 
 import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
@@ -33,6 +43,8 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 F = TypeVar("F", bound=Callable[..., Any])
 D = DefaultTypeVar("D", bound="Deferred[Any] | None", default="Deferred[Any]")
 """What calling a Queue or Task returns: a Deferred, or None when fire and forget."""
@@ -123,8 +135,10 @@ class Queue(Generic[D]):
     ``Queue[None]`` for a fire-and-forget queue made with
     ``ignore_result=True``, whose calls return None.
 
-    Queue's own public names (``submit``) shadow task paths of the same name;
-    everything else, except names starting with ``_``, is a task path.
+    Queue's own public names (``submit``, ``map``, ``starmap``) shadow task
+    paths of the same name; everything else, except names starting with
+    ``_``, is a task path. Reach a task so named through its full path:
+    ``Queue(broker, "shop.map")`` or ``broker.queue("map")``.
 
     Args:
         broker: The broker tasks are sent through.
@@ -241,6 +255,86 @@ class Queue(Generic[D]):
             self._options,
             hint=_return_hint(fn),
         )
+
+    @overload
+    def map(self: Queue[None], fn: Callable[[T], R], items: Iterable[T], /) -> None: ...
+
+    @overload
+    def map(
+        self: Queue[Deferred[Any]], fn: Callable[[T], R], items: Iterable[T], /
+    ) -> list[Deferred[R]]: ...
+
+    @overload
+    def map(
+        self: Queue[Deferred[Any] | None], fn: Callable[[T], R], items: Iterable[T], /
+    ) -> list[Deferred[R]] | None: ...
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], /) -> list[Deferred[Any]] | None:
+        """Send task ``fn`` once per item, ``fn(item)``, in few round trips.
+
+        Like ``[q.submit(fn, item) for item in items]``, mypy checking each
+        item against ``fn``'s one parameter, but every task is encoded first
+        and the batch goes in pipelined chunks (1,000 tasks per round trip on
+        Redis). On a fire-and-forget queue the tasks are sent and ``map``
+        returns None.
+
+        Returns:
+            The Deferreds, in the order of ``items``.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            SerializationError: Item ``k`` cannot be encoded; the message names
+                ``k``, the task and the queue, and nothing of the batch was sent.
+            DuplicateTask, DependencyUnavailable: Some items were refused (a
+                taken id, a Deferred argument with no result left); every other
+                item was sent, and the error's ``deferreds`` holds their Deferreds.
+        """
+        _check_task_function(fn, "map")
+        return self._send_many(fn, [((item,), {}) for item in items])
+
+    @overload
+    def starmap(
+        self: Queue[None], fn: Callable[[*Ts], R], items: Iterable[tuple[*Ts]], /
+    ) -> None: ...
+
+    @overload
+    def starmap(
+        self: Queue[Deferred[Any]], fn: Callable[[*Ts], R], items: Iterable[tuple[*Ts]], /
+    ) -> list[Deferred[R]]: ...
+
+    @overload
+    def starmap(
+        self: Queue[Deferred[Any] | None],
+        fn: Callable[[*Ts], R],
+        items: Iterable[tuple[*Ts]],
+        /,
+    ) -> list[Deferred[R]] | None: ...
+
+    def starmap(
+        self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]], /
+    ) -> list[Deferred[Any]] | None:
+        """Send task ``fn`` once per tuple of arguments, ``fn(*item)``, in few round trips.
+
+        :meth:`map` for tasks of several parameters: mypy checks each tuple
+        against ``fn``'s positional parameters.
+
+        Raises:
+            TypeError: ``fn`` is not callable, or an item is not a tuple.
+            SerializationError, DuplicateTask, DependencyUnavailable: As for :meth:`map`.
+        """
+        _check_task_function(fn, "starmap")
+        return self._send_many(fn, _argument_tuples(items))
+
+    def _send_many(
+        self, fn: Callable[..., Any], calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]
+    ) -> list[Deferred[Any]] | None:
+        deferreds = self._broker.enqueue_many(
+            task_name_of(fn, self._target),
+            _task_ids(self._id, calls),
+            self._options,
+            hint=_return_hint(fn),
+        )
+        return None if self._options.ignore_result else cast(list[Deferred[Any]], deferreds)
 
     def __len__(self) -> int:
         """Approximate number of tasks not yet started: runnable, delayed or
@@ -483,6 +577,55 @@ class Task(Generic[D]):
         _check_task_function(fn)
         return self._send(task_name_of(fn, self.queue._target), args, kwargs, _return_hint(fn))
 
+    @overload
+    def map(self: Task[None], items: Iterable[Any], /) -> None: ...
+
+    @overload
+    def map(self: Task[Deferred[Any]], items: Iterable[Any], /) -> list[Deferred[Any]]: ...
+
+    @overload
+    def map(
+        self: Task[Deferred[Any] | None], items: Iterable[Any], /
+    ) -> list[Deferred[Any]] | None: ...
+
+    def map(self, items: Iterable[Any], /) -> list[Deferred[Any]] | None:
+        """Send this task once per item, with this Task's options: ``Queue.map``'s untyped path.
+
+        ``Task(q.shop.price, retries=2).map(skus)`` sends ``shop.price(sku)``
+        for each sku, each with ``retries=2`` (a ``delay`` or ``eta`` applies
+        to every task). See :meth:`Queue.map` for the batching and errors.
+        """
+        return self._send_many([((item,), {}) for item in items])
+
+    @overload
+    def starmap(self: Task[None], items: Iterable[tuple[Any, ...]], /) -> None: ...
+
+    @overload
+    def starmap(
+        self: Task[Deferred[Any]], items: Iterable[tuple[Any, ...]], /
+    ) -> list[Deferred[Any]]: ...
+
+    @overload
+    def starmap(
+        self: Task[Deferred[Any] | None], items: Iterable[tuple[Any, ...]], /
+    ) -> list[Deferred[Any]] | None: ...
+
+    def starmap(self, items: Iterable[tuple[Any, ...]], /) -> list[Deferred[Any]] | None:
+        """Send this task once per tuple of arguments, with this Task's options (see map)."""
+        return self._send_many(_argument_tuples(items))
+
+    def _send_many(
+        self, calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]
+    ) -> list[Deferred[Any]] | None:
+        deferreds = self.queue._broker.enqueue_many(
+            self.name,
+            _task_ids(self.id, calls),
+            self.options,
+            delay=self._delay(),
+            scheduled=self.delay is not None or self.eta is not None,
+        )
+        return None if self.options.ignore_result else cast(list[Deferred[Any]], deferreds)
+
     def _send(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], hint: Any = None
     ) -> Deferred[Any] | None:
@@ -531,11 +674,11 @@ def _make_options(options: Mapping[str, Any], where: str) -> TaskOptions:
         raise ValueError(f"{where}: {exc}") from None
 
 
-def _check_task_function(fn: object) -> None:
+def _check_task_function(fn: object, method: str = "submit") -> None:
     """Refuse a value where a task function belongs: the usual ``submit(price(x))`` slip."""
     if not callable(fn):
         raise TypeError(
-            f"submit expects a task function, got a {type(fn).__qualname__} instance: pass "
+            f"{method} expects a task function, got a {type(fn).__qualname__} instance: pass "
             "the function and its arguments, submit(price, x), not its result, "
             "submit(price(x))"
         )
@@ -558,6 +701,34 @@ def _task_id(task_id: TaskId | None, args: tuple[Any, ...], kwargs: dict[str, An
             f"task id function {task_id!r} returned {computed!r}: it must return a str"
         )
     return computed
+
+
+def _task_ids(
+    task_id: TaskId | None, calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]
+) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+    """Each call of a batch with its task id; an id function's error names the item."""
+    with_ids = []
+    for index, (args, kwargs) in enumerate(calls):
+        try:
+            with_ids.append((_task_id(task_id, args, kwargs), args, kwargs))
+        except ValueError as exc:
+            raise ValueError(f"item {index} of the batch: {exc}") from None
+    return with_ids
+
+
+def _argument_tuples(
+    items: Iterable[tuple[Any, ...]],
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The calls of a starmap: each item must be the tuple of one task's arguments."""
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, tuple):
+            raise TypeError(
+                f"starmap expects a tuple of arguments per item, got a "
+                f"{type(item).__qualname__} at item {index}: use map for one-argument tasks"
+            )
+        calls.append((item, {}))
+    return calls
 
 
 @functools.lru_cache(maxsize=1024)

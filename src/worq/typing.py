@@ -17,7 +17,15 @@ import attrs
 from worq.const import TaskStatus
 from worq.models import Payload
 
-__all__ = ["Codec", "DeferResult", "Taken", "TaskLike", "TaskQueue", "WorkerPool"]
+__all__ = [
+    "Codec",
+    "DeferResult",
+    "NewTask",
+    "Taken",
+    "TaskLike",
+    "TaskQueue",
+    "WorkerPool",
+]
 
 
 class TaskLike(Protocol):
@@ -47,6 +55,29 @@ class DeferResult(enum.StrEnum):
     """Nothing stored: a task with this id exists."""
     MISSING_ARGUMENT = "missing_argument"
     """Nothing stored: an argument's task has no result to take (fetched, expired, unknown)."""
+
+
+@attrs.frozen
+class NewTask:
+    """One task of a batch handed to :meth:`TaskQueue.enqueue_tasks`.
+
+    Attributes:
+        task_id: The task's id.
+        message: The encoded task message.
+        keep_result: Store a result placeholder, then the result.
+        track: Hold the task under a lease while it runs (see Taken); a task
+            with ``argument_ids`` is always tracked.
+        delay: Seconds before the task becomes runnable (0 with ``argument_ids``).
+        argument_ids: Ids of the tasks whose results it takes as arguments:
+            when any, it is stored as :meth:`TaskQueue.defer_task` stores it.
+    """
+
+    task_id: str
+    message: bytes
+    keep_result: bool
+    track: bool
+    delay: float = 0
+    argument_ids: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -138,6 +169,22 @@ class TaskQueue(Protocol):
         """
         ...
 
+    def enqueue_tasks(self, tasks: Sequence[NewTask]) -> list[DeferResult]:
+        """Store many tasks, as many :meth:`enqueue_task` (or, for a task with
+        ``argument_ids``, :meth:`defer_task`) calls would, in order, with few
+        round trips.
+
+        Each task is stored whole or not at all, on its own: the batch as a
+        whole is not atomic, and a task whose id is taken (by an existing task
+        or an earlier one of the batch) is refused while the others are stored.
+        Retried after a lost reply, no task is stored twice.
+
+        Returns:
+            What happened to each task, in order: ``STORED``, ``DUPLICATE``
+            or (with ``argument_ids``) ``MISSING_ARGUMENT``.
+        """
+        ...
+
     def get(self, timeout: float | None) -> Taken | None:
         """Take the next runnable task, or None after ``timeout`` seconds (None: forever)."""
         ...
@@ -224,6 +271,23 @@ class TaskQueue(Protocol):
             The result message; ``TaskStatus.LAPSED`` as soon as the task's
             lease has lapsed (reclaim it to settle it); ``TaskStatus.EXPIRED``
             when the task is unknown; None when ``timeout`` passed first.
+        """
+        ...
+
+    def pop_results(
+        self, task_ids: Sequence[str], timeout: float | None
+    ) -> dict[str, bytes | TaskStatus]:
+        """Take the results of many tasks, waiting up to ``timeout`` seconds for them all.
+
+        Like :meth:`pop_result` for each id, with few round trips: it returns
+        once every task has an answer, as soon as one lease has lapsed (so
+        that the caller settles it and calls again for the rest), or when
+        ``timeout`` passed (None: never; 0: no wait).
+
+        Returns:
+            By task id, the answers that came: the result message,
+            ``TaskStatus.LAPSED`` or ``TaskStatus.EXPIRED`` (as for
+            :meth:`pop_result`); ids still waiting are left out.
         """
         ...
 

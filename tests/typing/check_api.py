@@ -106,3 +106,27 @@ def check_deferred_task() -> None:
 def check_decorator_keeps_signature() -> None:
     assert_type(price("x"), Decimal)
     assert_type(move(Point(0, 0)), Point)
+
+
+def check_batches() -> None:
+    q = get_queue("memory://")
+    prices = q.map(price, ["A-1", "B-2"])
+    assert_type(prices, list[Deferred[Decimal]])
+    totals = q.starmap(total, [([Decimal(1)], Decimal("0.2")), ([], Decimal(0))])
+    assert_type(totals, list[Deferred[Decimal]])
+    assert_type(q.starmap(move, [(Point(0, 0),), (Point(1, 1),)]), list[Deferred[Point]])
+    assert_type(q.shop.map(price, iter(["C"])), list[Deferred[Decimal]])
+    fire = get_queue("memory://", ignore_result=True)
+    assert_type(fire.map(price, ["A-1"]), None)
+    assert_type(fire.starmap(total, [([], Decimal(0))]), None)
+    assert_type(Task(q.shop.price).map(["A-1"]), list[Deferred[Any]])
+    assert_type(Task(q.shop.total).starmap([([], 0)]), list[Deferred[Any]])
+    assert_type(Task(q.shop.price, ignore_result=True).map(["A-1"]), None)
+    collected = worq.wait_all(prices, 1.0)
+    assert_type(collected, worq.WaitResult[Deferred[Decimal]])
+    assert_type(collected.done, list[Deferred[Decimal]])
+    assert_type(collected.not_done[0].value, Decimal)
+    mixed: list[Deferred[Any]] = [*prices, q.submit(move, Point(1, 2))]
+    done, not_done = worq.wait_all(mixed, None)  # unpacks like concurrent.futures.wait
+    assert_type(not_done, list[Deferred[Any]])
+    assert_type(done, list[Deferred[Any]])

@@ -21,7 +21,7 @@ import attrs
 
 from worq._deadline import Deadline
 from worq.const import DEFAULT, TaskStatus
-from worq.typing import DeferResult, Taken
+from worq.typing import DeferResult, NewTask, Taken
 
 __all__ = ["TaskQueue"]
 
@@ -228,41 +228,74 @@ class TaskQueue:
     def enqueue_task(
         self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
     ) -> bool:
+        with self._store.cond:
+            return self._enqueue(task_id, message, keep_result, track, delay, time.monotonic())
+
+    def _enqueue(
+        self, task_id: str, message: bytes, keep_result: bool, track: bool, delay: float, now: float
+    ) -> bool:
+        """enqueue_task, the store's lock held."""
         store = self._store
-        with store.cond:
+        if self._known(task_id, now) is not None:
+            return False
+        record = _Record(TaskStatus.ENQUEUED, keep_result, track, message)
+        store.records[task_id] = record
+        store.schedule(task_id, record, delay, now)
+        return True
+
+    def enqueue_tasks(self, tasks: Sequence[NewTask]) -> list[DeferResult]:
+        """Store the tasks in order, holding the store's lock once for them all."""
+        results: list[DeferResult] = []
+        with self._store.cond:
             now = time.monotonic()
-            if self._known(task_id, now) is not None:
-                return False
-            record = _Record(TaskStatus.ENQUEUED, keep_result, track, message)
-            store.records[task_id] = record
-            store.schedule(task_id, record, delay, now)
-            return True
+            for task in tasks:
+                if task.argument_ids:
+                    results.append(
+                        self._defer(task.task_id, task.message, task.argument_ids,
+                                    task.keep_result, now)
+                    )  # fmt: skip
+                    continue
+                stored = self._enqueue(
+                    task.task_id, task.message, task.keep_result, task.track, task.delay, now
+                )
+                results.append(DeferResult.STORED if stored else DeferResult.DUPLICATE)
+        return results
 
     def defer_task(
         self, task_id: str, message: bytes, argument_ids: Sequence[str], *, keep_result: bool
     ) -> DeferResult:
+        with self._store.cond:
+            return self._defer(task_id, message, argument_ids, keep_result, time.monotonic())
+
+    def _defer(
+        self,
+        task_id: str,
+        message: bytes,
+        argument_ids: Sequence[str],
+        keep_result: bool,
+        now: float,
+    ) -> DeferResult:
+        """defer_task, the store's lock held."""
         store = self._store
-        with store.cond:
-            now = time.monotonic()
-            if self._known(task_id, now) is not None:
-                return DeferResult.DUPLICATE
-            arguments: list[tuple[str, _Record]] = []
-            for arg_id in argument_ids:
-                arg = store.records.get(arg_id)
-                if arg is None or not arg.keep_result:
-                    return DeferResult.MISSING_ARGUMENT
-                arguments.append((arg_id, arg))
-            record = _Record(TaskStatus.PENDING, keep_result, True, message)
-            for arg_id, arg in arguments:
-                if arg.status is TaskStatus.COMPLETED and arg.result is not None:
-                    record.arguments[arg_id] = arg.result
-                else:
-                    record.waiting_on.add(arg_id)
-                    arg.dependants.append(task_id)
-            store.records[task_id] = record
-            if not record.waiting_on:
-                store.schedule(task_id, record, 0, now)
-            return DeferResult.STORED
+        if self._known(task_id, now) is not None:
+            return DeferResult.DUPLICATE
+        arguments: list[tuple[str, _Record]] = []
+        for arg_id in argument_ids:
+            arg = store.records.get(arg_id)
+            if arg is None or not arg.keep_result:
+                return DeferResult.MISSING_ARGUMENT
+            arguments.append((arg_id, arg))
+        record = _Record(TaskStatus.PENDING, keep_result, True, message)
+        for arg_id, arg in arguments:
+            if arg.status is TaskStatus.COMPLETED and arg.result is not None:
+                record.arguments[arg_id] = arg.result
+            else:
+                record.waiting_on.add(arg_id)
+                arg.dependants.append(task_id)
+        store.records[task_id] = record
+        if not record.waiting_on:
+            store.schedule(task_id, record, 0, now)
+        return DeferResult.STORED
 
     def get(self, timeout: float | None) -> Taken | None:
         store = self._store
@@ -416,6 +449,34 @@ class TaskQueue:
                     return TaskStatus.LAPSED
                 if deadline.passed(now):
                     return None
+                _wait(store, now, deadline)
+
+    def pop_results(
+        self, task_ids: Sequence[str], timeout: float | None
+    ) -> dict[str, bytes | TaskStatus]:
+        store = self._store
+        deadline = Deadline(timeout)
+        found: dict[str, bytes | TaskStatus] = {}
+        missing = list(dict.fromkeys(task_ids))
+        with store.cond:
+            while True:
+                now = time.monotonic()
+                waiting: list[str] = []
+                for task_id in missing:
+                    record = self._known(task_id, now)
+                    if record is None:
+                        found[task_id] = TaskStatus.EXPIRED
+                    elif record.status is TaskStatus.COMPLETED and record.result is not None:
+                        del store.records[task_id]
+                        found[task_id] = record.result
+                    elif record.lapsed(now):
+                        found[task_id] = TaskStatus.LAPSED
+                    else:
+                        waiting.append(task_id)
+                missing = waiting
+                lapsed = any(outcome is TaskStatus.LAPSED for outcome in found.values())
+                if not missing or lapsed or deadline.passed(now):
+                    return found
                 _wait(store, now, deadline)
 
     def interrupt_waits(self) -> None:

@@ -40,7 +40,7 @@ from worq._urls import check_redis_database, mask_url
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
 from worq.queue._redis_keys import RedisKeys
-from worq.typing import DeferResult, Taken
+from worq.typing import DeferResult, NewTask, Taken
 
 __all__ = ["TaskQueue"]
 
@@ -57,6 +57,10 @@ INTERRUPT_TIMEOUT = 2.0
 
 _UNBLOCK_RECHECK = 0.02
 """Seconds interrupt_waits gives a waiter to leave its wait before unblocking it again."""
+
+BATCH_SIZE = 1000
+"""Most script calls sent in one pipelined round trip by enqueue_tasks and
+pop_results; a larger batch is sent in chunks of this many."""
 
 DROP_BATCH = 1000
 """Most tasks one discard_pending script call drops, cascading to dependants;
@@ -145,6 +149,25 @@ class _Request:
 
 _Arg = str | bytes | float | _Request
 """A script argument."""
+
+
+@attrs.frozen
+class _ScriptCall:
+    """One run of a Lua script: its name, KEYS and ARGV (a _Request sent as the retry flag)."""
+
+    script: str
+    keys: list[str]
+    args: list[_Arg]
+
+    @property
+    def request(self) -> _Request | None:
+        return next((arg for arg in self.args if isinstance(arg, _Request)), None)
+
+    def argv(self) -> list[str | bytes | float]:
+        """The ARGV to send now: each _Request as its current retry flag."""
+        return [
+            ("1" if arg.retried else "0") if isinstance(arg, _Request) else arg for arg in self.args
+        ]
 
 
 class TaskQueue:
@@ -258,13 +281,15 @@ class TaskQueue:
                     self._abandoned[key] = (request, now + self._replay_ms / 1000)
             raise
 
-    def _call(self, step: Callable[[], T], request: _Request | None = None) -> T:
-        """Run ``step`` (one command), retrying it after connection errors.
+    def _call(
+        self, step: Callable[[], T], request: _Request | Sequence[_Request] | None = None
+    ) -> T:
+        """Run ``step`` (one command, or one pipeline), retrying it after connection errors.
 
         Args:
             step: Sends the command; called again for each retry.
-            request: The logical call the command belongs to, marked retried
-                at the first failure.
+            request: The logical call the command belongs to (for a pipeline,
+                the calls of its commands), marked retried at the first failure.
 
         Raises:
             BackendUnavailable: It kept failing (see :data:`RETRY_DELAYS`).
@@ -278,8 +303,8 @@ class TaskQueue:
             except _PERSISTENT as exc:
                 raise self._error(exc) from exc
             except _TRANSIENT as exc:
-                if request is not None:
-                    request.retried = True
+                for each in [request] if isinstance(request, _Request) else request or ():
+                    each.retried = True
                 delay = next(delays, None)
                 if delay is None or window.passed():
                     raise self._error(exc) from exc
@@ -292,15 +317,59 @@ class TaskQueue:
 
         A :class:`_Request` among ``args`` is sent as that call's retry flag.
         """
-        request = next((arg for arg in args if isinstance(arg, _Request)), None)
+        call = _ScriptCall(script, list(keys), list(args))
+        return self._call(
+            lambda: self._scripts[script](keys=call.keys, args=call.argv()), call.request
+        )
 
-        def step() -> Any:
-            argv = [
-                ("1" if arg.retried else "0") if isinstance(arg, _Request) else arg for arg in args
-            ]
-            return self._scripts[script](keys=keys, args=argv)
+    def _run_pipelined(self, calls: Sequence[_ScriptCall]) -> list[Any]:
+        """Run many script calls, :data:`BATCH_SIZE` per pipelined round trip; their replies.
 
-        return self._call(step, request)
+        Each call stays one atomic script run (the pipeline is no
+        transaction). A chunk cut by a connection error is sent again whole,
+        each call with its own request token and retry flag, as :meth:`_run`
+        retries one call: a script whose reply was lost answers what it did
+        and does nothing twice.
+        """
+        replies: list[Any] = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            chunk = calls[start : start + BATCH_SIZE]
+            requests = [r for r in (call.request for call in chunk) if r is not None]
+            replies += self._call(functools.partial(self._send_chunk, chunk), requests)
+        return replies
+
+    def _send_chunk(self, chunk: Sequence[_ScriptCall]) -> list[Any]:
+        """One pipelined round trip of script calls by SHA (no SCRIPT EXISTS first).
+
+        Calls refused with NOSCRIPT (the server restarted or flushed its
+        scripts) did not run: their scripts are loaded and they are sent again.
+
+        Raises:
+            redis.exceptions.RedisError: A call failed otherwise.
+        """
+        replies: list[Any] = [None] * len(chunk)
+        todo = list(range(len(chunk)))
+        for _ in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for i in todo:
+                call = chunk[i]
+                sha = self._scripts[call.script].sha
+                pipe.evalsha(sha, len(call.keys), *call.keys, *call.argv())
+            unloaded: list[int] = []
+            for i, reply in zip(todo, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(reply, redis.exceptions.NoScriptError):
+                    unloaded.append(i)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    replies[i] = reply
+            if not unloaded:
+                return replies
+            for name in {chunk[i].script for i in unloaded}:
+                script = self._scripts[name]
+                script.sha = self.redis.script_load(script.script)
+            todo = unloaded
+        raise redis.exceptions.NoScriptError("scripts vanished again right after loading them")
 
     def _blmove(self, source: str, destination: str, timeout: float, whence: str) -> bytes | None:
         """Block until ``source`` has an element and move it; None when none came.
@@ -347,34 +416,64 @@ class TaskQueue:
         except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
             raise self._unexpected(script, reply) from exc
 
+    def _store_call(self, task: NewTask, request: _Request) -> _ScriptCall:
+        """The script call storing ``task``: enqueue.lua, or defer.lua when it takes
+        arguments. The one place either script's KEYS and ARGV are built, for
+        single and batched calls alike."""
+        k = self.keys
+        keep = "1" if task.keep_result else "0"
+        record = k.request(request.token)
+        if task.argument_ids:
+            keys = [k.task(task.task_id), k.result(task.task_id), k.queue, record]
+            for arg_id in task.argument_ids:
+                keys += [k.task(arg_id), k.result(arg_id), k.deps(arg_id)]
+            args: list[_Arg] = [
+                k.prefix, task.task_id, task.message, keep, self._replay_ms, request,
+                *task.argument_ids,
+            ]  # fmt: skip
+            return _ScriptCall("defer", keys, args)
+        keys = [k.task(task.task_id), k.result(task.task_id), k.queue, k.delayed, record]
+        args = [
+            k.prefix, task.task_id, task.message, keep, "1" if task.track else "0",
+            _delay_ms(task.delay), self._replay_ms, request,
+        ]  # fmt: skip
+        return _ScriptCall("enqueue", keys, args)
+
+    @staticmethod
+    def _store_key(task: NewTask) -> str:
+        """What makes two store calls the same, for :meth:`_request`."""
+        return f"{'defer' if task.argument_ids else 'enqueue'}:{task.task_id}"
+
     def enqueue_task(
         self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
     ) -> bool:
-        k = self.keys
-        flags = ["1" if keep_result else "0", "1" if track else "0"]
-        with self._request(f"enqueue:{task_id}") as request:
-            record = k.request(request.token)
-            keys = [k.task(task_id), k.result(task_id), k.queue, k.delayed, record]
-            args: list[_Arg] = [
-                k.prefix, task_id, message, *flags, _delay_ms(delay), self._replay_ms, request,
-            ]  # fmt: skip
-            reply = self._run("enqueue", keys, args)
+        task = NewTask(task_id, message, keep_result, track, delay)
+        with self._request(self._store_key(task)) as request:
+            call = self._store_call(task, request)
+            reply = self._run(call.script, call.keys, call.args)
         return self._read("enqueue", reply, _boolean)
 
     def defer_task(
         self, task_id: str, message: bytes, argument_ids: Sequence[str], *, keep_result: bool
     ) -> DeferResult:
-        k = self.keys
-        with self._request(f"defer:{task_id}") as request:
-            keys = [k.task(task_id), k.result(task_id), k.queue, k.request(request.token)]
-            for arg_id in argument_ids:
-                keys += [k.task(arg_id), k.result(arg_id), k.deps(arg_id)]
-            args: list[_Arg] = [
-                k.prefix, task_id, message, "1" if keep_result else "0", self._replay_ms, request,
-                *argument_ids,
-            ]  # fmt: skip
-            reply = self._run("defer", keys, args)
-        return self._read("defer", reply, lambda r: DeferResult(_bytes(r).decode()))
+        task = NewTask(task_id, message, keep_result, True, 0, tuple(argument_ids))
+        with self._request(self._store_key(task)) as request:
+            call = self._store_call(task, request)
+            reply = self._run(call.script, call.keys, call.args)
+        return self._read("defer", reply, _read_defer)
+
+    def enqueue_tasks(self, tasks: Sequence[NewTask]) -> list[DeferResult]:
+        """Store the tasks in pipelined chunks of :data:`BATCH_SIZE`, one round trip each."""
+        with contextlib.ExitStack() as stack:
+            calls = [
+                self._store_call(task, stack.enter_context(self._request(self._store_key(task))))
+                for task in tasks
+            ]
+            replies = self._run_pipelined(calls)
+        return [
+            self._read(call.script, reply, _read_defer if call.script == "defer" else _read_stored)
+            for call, reply in zip(calls, replies, strict=True)
+        ]
 
     def get(self, timeout: float | None) -> Taken | None:
         with self._request(f"get@{threading.get_ident()}") as request:
@@ -558,26 +657,77 @@ class TaskQueue:
         with self._request(f"pop_result:{task_id}") as request:
             return self._pop_result(request, task_id, timeout)
 
+    def _pop_call(self, task_id: str, request: _Request) -> _ScriptCall:
+        """The pop_result.lua call taking ``task_id``'s result under ``request``'s token."""
+        k = self.keys
+        keys = [k.result(task_id), k.task(task_id), k.processing, k.taken(request.token)]
+        return _ScriptCall("pop_result", keys, [task_id, self._replay_ms, request])
+
     def _pop_result(
         self, request: _Request, task_id: str, timeout: float | None
     ) -> bytes | TaskStatus | None:
-        k = self.keys
-        result_key = k.result(task_id)
-        keys = [result_key, k.task(task_id), k.processing, k.taken(request.token)]
-        args: list[_Arg] = [task_id, self._replay_ms, request]
+        call = self._pop_call(task_id, request)
+        result_key = call.keys[0]
         deadline = Deadline(timeout)
         while True:
-            outcome = self._read("pop_result", self._run("pop_result", keys, args), _read_pop)
+            reply = self._run(call.script, call.keys, call.args)
+            outcome = self._read("pop_result", reply, _read_pop)
             if not isinstance(outcome, int):
                 return outcome
             now = time.monotonic()
             if deadline.passed(now):
                 return None
-            longest = MAX_BLOCK if outcome < 0 else min(MAX_BLOCK, outcome / 1000 + 0.01)
-            block = deadline.capped(longest, now)
+            block = deadline.capped(_longest_block([outcome]), now)
             # Moving the one-element list onto itself waits for the result
             # without taking it: the script takes it, under this call's token.
             self._blmove(result_key, result_key, max(block, 0.01), "LEFT")
+
+    def pop_results(
+        self, task_ids: Sequence[str], timeout: float | None
+    ) -> dict[str, bytes | TaskStatus]:
+        """Poll every missing result in one pipelined round trip (per :data:`BATCH_SIZE`),
+        then block on the first one still missing and poll again.
+
+        Each task's result is taken by pop_result.lua under a token of its
+        own, kept across the polls, so a lost reply never loses or doubles
+        a result (see :meth:`pop_result`). The wait without a round trip per
+        task: a BLMOVE on the first missing result's list, woken when that
+        one arrives and capped by the nearest lease deadline of the tasks
+        still running (so a lapse is seen at once) and by :data:`MAX_BLOCK`.
+        """
+        unique = list(dict.fromkeys(task_ids))
+        with contextlib.ExitStack() as stack:
+            requests = {
+                task_id: stack.enter_context(self._request(f"pop_result:{task_id}"))
+                for task_id in unique
+            }
+            return self._pop_results(requests, timeout)
+
+    def _pop_results(
+        self, requests: dict[str, _Request], timeout: float | None
+    ) -> dict[str, bytes | TaskStatus]:
+        found: dict[str, bytes | TaskStatus] = {}
+        missing = list(requests)
+        deadline = Deadline(timeout)
+        while missing:
+            calls = [self._pop_call(task_id, requests[task_id]) for task_id in missing]
+            waits: list[int] = []
+            still: list[str] = []
+            for task_id, reply in zip(missing, self._run_pipelined(calls), strict=True):
+                outcome = self._read("pop_result", reply, _read_pop)
+                if isinstance(outcome, int):
+                    still.append(task_id)
+                    waits.append(outcome)
+                else:
+                    found[task_id] = outcome
+            missing = still
+            now = time.monotonic()
+            if not missing or TaskStatus.LAPSED in found.values() or deadline.passed(now):
+                break
+            block = deadline.capped(_longest_block(waits), now)
+            first = self.keys.result(missing[0])
+            self._blmove(first, first, max(block, 0.01), "LEFT")
+        return found
 
     def ping(self) -> bool:
         """True when the server answers.
@@ -636,6 +786,14 @@ class TaskQueue:
         return f"<redis TaskQueue {self._masked_url} [{self._name}]>"
 
 
+def _longest_block(waits: Sequence[int]) -> float:
+    """Seconds a waiter may block, from pop_result's "waiting" replies (ms until a
+    lease deadline, -1 for a task not running): up to the nearest deadline, at
+    most :data:`MAX_BLOCK`."""
+    leases = [ms / 1000 + 0.01 for ms in waits if ms >= 0]
+    return min([MAX_BLOCK, *leases])
+
+
 def _ms(seconds: float) -> int:
     """A timeout in milliseconds; never 0, which Redis reads as "no timeout"."""
     return max(1, round(seconds * 1000))
@@ -666,6 +824,15 @@ def _boolean(value: object) -> bool:
     if _integer(value) not in (0, 1):
         raise ValueError(f"expected 0 or 1, got {value!r}")
     return value == 1
+
+
+def _read_stored(reply: object) -> DeferResult:
+    """An enqueue reply as a DeferResult."""
+    return DeferResult.STORED if _boolean(reply) else DeferResult.DUPLICATE
+
+
+def _read_defer(reply: object) -> DeferResult:
+    return DeferResult(_bytes(reply).decode())
 
 
 def _integers(reply: object) -> tuple[int, int]:
