@@ -39,11 +39,23 @@ DEVIATIONS (the script prints them with the reasons, from each ``peer_*.py``):
   thread), so that the 2 workers are 2 single-threaded processes; the asyncio
   peers (arq, SAQ, taskiq) keep their default per-process concurrency;
 - Huey ``RedisHuey(notify_result=True)``: the option its 3.0 release notes
-  give for low-latency result fetching on Redis.
+  give for low-latency result fetching on Redis;
+- SAQ's client waits with ``job.refresh(until_complete=1)`` repeated up to
+  60 s, since one long refresh can miss a completion published between its
+  fetch and its subscription (one call here sat out the full 60 s); its
+  workers count as ready once both registered and the first sweep ran (a
+  sweep aborted the warm-up task a starting worker had just dequeued).
+
+Installed: ``saq`` without its ``redis`` extra, which caps redis-py below 8
+and so makes pip fall back to a taskiq-redis that fails to import with the
+newest taskiq; arq's newest releases cap redis-py below 6, which kombu[redis]
+and taskiq-redis exclude, so pip installs an older arq (the version column
+shows what ran).
 
 Kept defaults that shape the numbers are printed as notes: RQ forks a
 work-horse per job (its default Worker), arq's worker and ``job.result()``
-poll every 0.5 s, taskiq's ``wait_result()`` every 0.2 s.
+poll every 0.5 s, taskiq's ``wait_result()`` every 0.2 s. taskiq's worker
+processes do not exit on SIGTERM (killed after 30 s; its row says so).
 """
 
 from __future__ import annotations
