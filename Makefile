@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-faults lint typecheck pytest demo bench redis-server clean
+.PHONY: test test-faults lint typecheck pytest demo bench bench-peers redis-server clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -50,6 +50,20 @@ bench: $(STAMP) redis-server
 	$(BIN)/python bench/redis_roundtrips.py
 	$(BIN)/python bench/log_events.py
 	$(BIN)/python bench/throughput.py
+
+# worq beside RQ, Dramatiq, Huey, Celery, arq, SAQ and taskiq (bench/peers/run.py),
+# in a venv of their own, created with their latest releases on first use.
+PEERS_VENV := bench/.peers-venv
+PEERS := rq 'dramatiq[redis]' huey 'celery[redis]' arq saq taskiq taskiq-redis
+
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/pip install --quiet -e '.[redis]' $(PEERS)
+	touch $@
+
+bench-peers: $(PEERS_VENV)/.installed redis-server
+	$(PEERS_VENV)/bin/python bench/peers/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
