@@ -7,6 +7,11 @@ times and the median is printed. Redis commands per task come from ``INFO
 commandstats`` (every command the server ran: clients, workers, idle waits,
 heartbeats, reaping), so they include what a round-trip count misses.
 
+The batched rows send the N tasks with ``q.map(noop, range(N))`` and collect
+them with ``worq.wait_all``. The growth check then runs ``WORQ_BENCH_LONG``
+(default 100,000) tasks through a Redis process pool in batches and prints
+the RSS of the pool process and of each worker before and after.
+
 Run with ``make bench``; ``WORQ_BENCH_TASKS`` changes N (default 5,000).
 """
 
@@ -24,12 +29,13 @@ import redis
 import structlog
 from _servers import redis_url  # bench/ is the script directory
 
-from worq import get_broker
+from worq import get_broker, wait_all
 from worq.core import Broker
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 
 TASKS = int(os.environ.get("WORQ_BENCH_TASKS", "5000"))
+LONG_RUN = int(os.environ.get("WORQ_BENCH_LONG", "100000"))
 LATENCY_CALLS = 300
 RUNS = 3
 WORKERS = 2
@@ -129,6 +135,38 @@ def measure(kind: str, url: str, count_commands: bool) -> dict[str, float]:
     }
 
 
+def measure_batched(kind: str, url: str, count_commands: bool) -> dict[str, float]:
+    """One batched run: ``q.map`` the N tasks, then ``wait_all`` on them."""
+    with running(kind, url):
+        q = get_broker(url).queue()
+        _wait(q.noop(0))
+        commands = _commands(url) if count_commands else 0
+        started = time.perf_counter()
+        waited = wait_all(q.map(noop, range(TASKS)), WAIT)
+        elapsed = time.perf_counter() - started
+        if waited.not_done:
+            raise RuntimeError(f"{len(waited.not_done)} batched tasks did not finish in {WAIT}s")
+        per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")
+    return {"tasks/s": TASKS / elapsed, "cmds/task": per_task}
+
+
+def long_run_rss(url: str) -> list[tuple[str, float, float]]:
+    """RSS (MiB) of the pool process and each worker before and after LONG_RUN tasks."""
+    with running("process", url) as pids:
+        q = get_broker(url).queue()
+        _wait(q.noop(0))
+        processes = [("pool process", os.getpid())] + [
+            (f"worker {n}", pid) for n, pid in enumerate(pids, 1)
+        ]
+        before = [_rss_kib(pid) / 1024 for _, pid in processes]
+        for start in range(0, LONG_RUN, 10_000):
+            batch = range(start, min(start + 10_000, LONG_RUN))
+            if wait_all(q.map(noop, batch), WAIT).not_done:
+                raise RuntimeError(f"tasks of the batch from {start} did not finish in {WAIT}s")
+        after = [_rss_kib(pid) / 1024 for _, pid in processes]
+    return [(name, b, a) for (name, _), b, a in zip(processes, before, after, strict=True)]
+
+
 def median_of(runs: Callable[[], dict[str, float]]) -> dict[str, float]:
     results = [runs() for _ in range(RUNS)]
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
@@ -141,14 +179,33 @@ def main() -> int:
     with redis_url() as url:
         rows["redis + thread pool"] = median_of(lambda: measure("thread", url, True))
         rows["redis + process pool"] = median_of(lambda: measure("process", url, True))
+        batched = {
+            "memory + thread pool": median_of(
+                lambda: measure_batched("thread", "memory://bench-batched", False)
+            ),
+            "redis + thread pool": median_of(lambda: measure_batched("thread", url, True)),
+            "redis + process pool": median_of(lambda: measure_batched("process", url, True)),
+        }
+        growth = long_run_rss(url)
+    print(f"Per call: {TASKS} no-op tasks, {WORKERS} workers, median of {RUNS} runs")
+    _table(rows)
+    print(f"\nBatched (q.map, then wait_all): {TASKS} no-op tasks, median of {RUNS} runs")
+    _table(batched)
+    print(f"\nRSS over {LONG_RUN:,} tasks, Redis + process pool (batches of 10,000)")
+    print("| process | start MiB | end MiB |")
+    print("|---|---:|---:|")
+    for name, start, end in growth:
+        print(f"| {name} | {start:,.1f} | {end:,.1f} |")
+    return 0
+
+
+def _table(rows: dict[str, dict[str, float]]) -> None:
     columns = list(next(iter(rows.values())))
-    print(f"{TASKS} no-op tasks, {WORKERS} workers, median of {RUNS} runs")
     print("| configuration | " + " | ".join(columns) + " |")
     print("|---|" + "---:|" * len(columns))
     for name, row in rows.items():
         cells = ["-" if value != value else f"{value:,.2f}" for value in row.values()]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 -- once if they are all available, else hold it until set_result.lua hands
 -- over the last one. The call's request record (KEYS[4]) says it stored the
 -- task, so that a retry of a call whose reply was lost answers "stored" again
--- (the rare path can afford the record enqueue.lua mostly does without).
+-- (as enqueue.lua does).
 -- KEYS[1] task hash   KEYS[2] result list   KEYS[3] queue list
 -- KEYS[4] request record
 -- KEYS[4+3i-2], KEYS[4+3i-1], KEYS[4+3i]: task hash, result list and deps set
@@ -44,5 +44,5 @@ if #pending == 0 then
 else
     redis.call('SADD', key.deferred(ARGV[1]), ARGV[2])
 end
-redis.call('SET', KEYS[4], 'stored', 'PX', ARGV[5])
+redis.call('SET', KEYS[4], 1, 'PX', ARGV[5])
 return 'stored'

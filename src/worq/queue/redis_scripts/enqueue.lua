@@ -1,34 +1,34 @@
 -- Store a task and queue it, now or after a delay, in as few commands as
 -- possible: the hash holds just its status and message (keep and track only
 -- when "0", attempt only once taken), small enough for Redis's compact
--- encoding. A retry of a call whose reply was lost must answer 1 again
--- rather than call its own task a duplicate, even when the task already ran
--- and finished meanwhile: the task's hash or its result still being there
--- says so (wrong only if another client sent a task under the same id within
--- the retry window); a task that keeps no result leaves neither behind, so
--- its first attempt writes a request record (KEYS[5]) instead.
+-- encoding. The call's request record (KEYS[5]) says it stored the task, so
+-- that a retry of a call whose reply was lost answers 1 again rather than
+-- call its own task a duplicate, even when the task already ran, finished
+-- and had its result taken meanwhile (nothing else of it is left then). The
+-- record is "1", one of Redis's shared integers, and lives only for the
+-- retry window (REPLAY_TTL): a backlog of tasks older than that costs just
+-- the hashes and the queue list.
 -- KEYS[1] task hash   KEYS[2] result list   KEYS[3] queue list   KEYS[4] delayed zset
 -- KEYS[5] request record
 -- ARGV[1] key prefix  ARGV[2] task id   ARGV[3] message
 -- ARGV[4] keep result ("1"/"0")   ARGV[5] track ("1"/"0")   ARGV[6] delay (ms)
 -- ARGV[7] how long to keep the request record (ms)   ARGV[8] "1" on a retry
 -- Returns 1, or 0 (nothing stored) when the id is taken.
-local found = redis.call('EXISTS', KEYS[1], KEYS[2])
-if ARGV[8] == '1' and (found > 0 or redis.call('EXISTS', KEYS[5]) == 1) then
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then
     return 1
 end
-if found > 0 then
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
     return 0
 end
 local delay = tonumber(ARGV[6])
 local fields = {'status', delay > 0 and 'delayed' or 'enqueued', 'msg', ARGV[3]}
 if ARGV[4] == '0' then
     fields[#fields + 1], fields[#fields + 2] = 'keep', '0'
-    redis.call('SET', KEYS[5], 'stored', 'PX', ARGV[7])
 end
 if ARGV[5] == '0' then
     fields[#fields + 1], fields[#fields + 2] = 'track', '0'
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 queue_id(ARGV[1], ARGV[2], delay)
+redis.call('SET', KEYS[5], 1, 'PX', ARGV[7])
 return 1
