@@ -693,7 +693,12 @@ class TaskQueue:
         a result (see :meth:`pop_result`). The wait without a round trip per
         task: a BLMOVE on the first missing result's list, woken when that
         one arrives and capped by the nearest lease deadline of the tasks
-        still running (so a lapse is seen at once) and by :data:`MAX_BLOCK`.
+        polled (so a lapse is seen at once) and by :data:`MAX_BLOCK`. After
+        the first poll, each one covers only the first few missing results,
+        about twice as many as the last poll found (results arrive roughly
+        in the order tasks were sent): polling all of them each time a
+        result arrives would cost a script call per task per arrival. When
+        the wait for the first one ends without it, the next poll covers all.
         """
         unique = list(dict.fromkeys(task_ids))
         with contextlib.ExitStack() as stack:
@@ -708,25 +713,31 @@ class TaskQueue:
     ) -> dict[str, bytes | TaskStatus]:
         found: dict[str, bytes | TaskStatus] = {}
         missing = list(requests)
+        window = len(missing)
         deadline = Deadline(timeout)
         while missing:
-            calls = [self._pop_call(task_id, requests[task_id]) for task_id in missing]
+            polled, rest = missing[:window], missing[window:]
+            calls = [self._pop_call(task_id, requests[task_id]) for task_id in polled]
             waits: list[int] = []
             still: list[str] = []
-            for task_id, reply in zip(missing, self._run_pipelined(calls), strict=True):
+            for task_id, reply in zip(polled, self._run_pipelined(calls), strict=True):
                 outcome = self._read("pop_result", reply, _read_pop)
                 if isinstance(outcome, int):
                     still.append(task_id)
                     waits.append(outcome)
                 else:
                     found[task_id] = outcome
-            missing = still
+            missing = still + rest
+            window = min(BATCH_SIZE, max(1, 2 * (len(polled) - len(still))))
             now = time.monotonic()
             if not missing or TaskStatus.LAPSED in found.values() or deadline.passed(now):
                 break
+            if not still:
+                continue  # every polled result was there: poll the next ones at once
             block = deadline.capped(_longest_block(waits), now)
             first = self.keys.result(missing[0])
-            self._blmove(first, first, max(block, 0.01), "LEFT")
+            if self._blmove(first, first, max(block, 0.01), "LEFT") is None:
+                window = len(missing)  # the first one is slow: look at all of them again
         return found
 
     def ping(self) -> bool:
