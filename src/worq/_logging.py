@@ -77,7 +77,10 @@ def configure_logging(log_format: str, level: str) -> None:
     structlog.configure(
         processors=[*shared, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # WriteLogger writes each line with its newline in one write, which
+        # several processes sharing stderr cannot tear apart (PrintLogger's
+        # print() writes the newline separately: JSON lines got glued).
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         # Not cached: a process may reconfigure (tests, a pool's children).
         cache_logger_on_first_use=False,
     )
