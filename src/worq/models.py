@@ -21,6 +21,7 @@ import attrs
 from worq._checks import check_seconds
 
 __all__ = [
+    "DEFAULT_OPTIONS",
     "ON_ERROR_VALUES",
     "ArgumentRef",
     "Envelope",
@@ -118,6 +119,12 @@ class ArgumentRef:
     """
 
     task_id: str
+
+
+DEFAULT_OPTIONS = TaskOptions()
+"""Every option at its default: one shared instance, which queues without
+options and decoded envelopes without ``"options"`` use, so that the hot path
+tells the common case by identity instead of comparing each option."""
 
 
 @attrs.frozen(kw_only=True)

@@ -26,7 +26,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 from worq._checks import check_seconds, check_task_id
 from worq.deferred import Deferred
 from worq.exceptions import DuplicateTask, TaskExpired, TaskFailure
-from worq.models import OnError, TaskOptions
+from worq.models import DEFAULT_OPTIONS, OnError, TaskOptions
 
 if TYPE_CHECKING:
     from worq.core import Broker
@@ -668,6 +668,8 @@ def _make_options(options: Mapping[str, Any], where: str) -> TaskOptions:
             "(a queue default counts as given)"
         )
     given = {name: value for name, value in options.items() if value is not None}
+    if not given:
+        return DEFAULT_OPTIONS
     try:
         return TaskOptions(**given)
     except ValueError as exc:
