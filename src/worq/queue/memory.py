@@ -439,14 +439,9 @@ class TaskQueue:
         with store.cond:
             while True:
                 now = time.monotonic()
-                record = self._known(task_id, now)
-                if record is None:
-                    return TaskStatus.EXPIRED
-                if record.status is TaskStatus.COMPLETED and record.result is not None:
-                    del store.records[task_id]
-                    return record.result
-                if record.lapsed(now):
-                    return TaskStatus.LAPSED
+                outcome = self._take_outcome(task_id, now)
+                if outcome is not None:
+                    return outcome
                 if deadline.passed(now):
                     return None
                 _wait(store, now, deadline)
@@ -458,26 +453,35 @@ class TaskQueue:
         deadline = Deadline(timeout)
         found: dict[str, bytes | TaskStatus] = {}
         missing = list(dict.fromkeys(task_ids))
+        lapsed = False
         with store.cond:
             while True:
                 now = time.monotonic()
                 waiting: list[str] = []
                 for task_id in missing:
-                    record = self._known(task_id, now)
-                    if record is None:
-                        found[task_id] = TaskStatus.EXPIRED
-                    elif record.status is TaskStatus.COMPLETED and record.result is not None:
-                        del store.records[task_id]
-                        found[task_id] = record.result
-                    elif record.lapsed(now):
-                        found[task_id] = TaskStatus.LAPSED
-                    else:
+                    outcome = self._take_outcome(task_id, now)
+                    if outcome is None:
                         waiting.append(task_id)
+                    else:
+                        found[task_id] = outcome
+                        lapsed = lapsed or outcome is TaskStatus.LAPSED
                 missing = waiting
-                lapsed = any(outcome is TaskStatus.LAPSED for outcome in found.values())
                 if not missing or lapsed or deadline.passed(now):
                     return found
                 _wait(store, now, deadline)
+
+    def _take_outcome(self, task_id: str, now: float) -> bytes | TaskStatus | None:
+        """Take the task's result if it is there; EXPIRED or LAPSED; None while it is
+        still to come. The store's lock held."""
+        record = self._known(task_id, now)
+        if record is None:
+            return TaskStatus.EXPIRED
+        if record.status is TaskStatus.COMPLETED and record.result is not None:
+            del self._store.records[task_id]
+            return record.result
+        if record.lapsed(now):
+            return TaskStatus.LAPSED
+        return None
 
     def interrupt_waits(self) -> None:
         with self._store.cond:

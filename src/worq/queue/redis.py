@@ -160,8 +160,9 @@ class _ScriptCall:
     args: list[_Arg]
 
     @property
-    def request(self) -> _Request | None:
-        return next((arg for arg in self.args if isinstance(arg, _Request)), None)
+    def requests(self) -> list[_Request]:
+        """The call's request, if it has one (the logical call it belongs to)."""
+        return [arg for arg in self.args if isinstance(arg, _Request)]
 
     def argv(self) -> list[str | bytes | float]:
         """The ARGV to send now: each _Request as its current retry flag."""
@@ -281,15 +282,13 @@ class TaskQueue:
                     self._abandoned[key] = (request, now + self._replay_ms / 1000)
             raise
 
-    def _call(
-        self, step: Callable[[], T], request: _Request | Sequence[_Request] | None = None
-    ) -> T:
+    def _call(self, step: Callable[[], T], requests: Sequence[_Request] = ()) -> T:
         """Run ``step`` (one command, or one pipeline), retrying it after connection errors.
 
         Args:
             step: Sends the command; called again for each retry.
-            request: The logical call the command belongs to (for a pipeline,
-                the calls of its commands), marked retried at the first failure.
+            requests: The logical calls the command belongs to (one, or for a
+                pipeline those of its commands), marked retried at the first failure.
 
         Raises:
             BackendUnavailable: It kept failing (see :data:`RETRY_DELAYS`).
@@ -303,8 +302,8 @@ class TaskQueue:
             except _PERSISTENT as exc:
                 raise self._error(exc) from exc
             except _TRANSIENT as exc:
-                for each in [request] if isinstance(request, _Request) else request or ():
-                    each.retried = True
+                for request in requests:
+                    request.retried = True
                 delay = next(delays, None)
                 if delay is None or window.passed():
                     raise self._error(exc) from exc
@@ -318,9 +317,8 @@ class TaskQueue:
         A :class:`_Request` among ``args`` is sent as that call's retry flag.
         """
         call = _ScriptCall(script, list(keys), list(args))
-        return self._call(
-            lambda: self._scripts[script](keys=call.keys, args=call.argv()), call.request
-        )
+        run = self._scripts[script]
+        return self._call(lambda: run(keys=call.keys, args=call.argv()), call.requests)
 
     def _run_pipelined(self, calls: Sequence[_ScriptCall]) -> list[Any]:
         """Run many script calls, :data:`BATCH_SIZE` per pipelined round trip; their replies.
@@ -334,7 +332,7 @@ class TaskQueue:
         replies: list[Any] = []
         for start in range(0, len(calls), BATCH_SIZE):
             chunk = calls[start : start + BATCH_SIZE]
-            requests = [r for r in (call.request for call in chunk) if r is not None]
+            requests = [request for call in chunk for request in call.requests]
             replies += self._call(functools.partial(self._send_chunk, chunk), requests)
         return replies
 
@@ -715,6 +713,7 @@ class TaskQueue:
         missing = list(requests)
         window = len(missing)
         deadline = Deadline(timeout)
+        lapsed = False
         while missing:
             polled, rest = missing[:window], missing[window:]
             calls = [self._pop_call(task_id, requests[task_id]) for task_id in polled]
@@ -727,10 +726,11 @@ class TaskQueue:
                     waits.append(outcome)
                 else:
                     found[task_id] = outcome
+                    lapsed = lapsed or outcome is TaskStatus.LAPSED
             missing = still + rest
             window = min(BATCH_SIZE, max(1, 2 * (len(polled) - len(still))))
             now = time.monotonic()
-            if not missing or TaskStatus.LAPSED in found.values() or deadline.passed(now):
+            if not missing or lapsed or deadline.passed(now):
                 break
             if not still:
                 continue  # every polled result was there: poll the next ones at once
