@@ -53,11 +53,17 @@ def init(url: str) -> Broker:
     return broker
 
 
-def fail_once(obj: Any, method: str, error: Exception, marker: str) -> None:
-    """Make ``obj.method`` raise ``error`` on its next call only, creating file ``marker`` then.
+def fail_once(obj: Any, methods: str | tuple[str, ...], error: Exception, marker: str) -> None:
+    """Make the next call of ``obj.method`` (of any of ``methods``) raise ``error``,
+    and that call only, creating file ``marker`` then.
 
     A file, so that a test sees the fault fire in whichever process it was set.
     """
+    for method in (methods,) if isinstance(methods, str) else methods:
+        _fail_once(obj, method, error, marker)
+
+
+def _fail_once(obj: Any, method: str, error: Exception, marker: str) -> None:
     original: Callable[..., Any] = getattr(obj, method)
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -70,10 +76,12 @@ def fail_once(obj: Any, method: str, error: Exception, marker: str) -> None:
     setattr(obj, method, flaky)
 
 
-def init_failing_once(url: str, method: str, error: Exception, marker: str) -> Broker:
-    """Worker init like :func:`init`, its backend's ``method`` raising ``error`` once."""
+def init_failing_once(
+    url: str, methods: str | tuple[str, ...], error: Exception, marker: str
+) -> Broker:
+    """Worker init like :func:`init`, its backend's ``methods`` raising ``error`` once."""
     broker = init(url)
-    fail_once(broker.taskqueue, method, error, marker)
+    fail_once(broker.taskqueue, methods, error, marker)
     return broker
 
 

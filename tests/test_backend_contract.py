@@ -92,6 +92,36 @@ def test_get_wakes_on_enqueue(tq: TaskQueue) -> None:
     assert [t.task_id if t else None for t in got] == ["a"]
 
 
+def test_set_result_and_get_finishes_then_takes_the_next(tq: TaskQueue) -> None:
+    """One call stores the result under the lease and leases the next task, if any."""
+    assert enqueue(tq, "a")
+    assert enqueue(tq, "b")
+    a = take(tq)
+    stored, b = tq.set_result_and_get("a", b"RA", 60, a.lease)
+    assert stored
+    assert b is not None
+    assert (b.task_id, b.message, b.attempt) == ("b", b"B", 1)
+    assert tq.get_status("b") is TaskStatus.PROCESSING
+    assert tq.renew_lease("b", 60, b.lease)  # the caller holds the new lease
+    assert tq.pop_result("a", 0) == b"RA"
+    assert tq.set_result_and_get("b", b"RB", 60, b.lease) == (True, None)  # none left
+    assert tq.pop_result("b", 0) == b"RB"
+
+
+def test_set_result_and_get_under_a_lost_lease_still_takes(tq: TaskQueue) -> None:
+    """A late outcome is dropped (False), and the next task is taken all the same."""
+    assert enqueue(tq, "a")
+    stale = lapse(tq, "a")
+    (reclaimed,) = tq.reclaim(10)
+    assert enqueue(tq, "b")
+    stored, b = tq.set_result_and_get("a", b"late", 60, stale.lease)
+    assert not stored
+    assert b is not None
+    assert b.task_id == "b"
+    assert tq.set_result("a", b"RA", 60, reclaimed.lease)
+    assert tq.pop_result("a", 0) == b"RA"
+
+
 def test_status_lifecycle(tq: TaskQueue) -> None:
     """enqueued → processing → completed → (popped) unknown."""
     enqueue(tq, "a")

@@ -18,8 +18,9 @@ from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.testing import WAIT, eventually
 
-FaultyPool = Callable[[str, Exception], Path]
-"""Starts a pool whose backend's method raises the error once; returns the file made then."""
+FaultyPool = Callable[[str | tuple[str, ...], Exception], Path]
+"""Starts a pool whose backend's method (the first called of several) raises the error
+once; returns the file made then."""
 
 
 @pytest.fixture(params=["thread", "process"])
@@ -33,9 +34,9 @@ def faulty_pool(request: pytest.FixtureRequest, url: str, tmp_path: Path) -> Ite
     """
     started: list[ThreadPool | ProcessPool] = []
 
-    def start(method: str, error: Exception) -> Path:
+    def start(methods: str | tuple[str, ...], error: Exception) -> Path:
         marker = tmp_path / "raised"
-        fault = (method, error, str(marker))
+        fault = (methods, error, str(marker))
         pool: ThreadPool | ProcessPool
         if request.param == "thread":
             pool = ThreadPool(process_tasks.init_failing_once(url, *fault))
@@ -64,8 +65,14 @@ def test_taking_thread_survives_an_unexpected_error(url: str, faulty_pool: Fault
 
 
 def test_storing_error_fails_only_that_task(url: str, faulty_pool: FaultyPool) -> None:
-    """An error storing an outcome fails that task with the reason; the next one runs."""
-    faulty_pool("set_result", OverflowError("cannot convert float infinity"))
+    """An error storing an outcome fails that task with the reason; the next one runs.
+
+    A pool stores it with ``set_result``, or with ``set_result_and_get`` when
+    it takes its next task in the same call.
+    """
+    faulty_pool(
+        ("set_result", "set_result_and_get"), OverflowError("cannot convert float infinity")
+    )
     q = get_queue(url)
     failed = outcome(q.proc.add([1]))
     assert isinstance(failed, TaskExpired)

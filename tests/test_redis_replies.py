@@ -236,9 +236,13 @@ def test_lost_get_reply_of_an_untracked_task_still_delivers_it(url: str, plain: 
 def test_lost_reply_of_the_get_after_a_blocking_wait(
     url: str, plain: TaskQueue, inspect: redis.Redis
 ) -> None:
-    """A worker woken by a task loses the reply of the script that leased it: same lease."""
+    """A worker woken by a task loses the reply of the script that leased it: same lease.
+
+    That script runs in the round trip of the wait (BLMOVE, then get.lua on
+    the id it moved), on the wait's own connection.
+    """
     plan = Plan(script("get", lambda argv: argv[2] != ""))  # the call taking a claimed id
-    tq = lossy(url, plan)
+    tq = TaskQueue(f"{url}?client_name={LOSSY}", redis_factory=losing_on_its_connection(plan))
     got: list[Taken | None] = []
     getter = threading.Thread(target=lambda: got.append(tq.get(WAIT)))
     getter.start()
@@ -261,15 +265,21 @@ def losing_on_its_connection(plan: Plan) -> type[redis.Redis]:
     """
 
     class LosesReplies(redis.Connection):
-        sent: tuple[Any, ...] = ()
+        sent: tuple[tuple[Any, ...], ...] = ()
+        """The commands sent whose replies are still to be read, in order."""
 
         def send_command(self, *args: Any, **kwargs: Any) -> None:
-            self.sent = args
+            self.sent = (args,)
             super().send_command(*args, **kwargs)  # type: ignore[no-untyped-call]  # untyped in redis-py
+
+        def pack_commands(self, commands: Any) -> Any:
+            self.sent = tuple(tuple(command) for command in commands)
+            return super().pack_commands(commands)  # type: ignore[no-untyped-call]  # untyped in redis-py
 
         def read_response(self, *args: Any, **kwargs: Any) -> Any:
             reply = super().read_response(*args, **kwargs)
-            if plan.take(self.sent):
+            command, self.sent = (self.sent[0], self.sent[1:]) if self.sent else ((), ())
+            if plan.take(command):
                 raise redis.exceptions.ConnectionError("reply lost (injected by the test)")
             return reply
 
@@ -281,8 +291,13 @@ def losing_on_its_connection(plan: Plan) -> type[redis.Redis]:
     return Client
 
 
-def test_lost_blmove_reply_is_recovered_by_the_sweep(url: str, inspect: redis.Redis) -> None:
-    """An id moved out of the queue by a BLMOVE whose reply was lost goes back; it runs once."""
+def test_lost_blmove_reply_is_recovered(url: str, inspect: redis.Redis) -> None:
+    """An id moved out of the queue by a BLMOVE whose reply was lost is taken; it runs once.
+
+    The get.lua call after the cut round trip takes it from the claimed list;
+    had the worker died instead, a pool's sweep would put it back in the queue
+    (test_redis.py::test_id_stranded_in_claimed_list_goes_back_to_the_queue).
+    """
     plan = Plan(command("BLMOVE", "worq:{default}:queue"))
     tq = TaskQueue(
         f"{url}?client_name={LOSSY}",
@@ -431,6 +446,34 @@ def test_lost_set_result_reply_stores_the_result_once(url: str, plain: TaskQueue
     dependant = plain.get(0)
     assert dependant is not None
     assert (dependant.task_id, plain.get_arguments("b")) == ("b", {"a": b"R"})
+    assert plain.get(0) is None
+    assert plain.pop_result("a", 0) == b"R"
+    tq.close()
+
+
+@pytest.mark.parametrize("lost", ["set_result", "get"])
+def test_lost_reply_of_finishing_and_taking_the_next(url: str, plain: TaskQueue, lost: str) -> None:
+    """set_result_and_get, either reply of its pipelined round trip lost: the retry
+    stores the result once and hands back the next task under the same lease."""
+    plain.enqueue_task("a", b"A", keep_result=True, track=True)
+    assert plain.defer_task("c", b"C", ["a"], keep_result=True) is DeferResult.STORED
+    plain.enqueue_task("b", b"B", keep_result=True, track=True)
+    plan = Plan(script(lost))
+    tq = TaskQueue(url, redis_factory=losing_on_its_connection(plan))
+    plan.armed.clear()
+    a = tq.get(0)
+    assert a is not None
+    assert a.task_id == "a"
+    plan.armed.set()
+    stored, b = tq.set_result_and_get("a", b"R", 60, a.lease)
+    assert plan.lost
+    assert stored
+    assert b is not None
+    assert (b.task_id, b.attempt) == ("b", 1)
+    assert tq.renew_lease("b", 60, b.lease)
+    c = plain.get(0)  # the dependant, queued once, with the result handed over once
+    assert c is not None
+    assert (c.task_id, plain.get_arguments("c")) == ("c", {"a": b"R"})
     assert plain.get(0) is None
     assert plain.pop_result("a", 0) == b"R"
     tq.close()

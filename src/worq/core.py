@@ -662,6 +662,30 @@ class Broker:
             return
         self._store(task, data)
 
+    def record_outcome_and_take(
+        self, task: Envelope, data: bytes, retry_reason: str | None = None
+    ) -> tuple[Envelope, bytes] | None:
+        """:meth:`record_outcome`, then :meth:`take` without waiting.
+
+        A worker that finished a task asks for its next one with the outcome:
+        one backend call (``TaskQueue.set_result_and_get``) when the outcome is
+        stored under a lease, the common case; two when the task retries.
+
+        Returns:
+            The next task, as :meth:`take` returns it; None when none is runnable now.
+        """
+        if retry_reason is None or not self._retry(task, retry_reason):
+            if not (task.tracked and task.lease):
+                self._store(task, data)
+                return self.take(0)
+            stored, taken = self.taskqueue.set_result_and_get(
+                task.id, data, task.options.result_timeout, task.lease
+            )
+            if not stored:
+                logger.warning("task.lease_lost", task, attempt=task.attempt)
+            return None if taken is None else self._open(taken)
+        return self.take(0)
+
     def set_result(self, task: Envelope, result: Any) -> None:
         """Store a task's outcome (a value or a TaskFailure) for its waiter and dependants.
 

@@ -245,6 +245,21 @@ class TaskQueue(Protocol):
         """
         ...
 
+    def set_result_and_get(
+        self, task_id: str, message: bytes, timeout: float, lease: str
+    ) -> tuple[bool, Taken | None]:
+        """:meth:`set_result` under ``lease``, then ``get(0)``, in one backend call.
+
+        A worker that finished a task asks for its next one in the same round
+        trip. The task is finished first: its result is stored whether or not
+        another task is there to take.
+
+        Returns:
+            What :meth:`set_result` returns, and the task taken (None when none
+            is runnable now).
+        """
+        ...
+
     def retry_task(self, task_id: str, lease: str, delay: float) -> bool:
         """Queue a running task again, runnable after ``delay`` seconds.
 

@@ -67,6 +67,8 @@ class LeaseKeeper:
         """Keyed by (task id, lease), never by id alone: an old run of a task and
         its retry may overlap in one pool, and each keeps its own lease."""
         self._closed = False
+        self._wakes_at = -math.inf
+        """When the thread next looks at the running tasks (monotonic); -inf while it acts."""
         lease = broker.initial_lease
         self._reap_every = min(max(lease / 4, REAP_EVERY[0]), REAP_EVERY[1])
         self._next_reap = time.monotonic() + self._reap_every if reaps else math.inf
@@ -83,9 +85,11 @@ class LeaseKeeper:
         first = min(task.options.heartrate, self._broker.initial_lease / 2)
         limit = task.options.time_limit
         overdue = math.inf if limit is None or self._on_overdue is None else now + limit
+        running = _Running(task, now + first, overdue)
         with self._changed:
-            self._running[task.id, task.lease] = _Running(task, now + first, overdue)
-            self._changed.notify()
+            self._running[task.id, task.lease] = running
+            if min(running.next_beat, running.overdue_at) < self._wakes_at:
+                self._changed.notify()  # else the thread wakes in time: no wake-up per task
 
     def remove(self, task: Envelope) -> None:
         """Stop keeping ``task``'s lease."""
@@ -104,9 +108,13 @@ class LeaseKeeper:
             with self._changed:
                 if self._closed:
                     return
-                beats, overdue, reap = self._due(time.monotonic())
+                now = time.monotonic()
+                beats, overdue, reap = self._due(now)
                 if not (beats or overdue or reap):
-                    self._changed.wait(self._nap())
+                    nap = self._nap(now)
+                    self._wakes_at = now + nap
+                    self._changed.wait(nap)
+                    self._wakes_at = -math.inf
                     continue
             self._act(beats, overdue, reap)
 
@@ -125,11 +133,11 @@ class LeaseKeeper:
             self._next_reap = now + self._reap_every
         return beats, overdue, reap
 
-    def _nap(self) -> float:
+    def _nap(self, now: float) -> float:
         times = [self._next_reap]
         for running in self._running.values():
             times += [running.next_beat, running.overdue_at]
-        return max(0.0, min(_MAX_NAP, min(times) - time.monotonic()))
+        return max(0.0, min(_MAX_NAP, min(times) - now))
 
     def _act(self, beats: list[Envelope], overdue: list[Envelope], reap: bool) -> None:
         """Beat, enforce limits and reap; no error of one step stops the thread."""

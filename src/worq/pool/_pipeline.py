@@ -71,8 +71,21 @@ class TaskPipeline:
         self._stopping = stopping
         self._on_pool_error = on_pool_error
 
-    def process(self, task: Envelope, run: Run) -> None:
-        """Run one task with ``run`` and record how it ended; never raises an Exception."""
+    def process(
+        self, task: Envelope, run: Run, take_next: bool = False
+    ) -> tuple[Envelope, bytes] | None:
+        """Run one task with ``run`` and record how it ended; never raises an Exception.
+
+        Args:
+            task: The task, as taken.
+            run: The pool's way of running it.
+            take_next: Take the next task with the outcome, in the same backend
+                call (``Broker.record_outcome_and_take``); the caller then
+                holds its lease and must process it.
+
+        Returns:
+            With ``take_next``, the next task if one was runnable; else None.
+        """
         broker, stopping = self._broker, self._stopping
         self._leases.add(task)
         try:
@@ -80,11 +93,17 @@ class TaskPipeline:
                 arguments = persist(lambda: broker.get_arguments(task), broker, stopping)
             except BackendUnavailable as exc:  # stopping: the lease lapses, a reaper settles it
                 logger.error("task.arguments_unavailable", task, error=str(exc))
-                return
+                return None
             ended = run(arguments)
             if isinstance(ended, RunLost):
                 fail_task(broker, task, ended.reason, stopping)
-                return
+                return None
+            if take_next:
+                return persist(
+                    lambda: broker.record_outcome_and_take(task, ended.data, ended.retry_reason),
+                    broker,
+                    stopping,
+                )
             persist(
                 lambda: broker.record_outcome(task, ended.data, ended.retry_reason),
                 broker,
@@ -100,3 +119,4 @@ class TaskPipeline:
             fail_task(broker, task, reason, stopping)
         finally:
             self._leases.remove(task)
+        return None

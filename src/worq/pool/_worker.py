@@ -25,7 +25,8 @@ Messages on the pipe:
   (the envelope carries the run's ``attempt`` and ``lease``), ``("stop",)``;
   worker → pool, fed: ``("done", outcome_bytes, retry_reason_or_None)``
 - pool → worker, taking: ``("stop",)``; worker → pool, taking:
-  ``("started", Envelope)``, ``("finished",)``
+  ``("started", Envelope)``, ``("finished",)``; a "started" while a task
+  runs says that one finished too (the worker took the next with its outcome)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import structlog
 from worq._events import logger
 from worq._logging import configure_logging_from_environment
 from worq.core import Broker
+from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off
 from worq.pool._pipeline import TaskPipeline
@@ -133,7 +135,8 @@ def _take_own_tasks(
     """Take, run and record tasks until the pool says stop (or ``max_tasks`` ran).
 
     The pool is told of each run before it starts and after its outcome is
-    recorded. Only this thread sends on the pipe; a listener thread waits for
+    recorded; the next task comes with that outcome when one is runnable
+    (one round trip for both). Only this thread sends on the pipe; a listener thread waits for
     the pool's stop, which ends a wait for a task at once.
     """
     stopping = threading.Event()
@@ -150,24 +153,34 @@ def _take_own_tasks(
     leases = LeaseKeeper(broker, pool_name, reaps=False)
     pipeline = TaskPipeline(broker, leases, stopping)
     runner, done, failures = broker.runner, 0, 0
+    taken: tuple[Envelope, bytes] | None = None
+
+    def more() -> bool:
+        return not stopping.is_set() and (own.max_tasks is None or done < own.max_tasks)
+
     try:
-        while not stopping.is_set() and (own.max_tasks is None or done < own.max_tasks):
-            try:
-                taken = broker.take(own.timeout)
-            except Exception as exc:  # an outage, or a reply nobody expected: try again
-                back_off(broker, failures, exc, stopping)
-                failures += 1
-                continue
-            if failures:
-                logger.info("backend.available", queue=broker.name, pool=pool_name)
-            failures = 0
+        # A task taken with the last outcome is this worker's (it holds the
+        # lease): it runs even when a stop came meanwhile.
+        while taken is not None or more():
             if taken is None:
-                continue
+                try:
+                    taken = broker.take(own.timeout)
+                except Exception as exc:  # an outage, or a reply nobody expected: try again
+                    back_off(broker, failures, exc, stopping)
+                    failures += 1
+                    continue
+                if failures:
+                    logger.info("backend.available", queue=broker.name, pool=pool_name)
+                failures = 0
+                if taken is None:
+                    continue
             task, payload = taken
             conn.send(("started", task))
-            pipeline.process(task, functools.partial(runner.run_encoded, task, payload))
-            conn.send(("finished",))
             done += 1
+            run = functools.partial(runner.run_encoded, task, payload)
+            taken = pipeline.process(task, run, take_next=more())
+            if taken is None:  # else the next "started" says this one finished
+                conn.send(("finished",))
     finally:
         leases.close()
 

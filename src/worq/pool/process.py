@@ -367,7 +367,9 @@ class _OwnTasksSlot(_Slot):
                 fail_task(self.pool.broker, running.task, reason, self.pool._stopping)
             else:
                 self._exited(process)
-        elif reply[0] == "started":
+        elif reply[0] == "started":  # and, if one ran, that one finished
+            if running is not None:
+                self.tasks_done += 1
             self._running = _Run(reply[1], time.monotonic())
         elif reply[0] == "finished":
             self._running = None

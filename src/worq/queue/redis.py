@@ -91,6 +91,9 @@ _CUT_WAIT_PAUSE = 0.05
 """Seconds to pause after a blocking wait was cut, so that waits that keep
 failing at once (while script calls go through) cannot spin."""
 
+_NOTHING_TAKEN = [b"none", -1]
+"""A get.lua reply saying nothing was taken and no delayed task is due."""
+
 REPLAY_TTL = 5.0
 """Seconds the server remembers what a request token got (a task stored, a
 task or a result taken), for the retries of that call, on top of the
@@ -477,16 +480,20 @@ class TaskQueue:
         with self._request(f"get@{threading.get_ident()}") as request:
             return self._get(request, timeout)
 
-    def _get(self, request: _Request, timeout: float | None) -> Taken | None:
+    def _get_call(self, request: _Request, claimed: str) -> _ScriptCall:
+        """The get.lua call under ``request``; ``claimed`` "1" right after a BLMOVE."""
         k = self.keys
         keys = [k.queue, k.claimed, k.delayed, k.claimed_since, k.request(request.token)]
-        lease_ms = _ms(self.initial_lease)
+        args: list[_Arg] = [k.prefix, _ms(self.initial_lease), claimed, self._replay_ms, request]
+        return _ScriptCall("get", keys, args)
+
+    def _get(self, request: _Request, timeout: float | None) -> Taken | None:
         deadline = Deadline(timeout)
-        claimed: bytes | str = ""
         epoch = self._waiting.epoch
+        call = self._get_call(request, "")
+        reply = self._run(call.script, call.keys, call.args)
         while True:
-            args: list[_Arg] = [k.prefix, lease_ms, claimed, self._replay_ms, request]
-            taken, next_due_ms = self._read("get", self._run("get", keys, args), _read_get)
+            taken, next_due_ms = self._read("get", reply, _read_get)
             if taken is not None:
                 return taken
             now = time.monotonic()
@@ -496,14 +503,19 @@ class TaskQueue:
             next_due = None if next_due_ms < 0 else next_due_ms / 1000
             waits = [t for t in (remaining, next_due) if t is not None]
             block = min(waits) if waits else 0  # 0: until a task arrives
-            moved = self._wait_for_task(block, epoch)
-            claimed = "" if moved is None else moved
+            reply = self._wait_and_get(block, epoch, self._get_call(request, "1"))
 
-    def _wait_for_task(self, block: float, epoch: int) -> bytes | None:
-        """BLMOVE the next id to the claimed list, on a connection interrupt_waits can unblock.
+    def _wait_and_get(self, block: float, epoch: int, call: _ScriptCall) -> Any:
+        """BLMOVE the next id to the claimed list and run get.lua on it, in one round trip.
 
-        ``CLIENT UNBLOCK`` ends the wait as a timeout would, atomically: no id
-        is moved by a wait that was cut, so nothing is left in the claimed list.
+        The wait runs on a connection interrupt_waits can unblock. ``CLIENT
+        UNBLOCK`` ends the wait as a timeout would, atomically: no id is moved
+        by a wait that was cut, and get.lua, which then finds nothing of this
+        wait's in the claimed list, answers "none". A round trip cut by a
+        connection error is followed by get.lua alone, marked retried: its
+        request record hands back a task it took with a lost reply, and an id
+        the BLMOVE moved is taken from the claimed list. So is one whose
+        script the server had flushed (NOSCRIPT).
         """
         k = self.keys
         pool = self.redis.connection_pool
@@ -514,23 +526,34 @@ class TaskQueue:
                 conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]  # untyped in redis-py
                 client_id = self._waiting.remember(conn, int(conn.read_response()))
             if not self._waiting.enter(client_id, epoch):
-                return None
+                return _NOTHING_TAKEN  # interrupted before the wait began
+            sha = self._scripts[call.script].sha
+            commands = [
+                ("BLMOVE", k.queue, k.claimed, "RIGHT", "LEFT", block),
+                ("EVALSHA", sha, len(call.keys), *call.keys, *call.argv()),
+            ]
             try:
-                conn.send_command(  # type: ignore[no-untyped-call]  # untyped in redis-py
-                    "BLMOVE", k.queue, k.claimed, "RIGHT", "LEFT", block
-                )
-                return cast(bytes | None, conn.read_response())
+                packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]  # untyped in redis-py
+                conn.send_packed_command(packed)  # type: ignore[no-untyped-call]  # untyped in redis-py
+                conn.read_response()  # the moved id, or None: get.lua takes it either way
             finally:
                 self._waiting.leave(client_id)
+            return conn.read_response()
         except _PERSISTENT as exc:
             raise self._error(exc) from exc
-        except _TRANSIENT:  # a cut wait says nothing of an outage (see _blmove)
-            time.sleep(_CUT_WAIT_PAUSE)
-            return None
+        except redis.exceptions.NoScriptError:
+            pass  # the BLMOVE went through; get.lua, loaded again, takes what it moved
+        except _TRANSIENT:
+            conn.disconnect()  # type: ignore[no-untyped-call]  # untyped in redis-py; a reply may be left unread
+            for request in call.requests:
+                request.retried = True
+            time.sleep(_CUT_WAIT_PAUSE)  # a cut wait says nothing of an outage (see _blmove)
         except redis.exceptions.RedisError as exc:
+            conn.disconnect()  # type: ignore[no-untyped-call]  # untyped in redis-py
             raise self._error(exc) from exc
         finally:
             pool.release(conn)
+        return self._run(call.script, call.keys, call.args)
 
     def interrupt_waits(self) -> None:
         """Make every get() now waiting on this queue return None at once.
@@ -618,6 +641,13 @@ class TaskQueue:
     def set_result(
         self, task_id: str, message: bytes, timeout: float, lease: str | None = None
     ) -> bool:
+        call = self._set_result_call(task_id, message, timeout, lease or "")
+        return self._read("set_result", self._run(call.script, call.keys, call.args), _boolean)
+
+    def _set_result_call(
+        self, task_id: str, message: bytes, timeout: float, lease: str
+    ) -> _ScriptCall:
+        """The set_result.lua call finishing ``task_id`` (``lease`` "": from outside)."""
         k = self.keys
         request = _Request()
         keys = [
@@ -625,9 +655,20 @@ class TaskQueue:
             k.queue, k.delayed, k.deferred, k.request(request.token),
         ]  # fmt: skip
         args: list[_Arg] = [
-            k.prefix, task_id, message, _ms(timeout), lease or "", request, self._replay_ms,
+            k.prefix, task_id, message, _ms(timeout), lease, request, self._replay_ms,
         ]  # fmt: skip
-        return self._read("set_result", self._run("set_result", keys, args), _boolean)
+        return _ScriptCall("set_result", keys, args)
+
+    def set_result_and_get(
+        self, task_id: str, message: bytes, timeout: float, lease: str
+    ) -> tuple[bool, Taken | None]:
+        """set_result.lua and get.lua pipelined: one round trip (both retried as one)."""
+        finish = self._set_result_call(task_id, message, timeout, lease)
+        with self._request(f"get@{threading.get_ident()}") as request:
+            take = self._get_call(request, "")
+            stored, got = self._run_pipelined([finish, take])
+        taken, _ = self._read("get", got, _read_get)
+        return self._read("set_result", stored, _boolean), taken
 
     def retry_task(self, task_id: str, lease: str, delay: float) -> bool:
         k = self.keys

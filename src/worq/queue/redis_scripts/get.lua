@@ -6,7 +6,11 @@
 -- KEYS[1] queue list   KEYS[2] claimed list   KEYS[3] delayed zset
 -- KEYS[4] claimed-since hash (see reclaim.lua)   KEYS[5] request record
 -- ARGV[1] key prefix   ARGV[2] lease (ms)
--- ARGV[3] id already moved to the claimed list by BLMOVE, or "" to pop one
+-- ARGV[3] "1" right after a BLMOVE from the queue to the claimed list, sent
+--         in the same round trip: take the oldest id there (the one that
+--         BLMOVE moved, or one moved by another worker whose own call comes
+--         next and finds this one's instead: every BLMOVE is followed by one
+--         such call, so no id is left behind); "" to pop the queue
 -- ARGV[4] how long to keep the request record (ms)   ARGV[5] "1" on a retry
 -- Returns {"task", id, message, attempt, lease}, lease "" for an untracked
 -- task; {"garbage", id} for an id with no task that is no wake-up call (the
@@ -38,10 +42,10 @@ for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 
 end
 local id
 if ARGV[3] ~= '' then
-    -- Gone from the claimed list: this call already took it (and its reply
-    -- was lost), or a sweep put it back in the queue.
-    if redis.call('LREM', KEYS[2], 1, ARGV[3]) == 1 then
-        id = ARGV[3]
+    -- Nothing there: the BLMOVE timed out or was unblocked (a stop), or a
+    -- sweep put its id back in the queue.
+    id = redis.call('RPOP', KEYS[2])
+    if id then
         redis.call('HDEL', KEYS[4], id)
     end
 else
