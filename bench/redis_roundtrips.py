@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Count Redis round trips per task operation.
 
-Every redis-py command is one round trip, so the count of
-``Redis.execute_command`` calls during an operation is its number of round
-trips (the operations measured here send no pipelines; the batches of
-``Queue.map`` and ``wait_all`` do, and tests/test_batch.py counts their round
-trips at the connection instead). Targets: one each for enqueue, get, set_result and pop_result,
+Every redis-py command is one round trip, and so is every pipeline, so the
+count of ``Redis.execute_command`` and ``Pipeline.execute`` calls during an
+operation is its number of round trips (the batches of ``Queue.map`` and
+``wait_all`` are counted at the connection instead, in tests/test_batch.py).
+Targets: one each for enqueue, get, set_result and pop_result, one for a
+process pool worker's run that stores the outcome and takes the next task,
 and at most k + 2 for the whole enqueue of a task with k deferred arguments.
 
 Uses WORQ_BENCH_REDIS_URL if set, else a private redis-server on a free port.
@@ -38,12 +39,18 @@ class RoundTrips:
     def __init__(self) -> None:
         self.count = 0
         original = redis.Redis.execute_command
+        original_execute = redis.client.Pipeline.execute
 
         def counting(client: redis.Redis, *args: Any, **options: Any) -> Any:
             self.count += 1
             return original(client, *args, **options)  # type: ignore[no-untyped-call]  # untyped in redis-py
 
+        def counting_pipeline(pipe: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
+            self.count += 1
+            return original_execute(pipe, raise_on_error)
+
         redis.Redis.execute_command = counting  # type: ignore[method-assign, assignment]  # probe
+        redis.client.Pipeline.execute = counting_pipeline  # type: ignore[method-assign, assignment]  # probe
 
     def during(self, operation: Callable[[], Any]) -> tuple[int, Any]:
         """Round trips made by ``operation()``, and what it returned."""
@@ -53,6 +60,7 @@ class RoundTrips:
 
 
 RUN = "run in the pools' pipeline (incl. set_result)"
+RUN_TAKE = "run, storing the outcome and taking the next task (process pool worker)"
 RUN_FAN_IN = f"run with {K} deferred arguments"
 
 
@@ -78,13 +86,13 @@ def measure(url: str) -> dict[str, int]:
     leases = LeaseKeeper(broker, "bench")
     pipeline = TaskPipeline(broker, leases, threading.Event())
 
-    def process(task: TaskMessage) -> None:
+    def process(task: TaskMessage, take_next: bool = False) -> Any:
         def run(arguments: Mapping[str, bytes]) -> EncodedOutcome:
             outcome = broker.runner.run(task, arguments)
             encoded = broker.runner.encode_outcome(task, outcome.value)
             return EncodedOutcome(encoded, outcome.retry_reason)
 
-        pipeline.process(task, run)
+        return pipeline.process(task, run, take_next)
 
     def run_one() -> None:
         task = broker.next_task(timeout=1)
@@ -106,6 +114,17 @@ def measure(url: str) -> dict[str, int]:
         raise RuntimeError("benchmark task did not arrive")
     counts[RUN], _ = probe.during(lambda: process(task))
     counts["pop_result (wait on a finished task)"], _ = probe.during(lambda: deferred.wait(5))
+    q.num(2)
+    after = q.num(3)
+    task = broker.next_task(timeout=1)
+    if task is None:
+        raise RuntimeError("benchmark task did not arrive")
+    counts[RUN_TAKE], taken = probe.during(lambda: process(task, take_next=True))
+    if taken is None:
+        raise RuntimeError("the next task was not taken with the outcome")
+    envelope, payload = taken
+    process(TaskMessage.join(envelope, broker.codec.decode_payload(payload)))
+    after.wait(5)
     args = [q.num(n) for n in range(K)]
     counts[f"enqueue with {K} deferred arguments"], fan_in = probe.during(lambda: q.add(args))
     for _ in range(K):
@@ -131,6 +150,7 @@ def main() -> int:
         "enqueue": 1,
         "get": 1,
         RUN: 1,
+        RUN_TAKE: 1,
         "pop_result (wait on a finished task)": 1,
         f"enqueue with {K} deferred arguments": K + 2,
         RUN_FAN_IN: 2,
