@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from tests.test_broker import Trap
 from worq import BackendUnavailable, Task, TaskFailure, get_broker, get_queue
 from worq.core import Broker
 from worq.pool.thread import WorkerPool
-from worq.queue.redis import _SCRIPTS, TaskQueue
+from worq.queue.redis import _SCRIPTS, TaskQueue, _Request
 from worq.testing import WAIT, RedisServer, eventually, free_port, thread_worker
 
 ROOT = Path(__file__).parent.parent
@@ -440,3 +441,22 @@ def test_a_result_feeding_many_dependants_is_stored_once(url_redis: str) -> None
     finally:
         client.close()
         tq.close()
+
+
+def test_request_tokens_are_unique_and_a_forked_child_draws_its_own() -> None:
+    """Counter-made request tokens never repeat, in this process or in a forked child."""
+    tokens = [_Request().token for _ in range(1000)]
+    assert len(set(tokens)) == len(tokens)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one token back to the parent, then out
+        os.write(write, _Request().token.encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    child = os.read(read, 200).decode()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child
+    assert child not in tokens
+    assert child[:20] != tokens[0][:20]  # not the parent's prefix with another count

@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.resources
+import itertools
+import os
 import re
 import threading
 import time
@@ -137,6 +139,30 @@ def _load_sources() -> dict[str, str]:
 _SOURCES = _load_sources()
 
 
+class _RequestTokens:
+    """Request tokens unique across processes: a random prefix per process, then a counter.
+
+    A token only has to differ from every other live one, never to be hard
+    to guess, and drawing 16 random bytes per call (``uuid4``) costs a
+    system call each: about 15 µs on a virtual machine, four times per task.
+    A forked child draws a prefix of its own.
+    """
+
+    def __init__(self) -> None:
+        self._fresh_prefix()
+        os.register_at_fork(after_in_child=self._fresh_prefix)
+
+    def _fresh_prefix(self) -> None:
+        self._prefix = uuid.uuid4().hex[:20]
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+_TOKENS = _RequestTokens()
+
+
 @attrs.define
 class _Request:
     """The identity of one logical call, shared by all its attempts.
@@ -146,7 +172,7 @@ class _Request:
     the script looks up what the token already got before doing anything.
     """
 
-    token: str = attrs.Factory(lambda: uuid.uuid4().hex)
+    token: str = attrs.Factory(_TOKENS.next)
     retried: bool = False
 
 
