@@ -674,17 +674,17 @@ class Broker:
         Returns:
             The next task, as :meth:`take` returns it; None when none is runnable now.
         """
-        if retry_reason is None or not self._retry(task, retry_reason):
-            if not (task.tracked and task.lease):
-                self._store(task, data)
-                return self.take(0)
-            stored, taken = self.taskqueue.set_result_and_get(
-                task.id, data, task.options.result_timeout, task.lease
-            )
-            if not stored:
-                logger.warning("task.lease_lost", task, attempt=task.attempt)
-            return None if taken is None else self._open(taken)
-        return self.take(0)
+        if retry_reason is not None and self._retry(task, retry_reason):
+            return self.take(0)
+        if not (task.tracked and task.lease):  # nothing to store under a lease
+            self._store(task, data)
+            return self.take(0)
+        stored, taken = self.taskqueue.set_result_and_get(
+            task.id, data, task.options.result_timeout, task.lease
+        )
+        if not stored:
+            logger.warning("task.lease_lost", task, attempt=task.attempt)
+        return None if taken is None else self._open(taken)
 
     def set_result(self, task: Envelope, result: Any) -> None:
         """Store a task's outcome (a value or a TaskFailure) for its waiter and dependants.

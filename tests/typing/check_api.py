@@ -5,35 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, assert_type
 
-import attrs
-
 import worq
-from worq import Deferred, Queue, Task, TaskSpace, get_broker, get_queue
+from tests.typing.shop_tasks import Point, move, price, total
+from worq import Deferred, Queue, Task, get_broker, get_queue
 from worq.const import TaskStatus
 from worq.models import SentTask
-
-ts = TaskSpace("shop")
-
-
-@attrs.frozen
-class Point:
-    x: int
-    y: int
-
-
-@ts.task
-def price(sku: str) -> Decimal:
-    return Decimal("1.5")
-
-
-@ts.task
-def total(prices: list[Decimal], vat: Decimal) -> Decimal:
-    return sum(prices, Decimal(0)) * (1 + vat)
-
-
-@ts.task
-def move(p: Point, dx: int = 1) -> Point:
-    return Point(p.x + dx, p.y)
 
 
 def check_submit() -> None:

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from worq import Deferred, TaskSpace, get_queue, wait_all
-
-ts = TaskSpace("shop")
-
-
-@ts.task
-def price(sku: str) -> Decimal:
-    return Decimal("1.5")
-
-
-@ts.task
-def total(prices: list[Decimal], vat: Decimal) -> Decimal:
-    return sum(prices, Decimal(0)) * (1 + vat)
-
+from tests.typing.shop_tasks import price, total
+from worq import Deferred, get_queue, wait_all
 
 q = get_queue("memory://")
 q.map(price, [1, 2])  # E: arg-type

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from worq import Deferred, Task, TaskSpace, get_queue
-
-ts = TaskSpace("shop")
-
-
-@ts.task
-def price(sku: str) -> Decimal:
-    return Decimal("1.5")
-
+from tests.typing.shop_tasks import price
+from worq import Deferred, Task, get_queue
 
 fire = get_queue("memory://", ignore_result=True)
 kept: Deferred[Decimal] = fire.submit(price, "A-1")  # E: assignment

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from worq import Task, TaskSpace, get_queue
-
-ts = TaskSpace("shop")
-
-
-@ts.task
-def price(sku: str) -> Decimal:
-    return Decimal("1.5")
-
+from tests.typing.shop_tasks import price
+from worq import Task, get_queue
 
 q = get_queue("memory://")
 q.submit(price, 42)  # E: arg-type
