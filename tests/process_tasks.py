@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -133,3 +135,16 @@ def read_fifo(path: str) -> str:
     """Block until the test writes a line to the named pipe at ``path``; return it."""
     with open(path) as fifo:
         return fifo.readline().strip()
+
+
+@ts.task
+async def async_add(values: list[int]) -> int:
+    """Sum of the values, from a coroutine that awaits once."""
+    await asyncio.sleep(0)
+    return sum(values)
+
+
+@ts.task
+async def where_it_runs() -> list[int]:
+    """The process, thread and event loop (its id) the coroutine runs on."""
+    return [os.getpid(), threading.get_ident(), id(asyncio.get_running_loop())]

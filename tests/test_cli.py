@@ -88,6 +88,10 @@ def not_a_broker(url):
     return 42
 
 
+async def async_init(url):
+    return init(url)
+
+
 NOT_CALLABLE = "tasks"
 '''
 
@@ -245,13 +249,19 @@ def test_thread_worker_runs_tasks_until_sigterm(
     assert all("level" in record and "timestamp" in record for record in records)
 
 
-@pytest.mark.parametrize("pool", ["thread", "process"])
+def _one_worker(pool: str) -> list[str]:
+    """The options of a pool of one worker (one task at a time, for asyncio)."""
+    size = "--concurrency" if pool == "asyncio" else "--workers"
+    return ["--pool", pool, size, "1"]
+
+
+@pytest.mark.parametrize("pool", ["thread", "process", "asyncio"])
 def test_json_logs_include_standard_library_records(
     clean_redis_url: str, start_worker: Callable[..., Worker], pool: str
 ) -> None:
     """With --log-format json every stderr line is JSON, stdlib logging's lines included."""
     worker = start_worker(
-        "tasks:chatty", clean_redis_url, "--pool", pool, "--workers", "1", "--timeout", "0.2",
+        "tasks:chatty", clean_redis_url, *_one_worker(pool), "--timeout", "0.2",
         "--log-level", "debug",
     )  # fmt: skip
     worker.expect("pool.started")
@@ -292,7 +302,7 @@ def test_process_worker_logs_json_from_every_process(
     assert [r["event"] for r in records][-1] == "cli.worker_stopped"
 
 
-@pytest.mark.parametrize("pool", ["thread", "process"])
+@pytest.mark.parametrize("pool", ["thread", "process", "asyncio"])
 def test_retried_task_logs_its_attempt_in_every_pool(
     clean_redis_url: str, start_worker: Callable[..., Worker], pool: str, tmp_path: Path
 ) -> None:
@@ -302,7 +312,7 @@ def test_retried_task_logs_its_attempt_in_every_pool(
     attempt 1, having lost the attempt the pool took the task with.
     """
     url = clean_redis_url
-    worker = start_worker("tasks:init", url, "--pool", pool, "--workers", "1", "--timeout", "0.2")
+    worker = start_worker("tasks:init", url, *_one_worker(pool), "--timeout", "0.2")
     worker.expect("pool.started")
     broker = get_broker(url)
     try:
@@ -322,12 +332,13 @@ def test_retried_task_logs_its_attempt_in_every_pool(
     assert [r["attempt"] for r in mine if r["event"] == "task.succeeded"] == [2]
 
 
+@pytest.mark.parametrize("pool", ["thread", "asyncio"])
 def test_second_signal_while_stopping_is_logged_and_shutdown_finishes(
-    clean_redis_url: str, start_worker: Callable[..., Worker]
+    clean_redis_url: str, start_worker: Callable[..., Worker], pool: str
 ) -> None:
     """SIGINT during a SIGTERM shutdown is logged; the running task finishes and exit is 0."""
     url = clean_redis_url
-    worker = start_worker("tasks:init", url, "--pool", "thread", "--timeout", "0.2")
+    worker = start_worker("tasks:init", url, "--pool", pool, "--timeout", "0.2")
     worker.expect("pool.started")
     broker = get_broker(url)
     client = redis.Redis.from_url(url)
@@ -380,6 +391,10 @@ MALFORMED = "redis://:s3cret@localhost:notaport/0"
             ["tasks:raising raised RuntimeError: no settings for this site"],
         ),
         (["worker", "tasks:not_a_broker", "memory://"], ["must return", "returned 42 (int)"]),
+        (
+            ["worker", "tasks:async_init", "memory://"],
+            ["init function tasks:async_init is an async def function", "make it a plain def"],
+        ),
         (["worker", "tasks:init", "memory://", "--queue", "other"], ["get_broker(url, 'other')"]),
         (["worker", "tasks:init", MALFORMED], ["malformed Redis URL", "redis://:***@localhost"]),
         (["info", MALFORMED], ["malformed Redis URL", "redis://:***@localhost"]),
@@ -397,6 +412,7 @@ MALFORMED = "redis://:s3cret@localhost:notaport/0"
         "taskspace",
         "init-raises",
         "init-returns-no-broker",
+        "init-is-async",
         "queue-mismatch",
         "malformed-url-worker",
         "malformed-url-info",
@@ -430,6 +446,14 @@ def test_bad_input_is_one_line_and_exit_2(
         (
             ["worker", "tasks:init", "memory://", "--pool", "thread", "--max-worker-tasks", "3"],
             "--max-worker-tasks needs --pool process",
+        ),
+        (
+            ["worker", "tasks:init", "memory://", "--pool", "thread", "--concurrency", "5"],
+            "--concurrency needs --pool asyncio",
+        ),
+        (
+            ["worker", "tasks:init", "memory://", "--pool", "asyncio", "--workers", "2"],
+            "--pool asyncio runs one event loop: give --concurrency, not --workers",
         ),
         (["purge", "memory://"], "the following arguments are required: --queue"),
         (["info"], "the following arguments are required: URL"),
@@ -613,12 +637,14 @@ def test_console_script(workdir: Path) -> None:
     assert "returned 42 (int)" in done.stderr
 
 
-@pytest.mark.parametrize("pool", ["thread", "process"])
+@pytest.mark.parametrize("pool", ["thread", "process", "asyncio"])
 def test_idle_worker_exits_promptly_on_sigterm(
     clean_redis_url: str, start_worker: Callable[..., Worker], pool: str
 ) -> None:
-    """SIGTERM on an idle worker (default timeouts: 1 s thread, 10 s process) exits at once."""
-    worker = start_worker("tasks:init", clean_redis_url, "--pool", pool, "--workers", "2")
+    """SIGTERM on an idle worker (default timeouts: 1 s thread and asyncio, 10 s process)
+    exits at once."""
+    size = "--concurrency" if pool == "asyncio" else "--workers"
+    worker = start_worker("tasks:init", clean_redis_url, "--pool", pool, size, "2")
     worker.expect("pool.started")
     if pool == "process":
         worker.expect("worker.started")

@@ -26,6 +26,7 @@ from worq import (
 )
 from worq.core import NOOP_TASK, Broker
 from worq.models import TaskMessage
+from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.testing import WAIT, TimeoutLock, eventually, thread_worker
@@ -112,18 +113,24 @@ def test_result_timeout_with_ignore_result_is_refused(url: str) -> None:
 # -- 4. BaseException in a task ------------------------------------------------
 
 
+AnyPool = ThreadPool | ProcessPool | AsyncioPool
+
+
 def _abort_broker(url: str) -> Broker:
     broker = get_broker(url)
     broker.expose(process_tasks.ts)
     return broker
 
 
-@pytest.fixture(params=["thread", "process"])
-def abort_pool(request: pytest.FixtureRequest, url: str) -> Iterator[ThreadPool | ProcessPool]:
+@pytest.fixture(params=["thread", "process", "asyncio"])
+def abort_pool(request: pytest.FixtureRequest, url: str) -> Iterator[AnyPool]:
     """A started one-worker pool of each kind running the proc tasks."""
-    pool: ThreadPool | ProcessPool
+    pool: AnyPool
     if request.param == "thread":
         pool = ThreadPool(_abort_broker(url))
+        pool.start(timeout=0.05)
+    elif request.param == "asyncio":
+        pool = AsyncioPool(_abort_broker(url), concurrency=1)
         pool.start(timeout=0.05)
     else:
         pool = ProcessPool(process_tasks.init(url), process_tasks.init, workers=1)
@@ -135,9 +142,7 @@ def abort_pool(request: pytest.FixtureRequest, url: str) -> Iterator[ThreadPool 
 
 
 @pytest.mark.parametrize("kind", sorted(process_tasks.ABORTS))
-def test_base_exception_fails_the_task(
-    url: str, abort_pool: ThreadPool | ProcessPool, kind: str
-) -> None:
+def test_base_exception_fails_the_task(url: str, abort_pool: AnyPool, kind: str) -> None:
     """KeyboardInterrupt, SystemExit or any BaseException fails the task; the worker goes on."""
     q = get_queue(url)
     res = q.proc.abort(kind)
@@ -150,13 +155,11 @@ def test_base_exception_fails_the_task(
     assert str(raised.value) == f"proc.abort [default:{res.id}] {kind}: {message}"
     after = q.proc.add([1, 2])
     assert outcome(after) == 3
-    if isinstance(abort_pool, ThreadPool):
+    if not isinstance(abort_pool, ProcessPool):
         assert [type(e).__name__ for e in abort_pool.errors] == [kind]
 
 
-def test_base_exception_is_retried(
-    url: str, abort_pool: ThreadPool | ProcessPool, tmp_path: Path
-) -> None:
+def test_base_exception_is_retried(url: str, abort_pool: AnyPool, tmp_path: Path) -> None:
     """A task raising KeyboardInterrupt with retries left runs again, like any failure."""
     q = get_queue(url)
     res = Task(q.proc.abort, retries=1, retry_backoff=0.01)(
@@ -178,7 +181,7 @@ class Named:
 
 def test_task_failed_on_a_running_task(
     url: str,
-    abort_pool: ThreadPool | ProcessPool,
+    abort_pool: AnyPool,
     tmp_path: Path,
 ) -> None:
     """The waiter gets TaskExpired at once; the run's late outcome is dropped; all goes on.
@@ -192,7 +195,7 @@ def test_task_failed_on_a_running_task(
     fifo = tmp_path / "release"
     os.mkfifo(fifo)
     q = get_queue(url)
-    in_this_process = isinstance(abort_pool, ThreadPool) or url.startswith("memory://")
+    in_this_process = not isinstance(abort_pool, ProcessPool) or url.startswith("memory://")
     with capture_logs() as logs:
         res = q.proc.read_fifo(str(fifo))
         eventually(lambda: res.status, "processing")

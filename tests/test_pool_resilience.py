@@ -14,6 +14,7 @@ from tests.outcomes import outcome
 from worq import Task, TaskExpired, get_broker, get_queue
 from worq.models import Envelope, TaskMessage, TaskOptions
 from worq.pool._leases import LeaseKeeper
+from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.testing import WAIT, eventually
@@ -23,23 +24,26 @@ FaultyPool = Callable[[str | tuple[str, ...], Exception], Path]
 once; returns the file made then."""
 
 
-@pytest.fixture(params=["thread", "process"])
+@pytest.fixture(params=["thread", "process", "asyncio"])
 def faulty_pool(request: pytest.FixtureRequest, url: str, tmp_path: Path) -> Iterator[FaultyPool]:
     """Starts a one-worker pool (of each kind) running the proc tasks, with one fault.
 
-    The fault is set where the backend call is made: on the thread pool's
-    broker; on the process pool's broker on memory://, where it feeds its
+    The fault is set where the backend call is made: on the thread and
+    asyncio pools' broker; on the process pool's broker on memory://, where it feeds its
     worker; in the worker process on Redis, where the worker takes its own
     tasks (through its init function).
     """
-    started: list[ThreadPool | ProcessPool] = []
+    started: list[ThreadPool | ProcessPool | AsyncioPool] = []
 
     def start(methods: str | tuple[str, ...], error: Exception) -> Path:
         marker = tmp_path / "raised"
         fault = (methods, error, str(marker))
-        pool: ThreadPool | ProcessPool
+        pool: ThreadPool | ProcessPool | AsyncioPool
         if request.param == "thread":
             pool = ThreadPool(process_tasks.init_failing_once(url, *fault))
+            pool.start(timeout=0.05)
+        elif request.param == "asyncio":
+            pool = AsyncioPool(process_tasks.init_failing_once(url, *fault), concurrency=1)
             pool.start(timeout=0.05)
         elif url.startswith("memory://"):
             broker = process_tasks.init_failing_once(url, *fault)

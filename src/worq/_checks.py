@@ -1,10 +1,18 @@
-"""Checks of what users pass in: durations and task ids, with messages naming the culprit."""
+"""Checks of what users pass in (durations, task ids, callables), naming the culprit."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
-__all__ = ["MAX_SECONDS", "MAX_TASK_ID_BYTES", "check_seconds", "check_task_id"]
+__all__ = [
+    "MAX_SECONDS",
+    "MAX_TASK_ID_BYTES",
+    "check_seconds",
+    "check_task_id",
+    "is_coroutine_function",
+]
 
 
 MAX_SECONDS = 10 * 365 * 24 * 3600
@@ -55,4 +63,13 @@ def check_task_id(task_id: object, where: str) -> str:
     raise ValueError(
         f"{where}: task id must be a non-empty str of at most {MAX_TASK_ID_BYTES} bytes "
         f"(UTF-8), got {shown}"
+    )
+
+
+def is_coroutine_function(fn: object) -> bool:
+    """``fn`` is an ``async def`` function, or a partial or callable object of one."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004  # an object whose __call__ is async
     )

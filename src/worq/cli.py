@@ -21,19 +21,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from worq._backends import get_broker
+from worq._checks import is_coroutine_function
 from worq._events import logger
 from worq._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from worq._urls import mask_url
 from worq.core import Broker
 from worq.exceptions import WorqError
 from worq.pool._signals import run_until_stop_signal
+from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.task import TaskSpace
 
 __all__ = ["main"]
 
-POOL_TIMEOUTS = {"thread": 1.0, "process": 10.0}
+POOL_TIMEOUTS = {"thread": 1.0, "process": 10.0, "asyncio": 1.0}
 """Default ``--timeout`` per pool: the pools' own ``start()`` defaults."""
 
 
@@ -50,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "worker" and args.max_worker_tasks and args.pool != "process":
         args.parser.error("--max-worker-tasks needs --pool process")
+    if args.command == "worker" and args.concurrency and args.pool != "asyncio":
+        args.parser.error("--concurrency needs --pool asyncio (use --workers for the others)")
+    if args.command == "worker" and args.workers and args.pool == "asyncio":
+        args.parser.error("--pool asyncio runs one event loop: give --concurrency, not --workers")
     try:
         configure_logging(args.log_format, args.log_level or args.default_level)
         status: int = args.run(args)
@@ -87,12 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("url", metavar="URL", help="task queue URL, passed to INIT_FUNC")
     worker.add_argument("--queue", metavar="NAME", help="check that the broker serves this queue")
     worker.add_argument(
-        "--pool", choices=("process", "thread"), default="process",
-        help="run tasks in worker processes (default) or in threads of this process",
+        "--pool", choices=("process", "thread", "asyncio"), default="process",
+        help="run tasks in worker processes (default), in threads of this process, or on "
+        "one event loop of this process (async def tasks; sync ones in threads)",
     )  # fmt: skip
     worker.add_argument(
         "--workers", type=_positive_int, metavar="N",
         help="worker processes or threads (default: CPU count for process, 1 for thread)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--concurrency", type=_positive_int, metavar="N",
+        help="most tasks running at once (asyncio pool only; default 100)",
     )  # fmt: skip
     worker.add_argument(
         "--max-worker-tasks", type=_positive_int, metavar="N",
@@ -157,19 +168,24 @@ def _worker(args: argparse.Namespace) -> int:
             )
         with _reported(args.url):
             broker.size()  # an unreachable backend fails here, before starting
-        workers = args.workers or ((os.cpu_count() or 1) if args.pool == "process" else 1)
+        default_workers = {"process": os.cpu_count() or 1, "thread": 1, "asyncio": 1}
+        workers = args.workers or default_workers[args.pool]
         timeout = args.timeout or POOL_TIMEOUTS[args.pool]
         fields = {"queue": broker.name, "pool": args.pool}
+        concurrency = args.concurrency or 100
+        sizes = {"concurrency": concurrency} if args.pool == "asyncio" else {"workers": workers}
         logger.info(
             "cli.worker_starting", module=module_name, function=function_name,
             module_file=getattr(sys.modules.get(module_name), "__file__", None),
-            url=mask_url(args.url), workers=workers, timeout_s=timeout,
+            url=mask_url(args.url), timeout_s=timeout, **sizes,
             tasks=broker.runner.task_names(), **fields,
         )  # fmt: skip
         if broker.backend_kind == "memory":
             logger.warning("cli.memory_backend", note="no other process can send tasks", **fields)
         if args.pool == "thread":
             _run_thread_pool(broker, workers, timeout)
+        elif args.pool == "asyncio":
+            _run_asyncio_pool(broker, concurrency, timeout)
         else:
             # The pool calls init(broker.url) in each worker process (WorQ 1.1).
             pool = ProcessPool(
@@ -210,6 +226,11 @@ def _import_init(spec: str) -> Callable[..., Any]:
         )
     if not callable(found):
         raise CliError(f"init function {spec} is not callable: it is {_short_repr(found)}")
+    if is_coroutine_function(found):
+        raise CliError(
+            f"init function {spec} is an async def function: worq worker calls it without "
+            "an event loop; make it a plain def that returns the broker (tasks may be async)"
+        )
     return found
 
 
@@ -230,6 +251,12 @@ def _call_init(spec: str, init: Callable[..., Any], url: str) -> Broker:
 def _run_thread_pool(broker: Broker, workers: int, timeout: float) -> None:
     """Run a thread pool until SIGTERM or SIGINT, then stop it, finishing running tasks."""
     pool = ThreadPool(broker, workers=workers)
+    run_until_stop_signal(f"worq-{broker.name}", lambda: pool.start(timeout=timeout), pool.stop)
+
+
+def _run_asyncio_pool(broker: Broker, concurrency: int, timeout: float) -> None:
+    """Run an asyncio pool until SIGTERM or SIGINT, then stop it, finishing running tasks."""
+    pool = AsyncioPool(broker, concurrency=concurrency)
     run_until_stop_signal(f"worq-{broker.name}", lambda: pool.start(timeout=timeout), pool.stop)
 
 

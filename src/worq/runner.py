@@ -14,16 +14,20 @@ events that say so.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
+import functools
 import inspect
+import threading
 import time
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import attrs
 
 from worq._arguments import resolve_refs
+from worq._checks import is_coroutine_function
 from worq._events import logger
 from worq.exceptions import SerializationError, TaskFailure
 from worq.models import Envelope, Outcome, TaskMessage
@@ -62,12 +66,15 @@ class ExposedTask:
         signature: ``fn``'s signature; None for callables without one (some builtins).
         hints: Annotations of the parameters worth converting (not ``Any``),
             so JSON values become e.g. attrs instances or Decimals.
+        is_async: ``fn`` is a coroutine function (``async def``): calling it
+            makes a coroutine, which a pool runs on an event loop.
     """
 
     name: str
     fn: Callable[..., Any]
     signature: inspect.Signature | None
     hints: dict[str, Any]
+    is_async: bool = False
 
     @classmethod
     def from_callable(cls, name: str, fn: Callable[..., Any]) -> ExposedTask:
@@ -85,10 +92,13 @@ class ExposedTask:
             for param, hint in annotations.items()
             if param != "return" and hint is not Any and hint is not object
         }
-        return cls(name, fn, signature, hints if signature is not None else {})
+        hints = hints if signature is not None else {}
+        return cls(name, fn, signature, hints, is_async=is_coroutine_function(fn))
 
-    def call(self, codec: Codec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Call the task; arguments are first converted to the annotated types.
+    def bind(
+        self, codec: Codec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Callable[[], Any]:
+        """The task's call, its arguments first converted to the annotated types.
 
         Raises:
             ArgumentMismatch: The arguments do not fit the signature or annotations.
@@ -100,7 +110,7 @@ class ExposedTask:
                 self.signature.bind(*args, **kwargs)
             except TypeError as exc:
                 raise ArgumentMismatch(f"TypeError: {exc}") from None
-        return self.fn(*args, **kwargs)
+        return functools.partial(self.fn, *args, **kwargs)
 
     def _convert(
         self, codec: Codec, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -130,6 +140,68 @@ class ExposedTask:
                 ) from None
             bound.arguments[param] = converted
         return bound.args, bound.kwargs
+
+
+class _ThreadLoop:
+    """The event loop one thread runs async tasks on, made on first use.
+
+    A pool closes it as its worker thread ends (:func:`close_thread_loop`);
+    one left open when its thread ends is closed as it is collected.
+    """
+
+    def __init__(self) -> None:
+        self._runner = asyncio.Runner()
+        self._open = False
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        self._open = True
+        return self._runner.run(coroutine)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._runner.close()
+
+    def __del__(self) -> None:
+        if self._open:  # its thread ended without close(): no loop runs it any more
+            self._runner.get_loop().close()
+
+
+_thread_loops = threading.local()
+
+
+def run_coroutine_here(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run an ``async def`` task's coroutine to its end on this thread's own event loop.
+
+    How the thread and process pools run async tasks: each worker thread
+    keeps one loop for all the coroutines it runs (made on first use), so
+    a task may leave loop-bound resources (a client session, say) for the
+    next one on that thread.
+
+    Raises:
+        RuntimeError: This thread already runs an event loop (``Broker.invoke``
+            called from async code): the coroutine is closed unrun.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # none runs here: the usual case
+        here: _ThreadLoop | None = getattr(_thread_loops, "loop", None)
+        if here is None:
+            here = _thread_loops.loop = _ThreadLoop()
+        return here.run(coroutine)
+    coroutine.close()
+    raise RuntimeError(
+        "an async task cannot run in a thread that already runs an event loop: run it "
+        "in a worker pool (worq.pool.asyncio runs it on its own loop)"
+    )
+
+
+def close_thread_loop() -> None:
+    """Close this thread's loop for async tasks, if it made one: a worker thread's last step."""
+    here: _ThreadLoop | None = getattr(_thread_loops, "loop", None)
+    if here is not None:
+        del _thread_loops.loop
+        here.close()
 
 
 def _hint_name(hint: Any) -> str:
@@ -176,10 +248,69 @@ class Runner:
         return public_names(self.tasks)
 
     def run(self, task: TaskMessage, arguments: Mapping[str, bytes]) -> Outcome:
-        """Run ``task`` with the encoded results handed to it; log how it went."""
+        """Run ``task`` with the encoded results handed to it; log how it went.
+
+        An ``async def`` task runs on this thread's own event loop (see
+        :func:`run_coroutine_here`).
+        """
         logger.info("task.started", task, attempt=task.attempt)
         started = time.perf_counter()
-        outcome = self._run(task, arguments)
+        call = self._prepare(task, arguments)
+        outcome = call if isinstance(call, Outcome) else self._call(task, call)
+        self._log_end(task, outcome, started)
+        return outcome
+
+    async def run_async(
+        self,
+        task: TaskMessage,
+        arguments: Mapping[str, bytes],
+        run_sync: Callable[[Callable[[], Any]], Awaitable[Any]],
+        watch: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]] | None = None,
+    ) -> Outcome:
+        """:meth:`run` on an event loop: an async task is awaited, a sync one goes to ``run_sync``.
+
+        A task past its ``time_limit`` fails saying so: a coroutine is
+        cancelled (and the task may retry, as after a killed worker); a sync
+        task's thread cannot be stopped, so it runs on and its outcome is dropped.
+
+        Args:
+            run_sync: Runs a sync task's call off the loop (in a thread).
+            watch: Wraps an async task's coroutine (the asyncio pool times its steps).
+        """
+        logger.info("task.started", task, attempt=task.attempt)
+        started = time.perf_counter()
+        call = self._prepare(task, arguments)
+        if isinstance(call, Outcome):
+            outcome = call
+        else:
+            limit = task.options.time_limit
+            is_async = self.tasks[task.name].is_async
+            try:
+                async with asyncio.timeout(limit) as within:
+                    if is_async:
+                        coroutine = call()
+                        value = await (coroutine if watch is None else watch(coroutine))
+                    else:
+                        value = await run_sync(call)
+                        if inspect.iscoroutine(value):  # a sync callable that made a coroutine
+                            value = await value
+                outcome = Outcome(value)
+            except TimeoutError as exc:
+                if not within.expired():  # the task's own TimeoutError
+                    outcome = self._raised(task, exc)
+                else:
+                    outcome = self._overran(task, limit, is_async)
+            except asyncio.CancelledError as exc:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the run itself is being cancelled: not the task's outcome
+                outcome = self._raised(task, exc)  # the task's own cancelled await
+            except BaseException as exc:
+                outcome = self._raised(task, exc)
+        self._log_end(task, outcome, started)
+        return outcome
+
+    def _log_end(self, task: TaskMessage, outcome: Outcome, started: float) -> None:
         duration = round(time.perf_counter() - started, 6)
         if isinstance(outcome.value, TaskFailure):
             logger.warning(
@@ -188,7 +319,6 @@ class Runner:
             )  # fmt: skip
         else:
             logger.info("task.succeeded", task, duration_s=duration, attempt=task.attempt)
-        return outcome
 
     def run_encoded(
         self, envelope: Envelope, payload: bytes, arguments: Mapping[str, bytes]
@@ -219,7 +349,12 @@ class Runner:
             )
             return self.codec.encode_value(failure)
 
-    def _run(self, task: TaskMessage, arguments: Mapping[str, bytes]) -> Outcome:
+    def _prepare(
+        self, task: TaskMessage, arguments: Mapping[str, bytes]
+    ) -> Outcome | Callable[[], Any]:
+        """The task's call, its arguments resolved and converted; or the Outcome
+        that ends it before any call: unknown task, failed dependency, wrong arguments."""
+
         def failure(error: str) -> TaskFailure:
             return TaskFailure(task.name, task.queue, task.id, error)
 
@@ -237,17 +372,44 @@ class Runner:
             resolve_refs(task.args, task.kwargs, values) if values else (task.args, task.kwargs)
         )
         try:
-            return Outcome(exposed.call(self.codec, args, kwargs))
+            return exposed.bind(self.codec, args, kwargs)
         except ArgumentMismatch as exc:
             return Outcome(failure(str(exc)))
-        except Exception as exc:
-            logger.error("task.raised", task, exc_info=True)
-            error = f"{type(exc).__name__}: {exc}"
-            return Outcome(failure(error), retry_reason=error)
-        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the task failed
-            logger.error("task.aborted", task, error=repr(exc), exc_info=True)
-            error = f"{type(exc).__name__}: {exc}"
-            return Outcome(failure(error), retry_reason=error, aborted=exc)
+
+    def _call(self, task: TaskMessage, call: Callable[[], Any]) -> Outcome:
+        """Make the task's call here, in this thread; what it returned or raised."""
+        try:
+            value = call()
+            if inspect.iscoroutine(value):
+                value = run_coroutine_here(value)
+            return Outcome(value)
+        except BaseException as exc:
+            return self._raised(task, exc)
+
+    @staticmethod
+    def _raised(task: TaskMessage, exc: BaseException) -> Outcome:
+        """The outcome of a task that raised ``exc``: a failure another run may mend."""
+        error = f"{type(exc).__name__}: {exc}"
+        failure = TaskFailure(task.name, task.queue, task.id, error)
+        if isinstance(exc, Exception):
+            logger.error("task.raised", task, exc_info=exc)
+            return Outcome(failure, retry_reason=error)
+        # SystemExit, KeyboardInterrupt...: the task failed; the pool decides the rest
+        logger.error("task.aborted", task, error=repr(exc), exc_info=exc)
+        return Outcome(failure, retry_reason=error, aborted=exc)
+
+    @staticmethod
+    def _overran(task: TaskMessage, limit: float | None, cancelled: bool) -> Outcome:
+        """The outcome of a run on an event loop that passed its time limit."""
+        logger.error("task.time_limit_exceeded", task, time_limit_s=limit)
+        if cancelled:
+            error = f"time limit of {limit}s exceeded: its coroutine was cancelled"
+            return Outcome(TaskFailure(task.name, task.queue, task.id, error), retry_reason=error)
+        error = (
+            f"time limit of {limit}s exceeded (its thread cannot be stopped: it goes on, "
+            "and its outcome will be dropped)"
+        )
+        return Outcome(TaskFailure(task.name, task.queue, task.id, error))
 
 
 def _unknown(tasks: Mapping[str, ExposedTask], task: TaskMessage) -> TaskFailure:

@@ -23,7 +23,7 @@ from typing import (
 import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
 
-from worq._checks import check_seconds, check_task_id
+from worq._checks import check_seconds, check_task_id, is_coroutine_function
 from worq.deferred import Deferred
 from worq.exceptions import DuplicateTask, TaskExpired, TaskFailure
 from worq.models import DEFAULT_OPTIONS, OnError, TaskOptions
@@ -690,6 +690,11 @@ def _check_task_id(task_id: object, where: str) -> None:
     """A fixed id must be usable (see check_task_id); a function is checked per call."""
     if not callable(task_id):
         check_task_id(task_id, where)
+    elif is_coroutine_function(task_id):
+        raise ValueError(
+            f"{where}: task id function {task_id!r} is an async def function: ids are made "
+            "as the task is sent, without awaiting; make it a plain function returning a str"
+        )
 
 
 def _task_id(task_id: TaskId | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

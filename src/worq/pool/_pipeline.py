@@ -86,37 +86,72 @@ class TaskPipeline:
         Returns:
             With ``take_next``, the next task if one was runnable; else None.
         """
-        broker, stopping = self._broker, self._stopping
+        arguments = self.begin(task)
+        if arguments is None:
+            return None
+        try:
+            ended = run(arguments)
+        except Exception as exc:
+            ended = self.pool_failed(task, exc)
+        return self.finish(task, ended, take_next)
+
+    def begin(self, task: Envelope) -> Mapping[str, bytes] | None:
+        """Steps 1 and 2: keep the task's lease, fetch its arguments; never raises an Exception.
+
+        A pool that runs the task itself between :meth:`begin` and
+        :meth:`finish` (the asyncio pool, on its event loop) calls them apart.
+
+        Returns:
+            The encoded results handed to the task; None when they could not
+            be fetched, the task then being handled (do not run it).
+        """
+        broker = self._broker
         self._leases.add(task)
         try:
-            try:
-                arguments = persist(lambda: broker.get_arguments(task), broker, stopping)
-            except BackendUnavailable as exc:  # stopping: the lease lapses, a reaper settles it
-                logger.error("task.arguments_unavailable", task, error=str(exc))
-                return None
-            ended = run(arguments)
+            return persist(lambda: broker.get_arguments(task), broker, self._stopping)
+        except BackendUnavailable as exc:  # stopping: the lease lapses, a reaper settles it
+            logger.error("task.arguments_unavailable", task, error=str(exc))
+        except Exception as exc:
+            fail_task(broker, task, self.pool_failed(task, exc).reason, self._stopping)
+        self._leases.remove(task)
+        return None
+
+    def finish(
+        self, task: Envelope, ended: EncodedOutcome | RunLost, take_next: bool = False
+    ) -> tuple[Envelope, bytes] | None:
+        """Step 4: record how a run begun with :meth:`begin` ended; never raises an Exception.
+
+        Returns:
+            With ``take_next``, the next task if one was runnable; else None.
+        """
+        broker, stopping = self._broker, self._stopping
+        try:
             if isinstance(ended, RunLost):
                 fail_task(broker, task, ended.reason, stopping)
-                return None
-            if take_next:
+            elif take_next:
                 return persist(
                     lambda: broker.record_outcome_and_take(task, ended.data, ended.retry_reason),
                     broker,
                     stopping,
                 )
-            persist(
-                lambda: broker.record_outcome(task, ended.data, ended.retry_reason),
-                broker,
-                stopping,
-            )
+            else:
+                persist(
+                    lambda: broker.record_outcome(task, ended.data, ended.retry_reason),
+                    broker,
+                    stopping,
+                )
         except BackendUnavailable as exc:  # the backend is down and the pool is stopping
             logger.error("task.outcome_unrecorded", task, error=str(exc))
         except Exception as exc:
-            reason = f"the pool failed to handle it: {describe(exc)}"
-            logger.error("task.pool_error", task, error=reason, exc_info=True)
-            if self._on_pool_error is not None:
-                self._on_pool_error()
-            fail_task(broker, task, reason, stopping)
+            fail_task(broker, task, self.pool_failed(task, exc).reason, stopping)
         finally:
             self._leases.remove(task)
         return None
+
+    def pool_failed(self, task: Envelope, exc: Exception) -> RunLost:
+        """Step 5: one of the pool's own steps failed the task; log it and say why."""
+        reason = f"the pool failed to handle it: {describe(exc)}"
+        logger.error("task.pool_error", task, error=reason, exc_info=exc)
+        if self._on_pool_error is not None:
+            self._on_pool_error()
+        return RunLost(reason)

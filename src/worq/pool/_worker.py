@@ -51,6 +51,7 @@ from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off
 from worq.pool._pipeline import TaskPipeline
+from worq.runner import Runner, close_thread_loop
 
 __all__ = ["ORPHANED_EXIT_CODE", "OwnTasks", "worker_main"]
 
@@ -105,11 +106,18 @@ def worker_main(
     except BaseException as exc:
         conn.send(("init_failed", f"init function {_name(init_func)} failed: {exc!r}"))
         return
-    runner = broker.runner
-    conn.send(("ready", os.getpid(), runner.task_names()))
-    if own_tasks is not None:
-        _take_own_tasks(conn, broker, own_tasks, pool_name)
-        return
+    conn.send(("ready", os.getpid(), broker.runner.task_names()))
+    try:
+        if own_tasks is not None:
+            _take_own_tasks(conn, broker, own_tasks, pool_name)
+        else:
+            _run_fed_tasks(conn, broker.runner)
+    finally:
+        close_thread_loop()  # the loop this worker ran async tasks on, if any
+
+
+def _run_fed_tasks(conn: multiprocessing.connection.Connection, runner: Runner) -> None:
+    """Run the tasks the pool process sends, until it sends something else or goes."""
     while True:
         try:
             request = conn.recv()

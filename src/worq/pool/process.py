@@ -34,6 +34,7 @@ from typing import Any
 
 import attrs
 
+from worq._checks import is_coroutine_function
 from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
@@ -88,6 +89,11 @@ class WorkerPool:
     ) -> None:
         if not callable(init_func):
             raise ValueError(f"init_func must be callable, got {init_func!r}")
+        if is_coroutine_function(init_func):
+            raise ValueError(
+                f"init_func {init_func!r} is an async def function: each worker calls it "
+                "without an event loop; make it a plain def that returns the broker"
+            )
         try:
             pickle.dumps(init_func)
         except Exception as exc:

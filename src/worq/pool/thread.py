@@ -16,7 +16,7 @@ from worq.models import Envelope, TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, join_interrupting
 from worq.pool._pipeline import TaskPipeline
-from worq.runner import EncodedOutcome
+from worq.runner import EncodedOutcome, close_thread_loop
 
 __all__ = ["Error", "WorkerPool"]
 
@@ -110,6 +110,12 @@ class WorkerPool:
         return self.broker.next_task(timeout)
 
     def _work(self, timeout: float) -> None:
+        try:
+            self._serve(timeout)
+        finally:
+            close_thread_loop()  # the loop this thread ran async tasks on, if any
+
+    def _serve(self, timeout: float) -> None:
         failures = 0
         while not self._stopping.is_set():
             try:
