@@ -7,6 +7,10 @@ times and the median is printed. Redis commands per task come from ``INFO
 commandstats`` (every command the server ran: clients, workers, idle waits,
 heartbeats, reaping), so they include what a round-trip count misses.
 
+The "asyncio pool, async client" rows run the same workload from async code:
+``await aq.submit(anoop, i)`` through ``worq.aio``, then ``await`` on each,
+with an asyncio pool (one process, concurrency 100) running ``async def anoop``.
+
 The batched rows send the N tasks with ``q.map(noop, range(N))`` and collect
 them with ``worq.wait_all``. The growth check then runs ``WORQ_BENCH_LONG``
 (default 100,000) tasks through a Redis process pool in batches and prints
@@ -17,6 +21,7 @@ Run with ``make bench``; ``WORQ_BENCH_TASKS`` changes N (default 5,000).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import sys
@@ -29,8 +34,10 @@ import redis
 import structlog
 from _servers import redis_url  # bench/ is the script directory
 
+import worq.aio
 from worq import get_broker, wait_all
 from worq.core import Broker
+from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 
@@ -47,11 +54,17 @@ def noop(value: int) -> int:
     return value
 
 
+async def anoop(value: int) -> int:
+    """The benchmark's async task, for the asyncio pool: returns its argument."""
+    return value
+
+
 def init(url: str) -> Broker:
     """Process-pool worker init (module level, so spawned workers can import it)."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger("warning"))
     broker = get_broker(url)
     broker.expose(noop)
+    broker.expose(anoop)
     return broker
 
 
@@ -135,6 +148,45 @@ def measure(kind: str, url: str, count_commands: bool) -> dict[str, float]:
     }
 
 
+def measure_async(url: str, count_commands: bool) -> dict[str, float]:
+    """One run of the per-call workload from async code: an asyncio pool (one
+    process, concurrency 100) runs ``anoop``; the worq.aio client sends and awaits."""
+    pool = AsyncioPool(init(url), concurrency=100)
+    pool.start(timeout=1)
+    try:
+        return asyncio.run(_measure_async(url, count_commands))
+    finally:
+        pool.stop()
+
+
+async def _measure_async(url: str, count_commands: bool) -> dict[str, float]:
+    async with worq.aio.get_queue(url) as aq:
+        await asyncio.wait_for(await aq.submit(anoop, 0), WAIT)
+        commands = _commands(url) if count_commands else 0
+        started = time.perf_counter()
+        sent = [await aq.submit(anoop, i) for i in range(TASKS)]
+        for deferred in sent:
+            await asyncio.wait_for(deferred, WAIT)
+        elapsed = time.perf_counter() - started
+        per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")
+        latencies = []
+        for i in range(LATENCY_CALLS):
+            began = time.perf_counter()
+            await asyncio.wait_for(await aq.submit(anoop, i), WAIT)
+            latencies.append((time.perf_counter() - began) * 1000)
+    cuts = statistics.quantiles(latencies, n=100)
+    nan = float("nan")
+    return {
+        "tasks/s": TASKS / elapsed,
+        "p50 ms": statistics.median(latencies),
+        "p99 ms": cuts[98],
+        "cmds/task": per_task,
+        "worker idle RSS MiB": nan,
+        "worker end RSS MiB": nan,
+        "pool process RSS MiB": _rss_kib(os.getpid()) / 1024,
+    }
+
+
 def measure_batched(kind: str, url: str, count_commands: bool) -> dict[str, float]:
     """One batched run: ``q.map`` the N tasks, then ``wait_all`` on them."""
     with running(kind, url):
@@ -179,6 +231,10 @@ def main() -> int:
     with redis_url() as url:
         rows["redis + thread pool"] = median_of(lambda: measure("thread", url, True))
         rows["redis + process pool"] = median_of(lambda: measure("process", url, True))
+        rows["memory + asyncio pool, async client"] = median_of(
+            lambda: measure_async("memory://bench-async", False)
+        )
+        rows["redis + asyncio pool, async client"] = median_of(lambda: measure_async(url, True))
         batched = {
             "memory + thread pool": median_of(
                 lambda: measure_batched("thread", "memory://bench-batched", False)

@@ -28,7 +28,10 @@ from worq.typing import DeferResult, Taken
 NAMES = ["default", 'a:b*c [?] "é"\\']
 """Queue names: a plain one, and one with glob, quote, escape and non-ASCII characters."""
 
-NOT_KINDS = {"pattern": "a SCAN pattern matching every key of the queue"}
+NOT_KINDS = {
+    "pattern": "a SCAN pattern matching every key of the queue",
+    "notify": "an async client's pub/sub channel, which set_result publishes on",
+}
 """Public members of RedisKeys that name no key."""
 
 _HOLE = "\x00hole\x00"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from _common import WAIT, Peer, url
+from _common import WAIT, AsyncLoop, Peer, url
 
+import worq.aio
 from worq import get_broker
 from worq.core import Broker
 
@@ -16,10 +17,16 @@ def noop(value: int) -> int:
     return value
 
 
+async def anoop(value: int) -> int:
+    """The benchmark's async task, for the asyncio pool: returns its argument."""
+    return value
+
+
 def init(broker_url: str) -> Broker:
     """The CLI's init function (every worker process calls it too)."""
     broker = get_broker(broker_url)
     broker.expose(noop)
+    broker.expose(anoop)
     return broker
 
 
@@ -42,10 +49,31 @@ class WorqClient:
         self.broker.close()
 
 
-def _command(pool: str) -> list[str]:
+class AsyncWorqClient:
+    """``await aq.submit(anoop, i)`` and ``await d.wait(timeout)`` through worq.aio,
+    on one kept loop, as the asyncio peers (arq, SAQ, taskiq) are driven."""
+
+    def __init__(self) -> None:
+        self.loop = AsyncLoop()
+        self.q = worq.aio.get_queue(url())
+
+    def submit(self, value: int) -> Any:
+        return self.loop.run(self.q.submit(anoop, value))
+
+    def wait(self, handle: Any) -> Any:
+        if not self.loop.run(handle.wait(WAIT)):
+            raise TimeoutError(f"worq task {handle.id} did not finish in {WAIT}s")
+        return handle.value
+
+    def close(self) -> None:
+        self.loop.run(self.q.aclose())
+        self.loop.close()
+
+
+def _command(pool: str, size: str = "--workers", count: str = "2") -> list[str]:
     return [
         sys.executable, "-m", "worq", "worker", "peer_worq:init", url(),
-        "--pool", pool, "--workers", "2", "--log-level", "warning",
+        "--pool", pool, size, count, "--log-level", "warning",
     ]  # fmt: skip
 
 
@@ -75,4 +103,18 @@ THREAD_POOL = Peer(
     client=WorqClient,
     deviations=(_LOG_LEVEL,),
     notes=("the pool's blocking wait for a task lasts 1 s (the CLI default for thread)",),
+)
+
+ASYNCIO_POOL = Peer(
+    name="worq asyncio pool",
+    distributions=("worq",),
+    workers="`worq worker --pool asyncio --concurrency 100`: 1 process, 1 event loop",
+    commands=lambda: [_command("asyncio", "--concurrency", "100")],
+    processes=1,
+    client=AsyncWorqClient,
+    deviations=(_LOG_LEVEL,),
+    notes=(
+        "the async client (worq.aio) sends `async def anoop` tasks and awaits them on one "
+        "kept loop, as arq, SAQ and taskiq are driven",
+    ),
 )

@@ -95,6 +95,7 @@ SAMPLE_EVERY = 0.1
 SYSTEMS: list[tuple[str, str, str]] = [
     ("worq process pool", "peer_worq", "PROCESS_POOL"),
     ("worq thread pool", "peer_worq", "THREAD_POOL"),
+    ("worq asyncio pool", "peer_worq", "ASYNCIO_POOL"),
     ("RQ", "peer_rq", "PEER"),
     ("Dramatiq", "peer_dramatiq", "PEER"),
     ("Huey", "peer_huey", "PEER"),

@@ -12,9 +12,9 @@ from worq.core import MAX_MESSAGE_SIZE, Broker
 from worq.deferred import Deferred
 from worq.exceptions import WorqError
 from worq.task import Queue
-from worq.typing import TaskQueue
+from worq.typing import AsyncTaskQueue, TaskQueue
 
-__all__ = ["get_broker", "get_queue", "make_taskqueue"]
+__all__ = ["get_broker", "get_queue", "make_async_taskqueue", "make_taskqueue"]
 
 _BACKENDS = {
     "memory": "worq.queue.memory",
@@ -24,8 +24,17 @@ _BACKENDS = {
 }
 
 
-def make_taskqueue(url: str, name: str = DEFAULT, *args: Any, **kw: Any) -> TaskQueue:
-    """Build the backend the URL's scheme names.
+_ASYNC_BACKENDS = {
+    "memory": "worq.queue.memory",
+    "redis": "worq.queue.redis_async",
+    "rediss": "worq.queue.redis_async",
+    "unix": "worq.queue.redis_async",
+}
+"""The modules whose ``AsyncTaskQueue`` serves ``worq.aio`` clients."""
+
+
+def _backend_module(url: str, name: str, backends: dict[str, str]) -> Any:
+    """Import the module of the backend the URL's scheme names.
 
     Raises:
         ValueError: The URL is malformed or its scheme unknown.
@@ -41,20 +50,41 @@ def make_taskqueue(url: str, name: str = DEFAULT, *args: Any, **kw: Any) -> Task
         scheme = urlsplit(url).scheme
     except ValueError as exc:
         raise ValueError(f"malformed task queue URL {mask_url(url)!r}: {exc}") from None
-    module_name = _BACKENDS.get(scheme)
+    module_name = backends.get(scheme)
     if module_name is None:
         raise ValueError(
             f"unsupported task queue URL {mask_url(url)!r}: use memory://, redis://, "
             "rediss:// or unix://"
         )
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ImportError as exc:
         raise WorqError(
             f"the {scheme}:// backend needs extra packages ({exc.name} is missing): "
             "pip install 'worq[redis]'"
         ) from None
-    taskqueue: TaskQueue = module.TaskQueue(url, name, *args, **kw)
+
+
+def make_taskqueue(url: str, name: str = DEFAULT, *args: Any, **kw: Any) -> TaskQueue:
+    """Build the backend the URL's scheme names.
+
+    Raises:
+        ValueError: The URL is malformed or its scheme unknown.
+        WorqError: The backend's optional dependencies are not installed.
+    """
+    taskqueue: TaskQueue = _backend_module(url, name, _BACKENDS).TaskQueue(url, name, *args, **kw)
+    return taskqueue
+
+
+def make_async_taskqueue(url: str, name: str = DEFAULT) -> AsyncTaskQueue:
+    """Build the async backend (for ``worq.aio``) the URL's scheme names.
+
+    Raises:
+        ValueError, WorqError: As for :func:`make_taskqueue`.
+    """
+    taskqueue: AsyncTaskQueue = _backend_module(url, name, _ASYNC_BACKENDS).AsyncTaskQueue(
+        url, name
+    )
     return taskqueue
 
 

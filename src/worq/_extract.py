@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from worq._arguments import OUTER, holds, walk
-from worq.deferred import Deferred
+from worq.deferred import ResultHandle
 from worq.models import ArgumentRef
 
 __all__ = ["ExtractedArguments", "extract_refs"]
@@ -40,19 +40,19 @@ class ExtractedArguments:
 
 
 def extract_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExtractedArguments:
-    """Replace every Deferred in the arguments with a reference to its task."""
-    if not (holds(args, Deferred, OUTER) or holds(kwargs, Deferred, OUTER)):
+    """Replace every Deferred (sync or async) in the arguments with a reference to its task."""
+    if not (holds(args, ResultHandle, OUTER) or holds(kwargs, ResultHandle, OUTER)):
         return ExtractedArguments(args, kwargs)
     refs: dict[str, None] = {}
     resolved: dict[str, Any] = {}
 
-    def swap(deferred: Deferred[Any]) -> ArgumentRef:
+    def swap(deferred: ResultHandle[Any]) -> ArgumentRef:
         if deferred.has_value():
             resolved[deferred.id] = deferred.outcome()
         else:
             refs[deferred.id] = None
         return ArgumentRef(deferred.id)
 
-    new_args = walk(args, swap, Deferred, OUTER)
-    new_kwargs = walk(kwargs, swap, Deferred, OUTER)
+    new_args = walk(args, swap, ResultHandle, OUTER)
+    new_kwargs = walk(kwargs, swap, ResultHandle, OUTER)
     return ExtractedArguments(new_args, new_kwargs, tuple(refs), resolved)

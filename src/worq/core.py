@@ -20,7 +20,7 @@ from worq._extract import ExtractedArguments, extract_refs
 from worq._urls import mask_url
 from worq._wire import decode_envelope, encode_task
 from worq.const import TaskStatus
-from worq.deferred import Deferred
+from worq.deferred import Deferred, ResultHandle
 from worq.exceptions import (
     DependencyUnavailable,
     DuplicateTask,
@@ -270,18 +270,26 @@ class Broker:
         delay: float,
     ) -> Deferred[Any] | None:
         """Log a stored task; its Deferred, or None when it ignores its result."""
+        self._log_sent(message, extracted, delay)
+        if message.options.ignore_result:
+            return None
+        return Deferred(self, self._sent_task(message, args, kwargs), hint=hint)
+
+    @staticmethod
+    def _log_sent(message: TaskMessage, extracted: ExtractedArguments, delay: float) -> None:
         logger.debug(
             "task.deferred" if extracted.refs else "task.enqueued",
             message,
             refs=list(extracted.refs),
             delay_s=delay,
         )
-        if message.options.ignore_result:
-            return None
-        sent = SentTask(
+
+    @staticmethod
+    def _sent_task(message: TaskMessage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SentTask:
+        """What a handle on the task holds: its arguments as the caller passed them."""
+        return SentTask(
             id=message.id, name=message.name, args=args, kwargs=kwargs, options=message.options
         )
-        return Deferred(self, sent, hint=hint)
 
     def enqueue_many(
         self,
@@ -351,7 +359,7 @@ class Broker:
         name: str,
         prepared: list[tuple[TaskMessage, ExtractedArguments, bytes]],
         refused: list[tuple[int, DeferResult]],
-        deferreds: list[Deferred[Any] | None],
+        deferreds: Sequence[ResultHandle[Any] | None],
     ) -> DuplicateTask | DependencyUnavailable:
         """The error for a batch some of whose tasks the backend refused."""
         duplicates = [index for index, outcome in refused if outcome is DeferResult.DUPLICATE]
@@ -378,7 +386,7 @@ class Broker:
             error = self._missing_dependency(
                 name, first.id, first.refs, f" (item {missing[0]} of the batch)", summary
             )
-        error.deferreds = deferreds
+        error.deferreds = list(deferreds)
         return error
 
     def _missing_dependency(
@@ -408,9 +416,7 @@ class Broker:
             data = self.taskqueue.pop_result(task.id, deadline.remaining())
             if data is not TaskStatus.LAPSED:
                 break
-            taken = self.taskqueue.reclaim_task(task.id)  # a waiter settles it too
-            if taken is not None:
-                self._settle(taken)
+            self.settle_lapsed(task.id)
         if data is None:
             raise ResultNotReady(f"{task.name} [{self.name}:{task.id}] has no result yet")
         outcome = self._outcome(task, data)
@@ -443,9 +449,17 @@ class Broker:
             if not lapsed:
                 return outcomes
             for task_id in lapsed:
-                taken = self.taskqueue.reclaim_task(task_id)  # a waiter settles it too
-                if taken is not None:
-                    self._settle(taken)
+                self.settle_lapsed(task_id)
+
+    def settle_lapsed(self, task_id: str) -> None:
+        """Retry or expire a task whose lease lapsed, unless someone did already.
+
+        A waiter that finds its task's lease lapsed settles it itself (as a
+        reaper would), so that even with no pool left it gets an outcome.
+        """
+        taken = self.taskqueue.reclaim_task(task_id)
+        if taken is not None:
+            self._settle(taken)
 
     def _outcome(self, task: TaskLike, data: bytes | TaskStatus) -> Any:
         """A task's decoded outcome; a TaskExpired when the backend has none for it."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from worq.core import Broker
     from worq.typing import TaskLike
 
-__all__ = ["Deferred", "WaitResult", "wait_all"]
+__all__ = ["Deferred", "ResultHandle", "WaitResult", "sent_task", "wait_all"]
 
 T = TypeVar("T")
 D = TypeVar("D", bound="Deferred[Any]")
@@ -26,7 +26,60 @@ D = TypeVar("D", bound="Deferred[Any]")
 _NO_VALUE: Any = object()
 
 
-class Deferred(Generic[T]):
+class ResultHandle(Generic[T]):
+    """What every handle on a task's future result has: a :class:`Deferred`'s and
+    an async one's (``worq.aio.AsyncDeferred``).
+
+    Either may be passed as a task's argument: the client sends a reference
+    to its task (or, when the handle holds its outcome already, the outcome).
+    """
+
+    __slots__ = ("_hint", "_value", "_waited", "task")
+
+    task: SentTask
+    _hint: Any
+    _value: T | TaskFailure
+    _waited: float | None
+
+    def _start(self, task: SentTask, hint: Any) -> None:
+        self.task = task
+        self._hint = hint
+        self._value = _NO_VALUE
+        self._waited = None
+        """Seconds spent waiting so far; None before the first wait."""
+
+    @property
+    def id(self) -> str:
+        """The task's id."""
+        return self.task.id
+
+    @property
+    def name(self) -> str:
+        """The task's dotted name."""
+        return self.task.name
+
+    def has_value(self) -> bool:
+        """True when the outcome is held locally; never touches the backend."""
+        return self._value is not _NO_VALUE
+
+    def __bool__(self) -> bool:
+        """A handle is true once it holds its outcome (see :meth:`has_value`)."""
+        return self.has_value()
+
+    def outcome(self) -> T | TaskFailure:
+        """The value, or the TaskFailure, without raising; call only when :meth:`has_value`."""
+        return self._value
+
+    def as_arg(self) -> T:
+        """This handle, typed as the value it stands for.
+
+        ``q.submit(total, [p.as_arg() for p in prices])`` type-checks the
+        dependency graph end to end; at run time the worker receives the value.
+        """
+        return cast(T, self)
+
+
+class Deferred(ResultHandle[T]):
     """The future result of a task; ``T`` is what the task returns.
 
     Pass a Deferred as an argument (at any depth inside lists, tuples and
@@ -54,7 +107,7 @@ class Deferred(Generic[T]):
             backend).
     """
 
-    __slots__ = ("_hint", "_value", "_waited", "broker", "task")
+    __slots__ = ("broker",)
 
     @overload
     def __init__(self: Deferred[Any], broker: Broker, task: TaskLike) -> None: ...
@@ -69,43 +122,7 @@ class Deferred(Generic[T]):
         self, broker: Broker, task: TaskLike | str, task_name: str | None = None, hint: Any = None
     ) -> None:
         self.broker = broker
-        if isinstance(task, str):
-            if task_name is None:
-                raise ValueError(
-                    f"Deferred(broker, {task!r}) needs the task's name too: "
-                    "Deferred(broker, task_id, task_name)"
-                )
-            self.task = SentTask(id=task, name=task_name)
-        elif isinstance(task, SentTask):
-            self.task = task
-        else:
-            self.task = SentTask(id=task.id, name=task.name)
-        self._hint = hint
-        self._value: T | TaskFailure = _NO_VALUE
-        self._waited: float | None = None
-        """Seconds spent in :meth:`wait` so far; None before the first call."""
-
-    @property
-    def id(self) -> str:
-        """The task's id."""
-        return self.task.id
-
-    @property
-    def name(self) -> str:
-        """The task's dotted name."""
-        return self.task.name
-
-    def has_value(self) -> bool:
-        """True when the outcome is held locally; never touches the broker."""
-        return self._value is not _NO_VALUE
-
-    def __bool__(self) -> bool:
-        """A Deferred is true once it holds its outcome (see :meth:`has_value`)."""
-        return self.has_value()
-
-    def outcome(self) -> T | TaskFailure:
-        """The value, or the TaskFailure, without raising; call only when :meth:`has_value`."""
-        return self._value
+        self._start(sent_task("Deferred(broker", task, task_name), hint)
 
     @property
     def value(self) -> T:
@@ -193,17 +210,23 @@ class Deferred(Generic[T]):
             value = self.broker.structure(value, self._hint, task_name=self.name, task_id=self.id)
         self._value = value
 
-    def as_arg(self) -> T:
-        """This Deferred, typed as the value it stands for.
-
-        ``q.submit(total, [p.as_arg() for p in prices])`` type-checks the
-        dependency graph end to end; at run time the worker receives the value.
-        """
-        return cast(T, self)
-
     def __repr__(self) -> str:
         status = self.status
         return f"<Deferred {self.name} [{self.broker.name}:{self.id}] {status or 'unknown'}>"
+
+
+def sent_task(made_as: str, task: TaskLike | str, task_name: str | None) -> SentTask:
+    """The SentTask a handle stands for, from the task (anything with ``id`` and
+    ``name``) or its id and name; ``made_as`` opens the call, for the error."""
+    if isinstance(task, str):
+        if task_name is None:
+            raise ValueError(
+                f"{made_as}, {task!r}) needs the task's name too: {made_as}, task_id, task_name)"
+            )
+        return SentTask(id=task, name=task_name)
+    if isinstance(task, SentTask):
+        return task
+    return SentTask(id=task.id, name=task.name)
 
 
 @attrs.frozen

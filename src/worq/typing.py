@@ -18,6 +18,7 @@ from worq.const import TaskStatus
 from worq.models import Payload
 
 __all__ = [
+    "AsyncTaskQueue",
     "Codec",
     "DeferResult",
     "NewTask",
@@ -374,3 +375,41 @@ class Codec(Protocol):
     def structure(self, value: Any, hint: Any) -> Any:
         """Convert a decoded value to the type ``hint`` (a task's annotation)."""
         ...
+
+
+class AsyncTaskQueue(Protocol):
+    """The client half of a backend, for async code (``worq.aio``).
+
+    Sends tasks and takes results, as :class:`TaskQueue`'s methods of the
+    same names do, awaited: a wait for a result never polls and never
+    blocks the event loop. ``sync`` is a :class:`TaskQueue` on the same
+    queue, for what the async client does in a thread (rare steps: settling
+    a lapsed lease, explaining a refused task).
+    """
+
+    @property
+    def sync(self) -> TaskQueue: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    async def enqueue_task(
+        self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
+    ) -> bool: ...
+
+    async def defer_task(
+        self, task_id: str, message: bytes, argument_ids: Sequence[str], *, keep_result: bool
+    ) -> DeferResult: ...
+
+    async def enqueue_tasks(self, tasks: Sequence[NewTask]) -> list[DeferResult]: ...
+
+    async def get_status(self, task_id: str) -> TaskStatus | None: ...
+
+    async def pop_result(
+        self, task_id: str, timeout: float | None
+    ) -> bytes | TaskStatus | None: ...
+
+    async def close(self) -> None: ...

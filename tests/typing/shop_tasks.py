@@ -8,7 +8,7 @@ import attrs
 
 from worq import TaskSpace
 
-__all__ = ["Point", "move", "price", "total", "ts"]
+__all__ = ["Point", "move", "price", "stock", "total", "ts"]
 
 ts = TaskSpace("shop")
 
@@ -32,3 +32,9 @@ def total(prices: list[Decimal], vat: Decimal) -> Decimal:
 @ts.task
 def move(p: Point, dx: int = 1) -> Point:
     return Point(p.x + dx, p.y)
+
+
+@ts.task
+async def stock(sku: str) -> int:
+    """An async task: its Deferreds are typed with what it returns once awaited."""
+    return len(sku)

@@ -116,6 +116,11 @@ class RedisKeys:
         """
         return f"{self.prefix}taken:{token}"
 
+    def notify(self, token: str) -> str:
+        """Pub/sub channel (not a key) of one async client: set_result publishes there
+        the id of each task whose waiter named it (the task hash's ``notify`` field)."""
+        return f"{self.prefix}notify:{token}"
+
     @property
     def pattern(self) -> str:
         """SCAN pattern matching every key of the queue."""

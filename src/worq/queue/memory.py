@@ -9,13 +9,16 @@ expiring result; nothing polls.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import heapq
 import itertools
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import attrs
 
@@ -70,6 +73,13 @@ class _Store:
     before under the same id can never finish the new one."""
     leases: list[tuple[float, str]] = attrs.Factory(list)
     """Heap of (lease deadline, task id); entries whose task moved on are stale."""
+    watchers: dict[str, set[Callable[[], None]]] = attrs.Factory(dict)
+    """What to call when a task's outcome is stored or the task goes: async waits."""
+
+    def tell(self, task_id: str) -> None:
+        """Call the watchers of ``task_id``: its outcome is stored, or it is gone."""
+        for told in self.watchers.get(task_id, ()):
+            told()
 
     def track_lease(self, task_id: str, record: _Record, deadline: float) -> None:
         record.lease_deadline = deadline
@@ -150,6 +160,7 @@ class _Store:
             if record is not None and record.status in _NOT_STARTED:
                 del self.records[task_id]
                 task_ids.extend(record.dependants)
+                self.tell(task_id)
 
     def not_started(self) -> list[str]:
         """Ids of the tasks not yet started: queued, delayed or waiting for arguments."""
@@ -391,6 +402,7 @@ class TaskQueue:
             if not record.keep_result:
                 del store.records[task_id]
                 store.cond.notify_all()
+                store.tell(task_id)
                 return True
             record.status = TaskStatus.COMPLETED
             record.result, record.message, record.arguments = message, b"", {}
@@ -405,6 +417,7 @@ class TaskQueue:
                     store.schedule(dependant_id, dependant, 0, now)
             record.dependants = []
             store.cond.notify_all()
+            store.tell(task_id)
             return True
 
     def set_result_and_get(
@@ -489,6 +502,30 @@ class TaskQueue:
             return TaskStatus.LAPSED
         return None
 
+    @contextmanager
+    def watching(self, task_id: str, told: Callable[[], None]) -> Iterator[None]:
+        """Have ``told()`` called, under the store's lock, each time ``task_id``'s
+        outcome is stored or the task goes (for an async wait: it must be quick)."""
+        store = self._store
+        with store.cond:
+            store.watchers.setdefault(task_id, set()).add(told)
+        try:
+            yield
+        finally:
+            with store.cond:
+                watchers = store.watchers.get(task_id)
+                if watchers is not None:
+                    watchers.discard(told)
+                    if not watchers:
+                        del store.watchers[task_id]
+
+    def next_change_in(self) -> float | None:
+        """Seconds until the store's next timed change (a delay due, a lease
+        lapsing, a result expiring); None when none is planned."""
+        with self._store.cond:
+            wake = self._store.next_wake()
+        return None if wake == math.inf else max(0.0, wake - time.monotonic())
+
     def interrupt_waits(self) -> None:
         with self._store.cond:
             self._interrupts += 1
@@ -505,3 +542,70 @@ class TaskQueue:
 
     def __repr__(self) -> str:
         return f"<memory TaskQueue {self._url} [{self._name}]>"
+
+
+class AsyncTaskQueue:
+    """The memory backend of ``worq.aio`` queues; see :class:`worq.typing.AsyncTaskQueue`.
+
+    The store is this process's (see :class:`TaskQueue`), shared with every
+    sync client and pool on the same URL and queue. Its calls take a lock
+    for microseconds and never wait, so they run on the event loop; a wait
+    for a result sleeps on an ``asyncio.Event`` that the store sets when the
+    outcome is stored, or at the store's next timed change.
+    """
+
+    def __init__(self, url: str = "memory://", name: str = DEFAULT) -> None:
+        self.sync = TaskQueue(url, name)
+        """The store's sync client, which this one wraps."""
+
+    @property
+    def url(self) -> str:
+        return self.sync.url
+
+    @property
+    def name(self) -> str:
+        return self.sync.name
+
+    async def enqueue_task(
+        self, task_id: str, message: bytes, *, keep_result: bool, track: bool, delay: float = 0
+    ) -> bool:
+        return self.sync.enqueue_task(
+            task_id, message, keep_result=keep_result, track=track, delay=delay
+        )
+
+    async def defer_task(
+        self, task_id: str, message: bytes, argument_ids: Sequence[str], *, keep_result: bool
+    ) -> DeferResult:
+        return self.sync.defer_task(task_id, message, argument_ids, keep_result=keep_result)
+
+    async def enqueue_tasks(self, tasks: Sequence[NewTask]) -> list[DeferResult]:
+        return self.sync.enqueue_tasks(tasks)
+
+    async def get_status(self, task_id: str) -> TaskStatus | None:
+        return self.sync.get_status(task_id)
+
+    async def pop_result(self, task_id: str, timeout: float | None) -> bytes | TaskStatus | None:
+        loop = asyncio.get_running_loop()
+        told = asyncio.Event()
+        deadline = Deadline(timeout)
+
+        def tell() -> None:  # called under the store's lock, in any thread
+            loop.call_soon_threadsafe(told.set)
+
+        with self.sync.watching(task_id, tell):
+            while True:
+                outcome = self.sync.pop_result(task_id, 0)
+                now = time.monotonic()
+                if outcome is not None or deadline.passed(now):
+                    return outcome
+                planned = (deadline.remaining(now), self.sync.next_change_in())
+                waits = [seconds for seconds in planned if seconds is not None]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(told.wait(), min(waits) if waits else None)
+                told.clear()
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"<memory AsyncTaskQueue {self.sync.url} [{self.name}]>"

@@ -722,16 +722,21 @@ class TaskQueue:
         with self._request(f"pop_result:{task_id}") as request:
             return self._pop_result(request, task_id, timeout)
 
-    def _pop_call(self, task_id: str, request: _Request) -> _ScriptCall:
-        """The pop_result.lua call taking ``task_id``'s result under ``request``'s token."""
+    def pop_call(self, task_id: str, request: _Request, notify: str = "") -> _ScriptCall:
+        """The pop_result.lua call taking ``task_id``'s result under ``request``'s token.
+
+        Args:
+            notify: A pub/sub channel to be told on when the result is stored
+                (an async client's); "" for none.
+        """
         k = self.keys
         keys = [k.result(task_id), k.task(task_id), k.processing, k.taken(request.token)]
-        return _ScriptCall("pop_result", keys, [task_id, self._replay_ms, request])
+        return _ScriptCall("pop_result", keys, [task_id, self._replay_ms, request, notify])
 
     def _pop_result(
         self, request: _Request, task_id: str, timeout: float | None
     ) -> bytes | TaskStatus | None:
-        call = self._pop_call(task_id, request)
+        call = self.pop_call(task_id, request)
         result_key = call.keys[0]
         deadline = Deadline(timeout)
         while True:
@@ -783,7 +788,7 @@ class TaskQueue:
         lapsed = False
         while missing:
             polled, rest = missing[:window], missing[window:]
-            calls = [self._pop_call(task_id, requests[task_id]) for task_id in polled]
+            calls = [self.pop_call(task_id, requests[task_id]) for task_id in polled]
             waits: list[int] = []
             still: list[str] = []
             for task_id, reply in zip(polled, self._run_pipelined(calls), strict=True):

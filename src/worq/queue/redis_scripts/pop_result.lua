@@ -6,6 +6,8 @@
 -- KEYS[4] taken list
 -- ARGV[1] task id   ARGV[2] how long to keep the taken list (ms)
 -- ARGV[3] "1" on a retry
+-- ARGV[4] a channel to tell when the result is stored ("": none); an async
+--         client's waits name theirs, so that set_result publishes the id there
 -- Returns {"ready", message}; {"lapsed"} when the task's lease ran out;
 -- {"waiting", ms} while it runs (ms: until its lease deadline) or -1 while
 -- it waits to run; {"expired"} when nothing is known of it.
@@ -23,6 +25,9 @@ end
 local status = redis.call('HGET', KEYS[2], 'status')
 if not status then
     return {'expired'}
+end
+if ARGV[4] and ARGV[4] ~= '' then
+    redis.call('HSET', KEYS[2], 'notify', ARGV[4])
 end
 if status == 'processing' then
     local left = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or 0) - now_ms()

@@ -9,6 +9,8 @@
 -- ARGV[1] key prefix  ARGV[2] task id   ARGV[3] result message
 -- ARGV[4] result timeout (ms)   ARGV[5] lease token ("": finish from outside)
 -- ARGV[6] "1" on a retry after a lost reply   ARGV[7] request record TTL (ms)
+-- A waiter that asked to be told (the task hash's "notify" field names its
+-- channel) gets the task id published there once the outcome is stored.
 -- Returns 1, or 0 (nothing changed) when the task is not running under the
 -- lease, or (no lease) is unknown or already finished. A retry whose first
 -- attempt went through answers 1 again: from outside, by the request record
@@ -17,7 +19,7 @@
 -- finished is gone and its result stored (wrong only if, within the retry
 -- window, the lease lapsed and someone else settled the task).
 local prefix, id, message = ARGV[1], ARGV[2], ARGV[3]
-local f = redis.call('HMGET', KEYS[1], 'status', 'keep', 'deferred', 'lease', 'deps')
+local f = redis.call('HMGET', KEYS[1], 'status', 'keep', 'deferred', 'lease', 'deps', 'notify')
 if ARGV[6] == '1' then
     if redis.call('EXISTS', KEYS[8]) == 1 then
         return 1
@@ -47,12 +49,17 @@ if f[3] == '1' then
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[4], id)
+if f[2] ~= '0' then
+    -- No result list is there to clear: one is made only as its task's hash goes.
+    redis.call('RPUSH', KEYS[2], message)
+    redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
+end
+if f[6] then
+    redis.call('PUBLISH', f[6], id)
+end
 if f[2] == '0' then
     return 1
 end
--- No result list is there to clear: one is made only as its task's hash goes.
-redis.call('RPUSH', KEYS[2], message)
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
 if f[5] ~= '1' then
     return 1  -- no pending task takes this result
 end
