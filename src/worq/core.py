@@ -576,9 +576,15 @@ class Broker:
         The task carries its ``attempt`` and ``lease`` (see TaskMessage).
         """
         taken = self.take(timeout)
-        if taken is None:
-            return None
-        envelope, payload = taken
+        return None if taken is None else self.decode_taken(*taken)
+
+    def decode_taken(self, envelope: Envelope, payload: bytes) -> TaskMessage | None:
+        """A task taken as its envelope and payload (:meth:`take`), its payload decoded.
+
+        Returns:
+            The task; None when its payload cannot be decoded here, the task
+            then being failed with the reason.
+        """
         try:
             return TaskMessage.join(envelope, self.codec.decode_payload(payload))
         except SerializationError as exc:

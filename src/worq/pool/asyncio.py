@@ -7,11 +7,14 @@ never blocks the loop.
 
 The backend calls (taking a task, fetching its arguments, recording its
 outcome) are the other pools' own, through :class:`~worq.pool._pipeline.TaskPipeline`,
-made in a few backend threads; heartbeats, time limits, retries, reaping and
-the events are those of the other pools too. A coroutine past its
-``time_limit`` is cancelled and its task fails saying so (it may retry).
-A step of a coroutine that holds the loop longer than ``blocked_loop_after``
-seconds is reported as ``task.blocked_loop``, naming the task.
+made in threads so that the loop never waits on the backend: one thread
+takes a task whenever a slot is free, a few record outcomes, each taking
+the next task with it when one is waiting (see :class:`_Loop`). Heartbeats,
+retries, reaping and the events are those of the other pools too. A
+coroutine past its ``time_limit`` is cancelled and its task fails saying so
+(it may retry). A step of a coroutine that holds the loop longer than
+``blocked_loop_after`` seconds is reported as ``task.blocked_loop``, naming
+the task.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import concurrent.futures
 import functools
 import math
+import queue
 import threading
 import time
 import types
@@ -41,8 +45,8 @@ Error = PoolError
 """Raised when the pool is used out of order (started twice, say)."""
 
 BACKEND_THREADS = 4
-"""Threads making the backend calls of running tasks (arguments, outcomes);
-one more thread takes tasks."""
+"""Threads recording outcomes, and as many fetching Deferred arguments; one
+more thread takes tasks."""
 
 
 class WorkerPool:
@@ -156,8 +160,45 @@ class WorkerPool:
         return f"<asyncio WorkerPool [{self.broker.name}] concurrency={self.concurrency} {state}>"
 
 
+class _Slots:
+    """The pool's ``concurrency`` slots: one is held from a task's take until its
+    outcome is recorded (a task taken with that outcome inherits it)."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._held = 0
+        self._changed = threading.Condition()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._held < self._count, timeout):
+                return False
+            self._held += 1
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._held -= 1
+            self._changed.notify_all()
+
+    def wait_all_free(self) -> None:
+        """Block until no slot is held: every task taken has its outcome recorded."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._held == 0)
+
+
 class _Loop:
-    """What runs on the pool's event loop: taking tasks, and each task's run."""
+    """What runs the pool: a taker thread, the event loop, and recorder threads.
+
+    The taker thread takes a task whenever one of the ``concurrency`` slots
+    is free and hands it to the loop; the loop runs it; a recorder thread
+    records its outcome, taking the next task in the same call when one is
+    waiting (it inherits the slot), else frees the slot. So a task crosses
+    threads twice, and the loop never waits on the backend (a task with
+    Deferred arguments fetches them in a backend thread). Stopping, the
+    taker stops, the recorders stop taking, and the pool ends once every
+    slot is free: each task it took has its outcome recorded.
+    """
 
     def __init__(self, pool: WorkerPool, timeout: float) -> None:
         if pool._pipeline is None:  # pragma: no cover - start() made it first
@@ -166,58 +207,107 @@ class _Loop:
         self._broker = pool.broker
         self._pipeline = pool._pipeline
         self._timeout = timeout
-        name = f"worq-{pool.broker.name}"
-        self._taker = concurrent.futures.ThreadPoolExecutor(1, f"{name}-taker")
-        self._backend = concurrent.futures.ThreadPoolExecutor(BACKEND_THREADS, f"{name}-backend")
-        self._sync = concurrent.futures.ThreadPoolExecutor(pool.threads, f"{name}-sync")
+        self._name = f"worq-{pool.broker.name}"
+        self._slots = _Slots(pool.concurrency)
+        self._ended: queue.SimpleQueue[tuple[TaskMessage, EncodedOutcome | RunLost] | None] = (
+            queue.SimpleQueue()
+        )
+        self._backend = concurrent.futures.ThreadPoolExecutor(
+            BACKEND_THREADS, f"{self._name}-backend"
+        )
+        self._sync = concurrent.futures.ThreadPoolExecutor(pool.threads, f"{self._name}-sync")
 
     async def serve(self) -> None:
-        """Take tasks while free slots remain, until the pool stops; then drain."""
+        """Run tasks until the pool stops and the taker is done; then drain."""
         loop = asyncio.get_running_loop()
-        stopping = self._pool._stopping
-        slots = asyncio.Semaphore(self._pool.concurrency)
         running: set[asyncio.Task[None]] = set()
+        taken_all = loop.create_future()
 
-        def done(run: asyncio.Task[None]) -> None:
-            running.discard(run)
-            slots.release()
+        def start(task: TaskMessage) -> None:
+            run = loop.create_task(self._run(task), name=f"worq-task-{task.id}")
+            running.add(run)
+            run.add_done_callback(running.discard)
 
-        failures = 0
+        def hand_over(task: TaskMessage) -> None:
+            loop.call_soon_threadsafe(start, task)
+
+        def take() -> None:
+            try:
+                self._take(hand_over)
+            finally:
+                loop.call_soon_threadsafe(taken_all.set_result, None)
+
+        recorders = [
+            threading.Thread(
+                target=self._record, args=(hand_over,), name=f"{self._name}-recorder-{n}",
+                daemon=True,
+            )
+            for n in range(BACKEND_THREADS)
+        ]  # fmt: skip
+        for thread in recorders:
+            thread.start()
+        taker = threading.Thread(target=take, name=f"{self._name}-taker", daemon=True)
+        taker.start()
         try:
-            while not stopping.is_set():
-                await slots.acquire()
-                try:
-                    task = await loop.run_in_executor(
-                        self._taker, self._broker.next_task, self._timeout
-                    )
-                except Exception as exc:  # an outage, or a reply nobody expected: try again
-                    slots.release()
-                    await loop.run_in_executor(
-                        self._taker, back_off, self._broker, failures, exc, stopping
-                    )
-                    failures += 1
-                    continue
-                if failures:
-                    logger.info("backend.available", queue=self._broker.name)
-                    failures = 0
-                if task is None:
-                    slots.release()
-                    continue
-                run = asyncio.create_task(self._process(task), name=f"worq-task-{task.id}")
-                running.add(run)
-                run.add_done_callback(done)
-            if running:
-                await asyncio.wait(running)
+            await taken_all
+            await asyncio.to_thread(self._slots.wait_all_free)  # the running tasks end
         finally:
-            for executor in (self._taker, self._backend, self._sync):
+            for _ in recorders:
+                self._ended.put(None)
+            await asyncio.to_thread(_join_all, [taker, *recorders])
+            for executor in (self._backend, self._sync):
                 executor.shutdown(wait=True)
 
-    async def _process(self, task: TaskMessage) -> None:
-        """One task through the pool's pipeline, its run on this loop."""
-        loop = asyncio.get_running_loop()
+    def _take(self, hand_over: Callable[[TaskMessage], object]) -> None:
+        """The taker thread: take a task for each free slot until the pool stops."""
+        broker, stopping, slots = self._broker, self._pool._stopping, self._slots
+        failures = 0
+        while not stopping.is_set():
+            if not slots.acquire(timeout=self._timeout):
+                continue
+            try:
+                task = broker.next_task(self._timeout)
+            except Exception as exc:  # an outage, or a reply nobody expected: try again
+                slots.release()
+                back_off(broker, failures, exc, stopping)
+                failures += 1
+                continue
+            if failures:
+                logger.info("backend.available", queue=broker.name)
+                failures = 0
+            if task is None:
+                slots.release()
+            else:
+                hand_over(task)
+
+    def _record(self, hand_over: Callable[[TaskMessage], object]) -> None:
+        """A recorder thread: record each run's outcome (the pipeline's last step).
+
+        While the pool runs, the next task is taken in the same backend call
+        (``TaskPipeline.finish(..., take_next=True)``: one round trip per task
+        when the queue is busy) and gets the slot; else the slot is freed.
+        """
+        broker, stopping = self._broker, self._pool._stopping
+        while (ended := self._ended.get()) is not None:
+            task, outcome = ended
+            taken = self._pipeline.finish(task, outcome, take_next=not stopping.is_set())
+            following = None if taken is None else broker.decode_taken(*taken)
+            if following is None:
+                self._slots.release()
+            else:
+                hand_over(following)
+
+    async def _run(self, task: TaskMessage) -> None:
+        """One task's run on this loop, between the pipeline's first and last steps."""
         pipeline, runner = self._pipeline, self._broker.runner
-        arguments = await loop.run_in_executor(self._backend, pipeline.begin, task)
+        if task.refs:  # its arguments come from the backend
+            arguments = await asyncio.get_running_loop().run_in_executor(
+                self._backend, pipeline.begin, task
+            )
+        else:
+            arguments = pipeline.begin(task)  # no backend call: only its lease is kept
         if arguments is None:
+            self._slots.release()
             return
         ended: EncodedOutcome | RunLost
         try:
@@ -229,7 +319,7 @@ class _Loop:
             ended = EncodedOutcome(runner.encode_outcome(task, outcome.value), outcome.retry_reason)
         except Exception as exc:
             ended = pipeline.pool_failed(task, exc)
-        await loop.run_in_executor(self._backend, pipeline.finish, task, ended)
+        self._ended.put((task, ended))
 
     async def _run_sync(self, call: Callable[[], Any]) -> Any:
         """A sync task's call, in the executor of sync tasks."""
@@ -247,6 +337,11 @@ class _Loop:
                 )  # fmt: skip
 
         return _timed_steps(coroutine, step_took)
+
+
+def _join_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
 
 
 @types.coroutine

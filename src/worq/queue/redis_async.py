@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.exceptions
@@ -51,6 +52,7 @@ from worq.queue.redis import (
 from worq.typing import DeferResult, NewTask
 
 __all__ = ["RECHECK", "AsyncTaskQueue"]
+
 
 RECHECK = 2.0
 """Longest a wait for a result goes without looking at the task again."""
@@ -200,6 +202,12 @@ def _next_look(lease_left_ms: int) -> float:
     return min(RECHECK, lease_left_ms / 1000 + 0.01)
 
 
+def _pack(commands: list[tuple[Any, ...]]) -> bytes:
+    """The commands in the Redis protocol, packed by hiredis in C (as redis-py's sync
+    client packs them; its asyncio client does it in Python, at 25 us a call)."""
+    return b"".join([hiredis.pack_command(command) for command in commands])
+
+
 class _Connections:
     """One event loop's two connections of an :class:`AsyncTaskQueue` (see the module)."""
 
@@ -214,24 +222,49 @@ class _Connections:
             socket_timeout=None,
             retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
         )
+        self._conn: Any = None
         self._pending: list[tuple[_ScriptCall, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._busy = False
+        """A round trip is in flight (the flusher's or a caller's own)."""
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._listener: asyncio.Task[None] | None = None
 
     async def run(self, calls: Sequence[_ScriptCall]) -> list[Any]:
-        """Each call's reply, sent in the next pipelined round trip (retried as redis.py does)."""
+        """Each call's reply, sent in the next pipelined round trip (retried as redis.py does).
+
+        With no round trip in flight, the caller sends its calls itself, at
+        once; else they wait for the flusher task, which sends whatever
+        gathered in the next one. A caller cancelled in its own round trip
+        leaves the connection closed (redis-py closes it when a read is cut,
+        so no reply is ever read by the wrong call) and hands what gathered
+        meanwhile to a flusher.
+        """
+        if not (self._busy or self._pending) and len(calls) <= BATCH_SIZE:
+            self._busy = True
+            try:
+                return await self._send(calls)
+            finally:
+                self._busy = False
+                self._start_flusher()
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in calls]
         self._pending += zip(calls, futures, strict=True)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush())
+        if not self._busy:
+            self._start_flusher()
+        if len(futures) == 1:
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
+
+    def _start_flusher(self) -> None:
+        if self._pending and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         while self._pending:
             chunk, self._pending = self._pending[:BATCH_SIZE], self._pending[BATCH_SIZE:]
             live = [(call, future) for call, future in chunk if not future.done()]
+            self._busy = True
             try:
                 replies = await self._send([call for call, _ in live])
             except Exception as exc:
@@ -239,6 +272,8 @@ class _Connections:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                self._busy = False
             for (_, future), reply in zip(live, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
@@ -265,29 +300,47 @@ class _Connections:
                 raise owner._error(exc) from exc
 
     async def _send_once(self, calls: Sequence[_ScriptCall]) -> list[Any]:
-        """One pipelined round trip by SHA; scripts the server lost are loaded and sent again."""
+        """One pipelined round trip by SHA; scripts the server lost are loaded and sent again.
+
+        Written to the flusher's own connection, held for the loop's life,
+        without a redis-py Pipeline: what it adds (a connection taken from
+        the pool and given back, command stacks) costs more than the round
+        trip's own Python work for a call or two.
+        """
         scripts = self._owner.sync._scripts
+        conn = await self._command_connection()
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in range(2):
-            pipe = self._redis.pipeline(transaction=False)
-            for i in todo:
-                call = calls[i]
-                pipe.evalsha(scripts[call.script].sha, len(call.keys), *call.keys, *call.argv())
+            commands = [
+                ("EVALSHA", scripts[calls[i].script].sha, len(calls[i].keys), *calls[i].keys,
+                 *calls[i].argv())
+                for i in todo
+            ]  # fmt: skip
+            await conn.send_packed_command(_pack(commands), check_health=False)
             unloaded: list[int] = []
-            for i, reply in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
-                if isinstance(reply, redis.exceptions.NoScriptError):
+            failed: redis.exceptions.ResponseError | None = None
+            for i in todo:
+                try:
+                    replies[i] = await conn.read_response()
+                except redis.exceptions.NoScriptError:
                     unloaded.append(i)
-                elif isinstance(reply, Exception):
-                    raise reply
-                else:
-                    replies[i] = reply
+                except redis.exceptions.ResponseError as exc:  # read on: the others replied
+                    failed = failed or exc
+            if failed is not None:
+                raise failed
             if not unloaded:
                 return replies
             for name in {calls[i].script for i in unloaded}:
                 await self._redis.script_load(scripts[name].script)
             todo = unloaded
         raise redis.exceptions.NoScriptError("scripts vanished again right after loading them")
+
+    async def _command_connection(self) -> Any:
+        """The connection script calls go on, taken from the client's pool once."""
+        if self._conn is None:
+            self._conn = await self._redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        return self._conn
 
     @contextlib.contextmanager
     def watching(self, task_id: str) -> Any:
@@ -352,4 +405,6 @@ class _Connections:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._conn is not None:
+            await self._redis.connection_pool.release(self._conn)
         await self._redis.aclose()
