@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from _common import WAIT, AsyncLoop, Peer, bin_path, url
 from arq import create_pool
 from arq.connections import RedisSettings
+from arq.jobs import JobStatus, ResultNotFound
 
 
 async def noop(ctx: dict[str, Any], value: int) -> int:
@@ -41,7 +42,19 @@ class ArqClient:
         return self.loop.run(self.pool.enqueue_job("noop", value))
 
     def wait(self, handle: Any) -> Any:
-        return self.loop.run(handle.result(timeout=WAIT))
+        return self.loop.run(self._result(handle))
+
+    @staticmethod
+    async def _result(job: Any) -> Any:
+        """``job.result``, again when it gave up on a job that exists: its poll reads
+        the result key, then the queue, not atomically, so a job finishing between
+        the two reads is seen in neither and reported as not found."""
+        while True:
+            try:
+                return await job.result(timeout=WAIT)
+            except ResultNotFound:
+                if await job.status() is JobStatus.not_found:
+                    raise
 
     def close(self) -> None:
         self.loop.run(self.pool.aclose())
@@ -65,6 +78,10 @@ PEER = Peer(
     deviations=(
         "--custom-log-dict with the arq logger at WARNING (the CLI's default config is INFO, "
         "which logs every job start and result): no per-task logging",
+        "the client calls job.result() again when it raises ResultNotFound for a job that "
+        "job.status() still finds: result() reads the result key, then the queue, not "
+        "atomically, so a job finishing between the two reads is in neither (the row failed "
+        "on it otherwise)",
     ),
     notes=(
         "defaults kept: the worker polls the queue every poll_delay=0.5 s when idle and "

@@ -40,6 +40,14 @@ DEVIATIONS (the script prints them with the reasons, from each ``peer_*.py``):
   peers (arq, SAQ, taskiq) keep their default per-process concurrency;
 - Huey ``RedisHuey(notify_result=True)``: the option its 3.0 release notes
   give for low-latency result fetching on Redis;
+- worq's asyncio pool runs as one process (one loop, ``--concurrency 100``),
+  not two: one event loop is that pool's unit, as a process is the others';
+  its row is driven through ``worq.aio`` on one kept loop, as arq, SAQ and
+  taskiq are, with an ``async def`` no-op task;
+- arq's client calls ``job.result()`` again when it raises ResultNotFound
+  for a job ``job.status()`` still finds: ``result()`` reads the result key,
+  then the queue, not atomically, so a job finishing between the two reads
+  is in neither (the row failed on that otherwise);
 - SAQ's client waits with ``job.refresh(until_complete=1)`` repeated up to
   60 s, since one long refresh can miss a completion published between its
   fetch and its subscription (one call here sat out the full 60 s); its
