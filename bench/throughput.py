@@ -9,7 +9,9 @@ heartbeats, reaping), so they include what a round-trip count misses.
 
 The "asyncio pool, async client" rows run the same workload from async code:
 ``await aq.submit(anoop, i)`` through ``worq.aio``, then ``await`` on each,
-with an asyncio pool (one process, concurrency 100) running ``async def anoop``.
+with an asyncio pool (one event loop, concurrency 100) running ``async def
+anoop``: in this process on memory://, in a ``worq worker`` process of its
+own on Redis. Its RSS columns are the benchmark process's.
 
 The batched rows send the N tasks with ``q.map(noop, range(N))`` and collect
 them with ``worq.wait_all``. The growth check then runs ``WORQ_BENCH_LONG``
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -150,13 +154,33 @@ def measure(kind: str, url: str, count_commands: bool) -> dict[str, float]:
 
 def measure_async(url: str, count_commands: bool) -> dict[str, float]:
     """One run of the per-call workload from async code: an asyncio pool (one
-    process, concurrency 100) runs ``anoop``; the worq.aio client sends and awaits."""
-    pool = AsyncioPool(init(url), concurrency=100)
-    pool.start(timeout=1)
+    process, concurrency 100) runs ``anoop``; the worq.aio client sends and awaits.
+
+    On Redis the pool is a ``worq worker --pool asyncio`` process of its own,
+    as it is deployed beside an async application; on memory:// it runs in
+    this process, the only place a memory store is shared.
+    """
+    if url.startswith("memory://"):
+        pool = AsyncioPool(init(url), concurrency=100)
+        pool.start(timeout=1)
+        try:
+            return asyncio.run(_measure_async(url, count_commands))
+        finally:
+            pool.stop()
+    bench_dir = os.path.dirname(os.path.abspath(__file__))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([bench_dir, os.environ.get("PYTHONPATH", "")])
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "worq", "worker", "throughput:init", url, "--pool", "asyncio",
+         "--concurrency", "100", "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
     try:
         return asyncio.run(_measure_async(url, count_commands))
     finally:
-        pool.stop()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(WAIT)
 
 
 async def _measure_async(url: str, count_commands: bool) -> dict[str, float]:
@@ -234,7 +258,9 @@ def main() -> int:
         rows["memory + asyncio pool, async client"] = median_of(
             lambda: measure_async("memory://bench-async", False)
         )
-        rows["redis + asyncio pool, async client"] = median_of(lambda: measure_async(url, True))
+        rows["redis + asyncio pool (own process), async client"] = median_of(
+            lambda: measure_async(url, True)
+        )
         batched = {
             "memory + thread pool": median_of(
                 lambda: measure_batched("thread", "memory://bench-batched", False)
