@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import hiredis
@@ -343,7 +343,7 @@ class _Connections:
         return self._conn
 
     @contextlib.contextmanager
-    def watching(self, task_id: str) -> Any:
+    def watching(self, task_id: str) -> Iterator[asyncio.Event]:
         """An Event set whenever this client is told ``task_id``'s outcome was stored."""
         told = asyncio.Event()
         self._watchers.setdefault(task_id, set()).add(told)
