@@ -35,7 +35,7 @@ from worq.core import Broker
 from worq.exceptions import PoolError
 from worq.models import TaskMessage
 from worq.pool._leases import LeaseKeeper
-from worq.pool._outages import back_off, join_interrupting
+from worq.pool._outages import back_off, describe, join_interrupting
 from worq.pool._pipeline import RunLost, TaskPipeline
 from worq.runner import EncodedOutcome
 
@@ -289,7 +289,14 @@ class _Loop:
         while (ended := self._ended.get()) is not None:
             task, outcome = ended
             taken = self._pipeline.finish(task, outcome, take_next=not stopping.is_set())
-            following = None if taken is None else broker.decode_taken(*taken)
+            try:
+                following = None if taken is None else broker.decode_taken(*taken)
+            except Exception as exc:  # failing an undecodable task failed too
+                logger.error(
+                    "task.outcome_unrecorded", task_id=taken[0].id if taken else None,
+                    queue=broker.name, error=describe(exc), exc_info=exc,
+                )  # fmt: skip
+                following = None  # its lease lapses, and a reaper settles it
             if following is None:
                 self._slots.release()
             else:
