@@ -321,3 +321,48 @@ def test_an_unreachable_redis_is_named() -> None:
                 await aq.submit(price, "A-1")
 
     run(main())
+
+
+def test_connections_killed_under_load_lose_and_double_nothing(clean_redis_url: str) -> None:
+    """The async client's connections are killed again and again (CLIENT KILL) while
+    it sends 300 tasks and awaits them: each is stored once and its result comes once.
+
+    Cut calls are sent again under their request tokens (a lost reply's step is not
+    done twice), and the notification channel is subscribed again, waking every wait.
+    """
+    url = clean_redis_url
+    name = "worq-aio-killed"
+    broker = get_broker(url)
+    broker.expose(ts)
+    pool = WorkerPool(broker, concurrency=20)
+    pool.start(timeout=0.1)
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def kill() -> None:
+        admin = redis.Redis.from_url(url)
+        try:
+            while not stop.wait(0.01):
+                for client in admin.client_list():
+                    if client["name"] == name:
+                        killed.append(admin.client_kill_filter(_id=client["id"]))
+        finally:
+            admin.close()
+
+    async def main() -> list[Decimal]:
+        async with get_async_queue(f"{url}?client_name={name}") as aq:
+            sent = [await aq.submit(price, "x" * n) for n in range(300)]
+            return list(await asyncio.gather(*sent))
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        values = run(main())
+    finally:
+        stop.set()
+        killer.join()
+        pool.stop()
+    assert values == [Decimal(n) / 4 for n in range(300)]
+    print(f"\nconnections killed: {sum(killed)}")
+    assert sum(killed) >= 3
+    assert len(get_queue(url)) == 0
