@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from decimal import Decimal
@@ -32,6 +33,7 @@ from worq.aio import get_queue as get_async_queue
 from worq.pool.asyncio import WorkerPool
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
+from worq.queue._redis_keys import RedisKeys
 from worq.testing import WAIT, free_port
 
 ts = TaskSpace("shop")
@@ -171,8 +173,12 @@ def test_ten_thousand_concurrent_awaits_share_two_connections(clean_redis_url: s
         async with get_async_queue(async_url) as aq:
             sent = await aq.map(held, range(count))
             waits = [asyncio.ensure_future(d.wait(WAIT)) for d in sent]
-            await asyncio.sleep(0.2)  # let every wait register before the results come
-            await asyncio.to_thread(_finish_from_outside, url, [d.id for d in sent])
+            ids = [d.id for d in sent]
+            deadline = time.monotonic() + WAIT
+            while not await asyncio.to_thread(_all_waited_on, url, ids):  # every wait began
+                assert time.monotonic() < deadline, "the waits did not all begin"
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(_finish_from_outside, url, ids)
             assert all(await asyncio.gather(*waits))
             used.extend(await asyncio.to_thread(_connections_named, url, "worq-aio-test"))
             return [d.value for d in sent]
@@ -188,6 +194,19 @@ def _connections_named(url: str, name: str) -> list[str]:
     client = redis.Redis.from_url(url)
     try:
         return [c["cmd"] for c in client.client_list() if c["name"] == name]
+    finally:
+        client.close()
+
+
+def _all_waited_on(url: str, task_ids: list[str]) -> bool:
+    """Every task's hash names the channel of a waiting async client (its wait polled)."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = RedisKeys.for_queue("default")
+        pipe = client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hexists(keys.task(task_id), "notify")
+        return all(pipe.execute())
     finally:
         client.close()
 
@@ -366,3 +385,23 @@ def test_connections_killed_under_load_lose_and_double_nothing(clean_redis_url: 
     print(f"\nconnections killed: {sum(killed)}")
     assert sum(killed) >= 3
     assert len(get_queue(url)) == 0
+
+
+def test_scripts_the_server_forgot_are_loaded_again(clean_redis_url: str) -> None:
+    """After SCRIPT FLUSH (a restarted server, say) the next calls load the scripts
+    again, on the client's own connection, and go through."""
+    url = clean_redis_url
+    admin = redis.Redis.from_url(url)
+
+    async def main() -> str:
+        async with get_async_queue(url) as aq:
+            await aq.submit(held, 1)
+            await asyncio.to_thread(admin.script_flush)
+            second = await aq.submit(held, 2)
+            return str(await second.status())
+
+    try:
+        assert run(main()) == "enqueued"
+        assert len(get_queue(url)) == 2
+    finally:
+        admin.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 import attrs
 
@@ -26,6 +26,12 @@ D = TypeVar("D", bound="Deferred[Any]")
 _NO_VALUE: Any = object()
 
 
+class _Structuring(Protocol):
+    """What a handle's broker converts results with (a Broker, an AsyncBroker)."""
+
+    def structure(self, value: Any, hint: Any, *, task_name: str, task_id: str) -> Any: ...
+
+
 class ResultHandle(Generic[T]):
     """What every handle on a task's future result has: a :class:`Deferred`'s and
     an async one's (``worq.aio.AsyncDeferred``).
@@ -37,6 +43,7 @@ class ResultHandle(Generic[T]):
     __slots__ = ("_hint", "_value", "_waited", "task")
 
     task: SentTask
+    broker: _Structuring
     _hint: Any
     _value: T | TaskFailure
     _waited: float | None
@@ -69,6 +76,12 @@ class ResultHandle(Generic[T]):
     def outcome(self) -> T | TaskFailure:
         """The value, or the TaskFailure, without raising; call only when :meth:`has_value`."""
         return self._value
+
+    def _receive(self, value: Any) -> None:
+        """Hold the outcome fetched for this task, converted to its return annotation."""
+        if self._hint is not None and not isinstance(value, TaskFailure):
+            value = self.broker.structure(value, self._hint, task_name=self.name, task_id=self.id)
+        self._value = value
 
     def as_arg(self) -> T:
         """This handle, typed as the value it stands for.
@@ -108,6 +121,8 @@ class Deferred(ResultHandle[T]):
     """
 
     __slots__ = ("broker",)
+
+    broker: Broker
 
     @overload
     def __init__(self: Deferred[Any], broker: Broker, task: TaskLike) -> None: ...
@@ -203,12 +218,6 @@ class Deferred(ResultHandle[T]):
             self._waited = (self._waited or 0.0) + time.monotonic() - started
         self._receive(value)
         return True
-
-    def _receive(self, value: Any) -> None:
-        """Hold the outcome fetched for this task, converted to its return annotation."""
-        if self._hint is not None and not isinstance(value, TaskFailure):
-            value = self.broker.structure(value, self._hint, task_name=self.name, task_id=self.id)
-        self._value = value
 
     def __repr__(self) -> str:
         status = self.status

@@ -42,6 +42,8 @@ class AsyncDeferred(ResultHandle[T]):
 
     __slots__ = ("broker",)
 
+    broker: AsyncBroker
+
     @overload
     def __init__(
         self: AsyncDeferred[Any], queue: AsyncQueue[Any] | AsyncBroker, task: TaskLike
@@ -70,7 +72,7 @@ class AsyncDeferred(ResultHandle[T]):
     ) -> None:
         from worq.aio._queue import AsyncQueue  # the queue module imports this one
 
-        self.broker: AsyncBroker = queue.broker if isinstance(queue, AsyncQueue) else queue
+        self.broker = queue.broker if isinstance(queue, AsyncQueue) else queue
         self._start(sent_task("AsyncDeferred(queue", task, task_name), hint)
 
     async def wait(self, timeout: float | None) -> bool:
@@ -90,9 +92,7 @@ class AsyncDeferred(ResultHandle[T]):
             value = failure
         finally:
             self._waited = (self._waited or 0.0) + time.monotonic() - started
-        if self._hint is not None and not isinstance(value, TaskFailure):
-            value = self.broker.structure(value, self._hint, task_name=self.name, task_id=self.id)
-        self._value = value
+        self._receive(value)
         return True
 
     def __await__(self) -> Generator[Any, None, T]:

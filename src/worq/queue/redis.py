@@ -180,6 +180,38 @@ _Arg = str | bytes | float | _Request
 """A script argument."""
 
 
+class Retrying:
+    """The retries of one logical call (see :data:`RETRY_DELAYS`), for the sync
+    client and the async one alike.
+
+    Args:
+        owner: The queue whose errors name the server and queue.
+        requests: The call's requests, marked retried at the first failure.
+    """
+
+    def __init__(self, owner: TaskQueue, requests: Sequence[_Request]) -> None:
+        self._owner = owner
+        self._requests = requests
+        self._delays = iter(RETRY_DELAYS)
+        self._window = Deadline(_RETRY_WINDOW)
+
+    def after(self, exc: redis.exceptions.RedisError) -> float:
+        """Seconds to wait before the next attempt, the last one having failed with ``exc``.
+
+        Raises:
+            BackendUnavailable: It kept failing with connection errors.
+            WorqError: No retry can cure it (refused, or wrong credentials).
+        """
+        if isinstance(exc, _PERSISTENT) or not isinstance(exc, _TRANSIENT):
+            raise self._owner._error(exc) from exc
+        for request in self._requests:
+            request.retried = True
+        delay = next(self._delays, None)
+        if delay is None or self._window.passed():
+            raise self._owner._error(exc) from exc
+        return delay
+
+
 @attrs.frozen
 class _ScriptCall:
     """One run of a Lua script: its name, KEYS and ARGV (a _Request sent as the retry flag)."""
@@ -323,22 +355,12 @@ class TaskQueue:
             BackendUnavailable: It kept failing (see :data:`RETRY_DELAYS`).
             WorqError: Redis refused it.
         """
-        delays = iter(RETRY_DELAYS)
-        window = Deadline(_RETRY_WINDOW)
+        retrying = Retrying(self, requests)
         while True:
             try:
                 return step()
-            except _PERSISTENT as exc:
-                raise self._error(exc) from exc
-            except _TRANSIENT as exc:
-                for request in requests:
-                    request.retried = True
-                delay = next(delays, None)
-                if delay is None or window.passed():
-                    raise self._error(exc) from exc
-                time.sleep(delay)
             except redis.exceptions.RedisError as exc:
-                raise self._error(exc) from exc
+                time.sleep(retrying.after(exc))
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[_Arg]) -> Any:
         """Run one of the Lua scripts; every key it is given shares the queue's hash tag.

@@ -38,11 +38,8 @@ from worq._events import logger
 from worq.const import DEFAULT, TaskStatus
 from worq.queue import redis as sync_redis
 from worq.queue.redis import (
-    _PERSISTENT,
-    _RETRY_WINDOW,
     _TRANSIENT,
     BATCH_SIZE,
-    RETRY_DELAYS,
     _bytes,
     _read_defer,
     _read_pop,
@@ -280,24 +277,13 @@ class _Connections:
 
     async def _send(self, calls: Sequence[_ScriptCall]) -> list[Any]:
         """One chunk, retried after connection errors under the same requests (see redis.py)."""
-        owner = self._owner.sync
         requests = [request for call in calls for request in call.requests]
-        delays = iter(RETRY_DELAYS)
-        window = Deadline(_RETRY_WINDOW)
+        retrying = sync_redis.Retrying(self._owner.sync, requests)
         while True:
             try:
                 return await self._send_once(calls)
-            except _PERSISTENT as exc:
-                raise owner._error(exc) from exc
-            except _TRANSIENT as exc:
-                for request in requests:
-                    request.retried = True
-                delay = next(delays, None)
-                if delay is None or window.passed():
-                    raise owner._error(exc) from exc
-                await asyncio.sleep(delay)
             except redis.exceptions.RedisError as exc:
-                raise owner._error(exc) from exc
+                await asyncio.sleep(retrying.after(exc))
 
     async def _send_once(self, calls: Sequence[_ScriptCall]) -> list[Any]:
         """One pipelined round trip by SHA; scripts the server lost are loaded and sent again.
@@ -331,8 +317,11 @@ class _Connections:
                 raise failed
             if not unloaded:
                 return replies
-            for name in {calls[i].script for i in unloaded}:
-                await self._redis.script_load(scripts[name].script)
+            for name in {calls[i].script for i in unloaded}:  # on this connection too
+                await conn.send_packed_command(
+                    _pack([("SCRIPT", "LOAD", scripts[name].script)]), check_health=False
+                )
+                await conn.read_response()
             todo = unloaded
         raise redis.exceptions.NoScriptError("scripts vanished again right after loading them")
 
