@@ -8,24 +8,21 @@ task and waits for its result.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-__all__ = ["URL_ENV", "WAIT", "AsyncLoop", "Client", "Peer", "bin_path", "url"]
+__all__ = ["URL_ENV", "WAIT", "AsyncClient", "Client", "Peer", "bin_path", "url"]
 
 URL_ENV = "WORQ_BENCH_PEER_URL"
 """The environment variable that carries the Redis URL to clients and workers."""
 
 WAIT = 60.0
 """Longest wait for one task's result, in seconds (a hang fails the row)."""
-
-T = TypeVar("T")
 
 
 def url() -> str:
@@ -54,6 +51,30 @@ class Client(Protocol):
         ...
 
 
+class AsyncClient(Protocol):
+    """An asyncio-only system's client: the same calls, awaited on the driver's loop.
+
+    The driver runs its whole measurement as one coroutine, as an async service
+    would: no event loop is entered or left per call.
+    """
+
+    async def open(self) -> None:
+        """Connect (whatever the system needs a running loop for)."""
+        ...
+
+    async def submit(self, value: int) -> Any:
+        """Send ``noop(value)`` with the system's normal per-call enqueue API."""
+        ...
+
+    async def wait(self, handle: Any) -> Any:
+        """The task's result, with the system's normal result API (at most WAIT s)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
 @dataclass(frozen=True)
 class Peer:
     """One system under test.
@@ -67,7 +88,8 @@ class Peer:
         commands: Given nothing, the worker commands to start (one process each).
         processes: Processes in the worker-side tree once every worker is up
             (the roots and all their descendants), the first readiness condition.
-        client: Builds a client in the driver's process.
+        client: Builds a client in the driver's process: a :class:`Client`, or an
+            :class:`AsyncClient` for a system whose client API is async.
         stop_signal: The signal that stops the workers gracefully.
         signal_group: Send it to each root's whole process group, not the root alone.
         ready: A further readiness condition, polled once the processes exist.
@@ -78,26 +100,9 @@ class Peer:
     workers: str
     commands: Callable[[], list[list[str]]]
     processes: int
-    client: Callable[[], Client]
+    client: Callable[[], Client | AsyncClient]
     deviations: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     stop_signal: signal.Signals = signal.SIGTERM
     signal_group: bool = False
     ready: Callable[[], bool] | None = None
-
-
-class AsyncLoop:
-    """One event loop kept for a client's life, for the asyncio-only peers.
-
-    Each per-call submit and wait runs one coroutine to completion on it, so the
-    driver's loop stays the same for every system.
-    """
-
-    def __init__(self) -> None:
-        self._runner = asyncio.Runner()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coroutine)
-
-    def close(self) -> None:
-        self._runner.close()

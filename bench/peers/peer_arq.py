@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from _common import WAIT, AsyncLoop, Peer, bin_path, url
+from _common import WAIT, Peer, bin_path, url
 from arq import create_pool
 from arq.connections import RedisSettings
 from arq.jobs import JobStatus, ResultNotFound
@@ -34,15 +34,16 @@ LOG_CONFIG: dict[str, Any] = {
 class ArqClient:
     """``await pool.enqueue_job("noop", i)``, then ``await job.result(timeout=...)``."""
 
-    def __init__(self) -> None:
-        self.loop = AsyncLoop()
-        self.pool = self.loop.run(create_pool(RedisSettings.from_dsn(url())))
+    pool: Any = None
 
-    def submit(self, value: int) -> Any:
-        return self.loop.run(self.pool.enqueue_job("noop", value))
+    async def open(self) -> None:
+        self.pool = await create_pool(RedisSettings.from_dsn(url()))
 
-    def wait(self, handle: Any) -> Any:
-        return self.loop.run(self._result(handle))
+    async def submit(self, value: int) -> Any:
+        return await self.pool.enqueue_job("noop", value)
+
+    async def wait(self, handle: Any) -> Any:
+        return await self._result(handle)
 
     @staticmethod
     async def _result(job: Any) -> Any:
@@ -56,9 +57,8 @@ class ArqClient:
                 if await job.status() is JobStatus.not_found:
                     raise
 
-    def close(self) -> None:
-        self.loop.run(self.pool.aclose())
-        self.loop.close()
+    async def close(self) -> None:
+        await self.pool.aclose()
 
 
 def _commands() -> list[list[str]]:

@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from _common import URL_ENV, WAIT, AsyncLoop, Peer, bin_path
+from _common import URL_ENV, WAIT, Peer, bin_path
 from redis import Redis
 from saq import Queue
 
@@ -51,22 +51,23 @@ class SaqClient:
     """
 
     def __init__(self) -> None:
-        self.loop = AsyncLoop()
         self.queue = Queue.from_url(os.environ[URL_ENV])
-        self.loop.run(self.queue.connect())
         self.rechecks = 0
 
-    def submit(self, value: int) -> Any:
-        return self.loop.run(self.queue.enqueue("noop", value=value))
+    async def open(self) -> None:
+        await self.queue.connect()
 
-    def wait(self, handle: Any) -> Any:
+    async def submit(self, value: int) -> Any:
+        return await self.queue.enqueue("noop", value=value)
+
+    async def wait(self, handle: Any) -> Any:
         deadline = time.monotonic() + WAIT
         while True:
             try:
-                self.loop.run(handle.refresh(until_complete=RECHECK))
+                await handle.refresh(until_complete=RECHECK)
                 break
             except TimeoutError:  # no terminal status published to it in RECHECK s
-                self.loop.run(handle.refresh())
+                await handle.refresh()
                 if handle.completed:
                     self.rechecks += 1
                     break
@@ -84,9 +85,8 @@ class SaqClient:
             "out on a job already complete"
         ]
 
-    def close(self) -> None:
-        self.loop.run(self.queue.disconnect())
-        self.loop.close()
+    async def close(self) -> None:
+        await self.queue.disconnect()
 
 
 PEER = Peer(

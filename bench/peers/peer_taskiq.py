@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from _common import URL_ENV, WAIT, AsyncLoop, Peer, bin_path
+from _common import URL_ENV, WAIT, Peer, bin_path
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 # The driver sets the URL before importing this module; the workers inherit it.
@@ -23,22 +23,20 @@ async def noop(value: int) -> int:
 class TaskiqClient:
     """``await noop.kiq(i)``, then ``await task.wait_result(timeout=...)``."""
 
-    def __init__(self) -> None:
-        self.loop = AsyncLoop()
-        self.loop.run(broker.startup())
+    async def open(self) -> None:
+        await broker.startup()
 
-    def submit(self, value: int) -> Any:
-        return self.loop.run(noop.kiq(value))
+    async def submit(self, value: int) -> Any:
+        return await noop.kiq(value)
 
-    def wait(self, handle: Any) -> Any:
-        result = self.loop.run(handle.wait_result(timeout=WAIT))
+    async def wait(self, handle: Any) -> Any:
+        result = await handle.wait_result(timeout=WAIT)
         if result.is_err:
             raise RuntimeError(f"taskiq task {handle.task_id} failed: {result.error}")
         return result.return_value
 
-    def close(self) -> None:
-        self.loop.run(broker.shutdown())
-        self.loop.close()
+    async def close(self) -> None:
+        await broker.shutdown()
 
 
 PEER = Peer(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from _common import WAIT, AsyncLoop, Peer, url
+from _common import WAIT, Peer, url
 
 import worq.aio
 from worq import get_broker
@@ -51,23 +51,24 @@ class WorqClient:
 
 class AsyncWorqClient:
     """``await aq.submit(anoop, i)`` and ``await d.wait(timeout)`` through worq.aio,
-    on one kept loop, as the asyncio peers (arq, SAQ, taskiq) are driven."""
+    as the asyncio peers (arq, SAQ, taskiq) are driven."""
 
     def __init__(self) -> None:
-        self.loop = AsyncLoop()
         self.q = worq.aio.get_queue(url())
 
-    def submit(self, value: int) -> Any:
-        return self.loop.run(self.q.submit(anoop, value))
+    async def open(self) -> None:
+        """Nothing to do: the queue connects on first use."""
 
-    def wait(self, handle: Any) -> Any:
-        if not self.loop.run(handle.wait(WAIT)):
+    async def submit(self, value: int) -> Any:
+        return await self.q.submit(anoop, value)
+
+    async def wait(self, handle: Any) -> Any:
+        if not await handle.wait(WAIT):
             raise TimeoutError(f"worq task {handle.id} did not finish in {WAIT}s")
         return handle.value
 
-    def close(self) -> None:
-        self.loop.run(self.q.aclose())
-        self.loop.close()
+    async def close(self) -> None:
+        await self.q.aclose()
 
 
 def _command(pool: str, size: str = "--workers", count: str = "2") -> list[str]:
@@ -115,6 +116,6 @@ ASYNCIO_POOL = Peer(
     deviations=(_LOG_LEVEL,),
     notes=(
         "the async client (worq.aio) sends `async def anoop` tasks and awaits them on one "
-        "kept loop, as arq, SAQ and taskiq are driven",
+        "loop, as arq, SAQ and taskiq are driven",
     ),
 )

@@ -17,6 +17,9 @@ Every system, in turn, against one private redis-server (``bench/_servers.py``;
   call at a time with the system's per-call enqueue API (no batch API), then
   each result waited on in order with its result API; tasks/s = N / elapsed;
 - latency: 300 sequential submit-then-wait calls, p50 and p99;
+- both phases run as one coroutine on one event loop (``asyncio.run``), as an
+  async service would call: the asyncio systems' clients are awaited there,
+  the sync systems' clients are called from it and block it;
 - Redis commands per task: the growth of the summed ``calls`` of ``INFO
   commandstats`` over the throughput phase, over N (every command of every
   client: idle polls, heartbeats, commands run inside Lua scripts);
@@ -42,8 +45,8 @@ DEVIATIONS (the script prints them with the reasons, from each ``peer_*.py``):
   give for low-latency result fetching on Redis;
 - worq's asyncio pool runs as one process (one loop, ``--concurrency 100``),
   not two: one event loop is that pool's unit, as a process is the others';
-  its row is driven through ``worq.aio`` on one kept loop, as arq, SAQ and
-  taskiq are, with an ``async def`` no-op task;
+  its row is driven through ``worq.aio``, awaited on the driver's loop as
+  arq, SAQ and taskiq are, with an ``async def`` no-op task;
 - arq's client calls ``job.result()`` again when it raises ResultNotFound
   for a job ``job.status()`` still finds: ``result()`` reads the result key,
   then the queue, not atomically, so a job finishing between the two reads
@@ -68,7 +71,9 @@ processes do not exit on SIGTERM (killed after 30 s; its row says so).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import os
 import platform
 import signal
@@ -83,7 +88,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -91,7 +96,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))  # bench/, for _servers
 
-from _common import URL_ENV, Peer  # noqa: E402
+from _common import URL_ENV, AsyncClient, Client, Peer  # noqa: E402
 from _servers import redis_url  # noqa: E402
 
 TASKS = int(os.environ.get("WORQ_BENCH_TASKS", "5000"))
@@ -276,10 +281,71 @@ def _commands(client: redis.Redis) -> int:
     return sum(int(entry["calls"]) for entry in stats.values())
 
 
-def _checked(client: Any, handle: Any, expected: int) -> None:
-    value = client.wait(handle)
+@dataclass
+class Measured:
+    """What the client-driven phases measured."""
+
+    tasks_per_s: float
+    commands_per_task: float
+    latencies_ms: list[float]
+
+
+class _Awaited:
+    """A sync :class:`Client` behind the async calls the driver makes (each call blocks
+    the driver's loop, which runs nothing else)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def open(self) -> None:
+        pass
+
+    async def submit(self, value: int) -> Any:
+        return self._client.submit(value)
+
+    async def wait(self, handle: Any) -> Any:
+        return self._client.wait(handle)
+
+    async def close(self) -> None:
+        self._client.close()
+
+
+def _awaitable(client: Client | AsyncClient) -> AsyncClient:
+    if inspect.iscoroutinefunction(client.submit):
+        return cast(AsyncClient, client)
+    return _Awaited(cast(Client, client))
+
+
+async def _checked(client: AsyncClient, handle: Any, expected: int) -> None:
+    value = await client.wait(handle)
     if value != expected:
         raise RuntimeError(f"a task returned {value!r}, not {expected!r}")
+
+
+async def drive(client: AsyncClient, admin: redis.Redis) -> Measured:
+    """Both phases, run as one coroutine: the throughput phase, then the latency calls."""
+    await client.open()
+    await _checked(client, await client.submit(-1), -1)  # warm-up: workers consuming
+    before = _commands(admin)
+    started = time.perf_counter()
+    sent = [await client.submit(i) for i in range(TASKS)]
+    for i, handle in enumerate(sent):
+        await _checked(client, handle, i)
+    elapsed = time.perf_counter() - started
+    commands = (_commands(admin) - before - 1) / TASKS
+    latencies = []
+    for i in range(LATENCY_CALLS):
+        began = time.perf_counter()
+        await _checked(client, await client.submit(i), i)
+        latencies.append((time.perf_counter() - began) * 1000)
+    return Measured(TASKS / elapsed, commands, latencies)
+
+
+async def _drive_and_close(client: AsyncClient, admin: redis.Redis) -> Measured:
+    try:
+        return await drive(client, admin)
+    finally:
+        await client.close()
 
 
 def measure(row: Row, peer: Peer, admin: redis.Redis, url: str) -> None:
@@ -293,31 +359,19 @@ def measure(row: Row, peer: Peer, admin: redis.Redis, url: str) -> None:
             sampler.start()
             try:
                 _wait_ready(peer, processes, log)
-                client = peer.client()
+                made = peer.client()
                 try:
-                    _checked(client, client.submit(-1), -1)  # warm-up: workers consuming
-                    before = _commands(admin)
-                    started = time.perf_counter()
-                    sent = [client.submit(i) for i in range(TASKS)]
-                    for i, handle in enumerate(sent):
-                        _checked(client, handle, i)
-                    elapsed = time.perf_counter() - started
-                    row.commands_per_task = (_commands(admin) - before - 1) / TASKS
-                    row.tasks_per_s = TASKS / elapsed
-                    latencies = []
-                    for i in range(LATENCY_CALLS):
-                        began = time.perf_counter()
-                        _checked(client, client.submit(i), i)
-                        latencies.append((time.perf_counter() - began) * 1000)
+                    measured = asyncio.run(_drive_and_close(_awaitable(made), admin))
                 finally:
-                    row.notes.extend(getattr(client, "run_notes", list)())
-                    client.close()
+                    row.notes.extend(getattr(made, "run_notes", list)())
             except Exception as exc:
                 raise RuntimeError(f"{exc!r} (workers: {_tail(log)})") from exc
             finally:
                 sampler.stop()
-    row.p50_ms = statistics.median(latencies)
-    row.p99_ms = statistics.quantiles(latencies, n=100)[98]
+    row.tasks_per_s = measured.tasks_per_s
+    row.commands_per_task = measured.commands_per_task
+    row.p50_ms = statistics.median(measured.latencies_ms)
+    row.p99_ms = statistics.quantiles(measured.latencies_ms, n=100)[98]
     row.peak_rss_mib = sampler.peak_kib / 1024
 
 
