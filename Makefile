@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 # The Redis tests start their own private redis-server (and make TLS
 # certificates with openssl); install both when missing.
 redis-server:
-	@command -v redis-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq redis-server openssl >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && \
+		command -v openssl >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq redis-server redis-tools openssl >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench

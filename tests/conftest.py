@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.redis_server import external_url
-from worq.testing import RedisServer
+from worq.testing import RedisCluster, RedisServer
 
 BACKENDS = ["memory", "redis"]
 
@@ -38,6 +38,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """The session's Redis Cluster: 3 masters and 3 replicas, started on first use.
+
+    Without redis-server or redis-cli the tests using it fail; they never skip.
+    """
+    try:
+        cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

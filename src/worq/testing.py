@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from worq.core import Broker
 from worq.models import TaskMessage
@@ -22,6 +23,7 @@ from worq.pool.thread import WorkerPool
 
 __all__ = [
     "WAIT",
+    "RedisCluster",
     "RedisServer",
     "TimeoutLock",
     "assert_raises",
@@ -217,3 +219,119 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(REDIS_START_TIMEOUT)
             self.process = None
+
+
+CLUSTER_START_TIMEOUT = 30.0
+"""Seconds a test cluster has to agree that every slot is served."""
+
+
+class RedisCluster:
+    """A private Redis Cluster for tests: 3 masters and 3 replicas on loopback ports.
+
+    Six ``redis-server --cluster-enabled yes`` processes, each in a directory
+    of its own, joined with ``redis-cli --cluster create ... --cluster-replicas 1``.
+    :meth:`start` returns once every node reports ``cluster_state:ok``; :meth:`stop`
+    stops each server by its pid.
+
+    Args:
+        directory: Parent of the six servers' working directories.
+        node_timeout_ms: ``cluster-node-timeout``: how long a master may be
+            unreachable before its replica takes over (short, so that failover
+            tests do not wait long).
+
+    Raises:
+        RuntimeError: redis-server or redis-cli is not on PATH.
+    """
+
+    MASTERS = 3
+    REPLICAS_PER_MASTER = 1
+
+    def __init__(self, directory: Path | str, node_timeout_ms: int = 2000) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError(
+                "redis-cli is not on PATH: install it (apt-get install redis-tools, or "
+                "`make test`, which does)"
+            )
+        self.cli = cli
+        self.directory = Path(directory)
+        count = self.MASTERS * (1 + self.REPLICAS_PER_MASTER)
+        self.nodes: list[RedisServer] = []
+        for index in range(count):
+            folder = self.directory / f"node-{index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            options = (
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(folder / "nodes.conf"),
+                "--cluster-node-timeout", str(node_timeout_ms),
+                # the bus port is the client port + 10000 unless set: set it, as
+                # a free client port can be above 55535
+                "--cluster-port", str(free_port()),
+                # a replica's first sync starts at once, not after the default 5 s
+                "--repl-diskless-sync-delay", "0",
+            )  # fmt: skip
+            self.nodes.append(RedisServer(folder, extra_args=options))
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of every node, masters-to-be first."""
+        return [("127.0.0.1", node.port) for node in self.nodes]
+
+    def start(self) -> None:
+        """Start the six servers, join them, and wait until the cluster serves every slot."""
+        for node in self.nodes:
+            node.start()
+        command = [
+            self.cli, "--cluster", "create",
+            *(f"{host}:{port}" for host, port in self.addresses),
+            "--cluster-replicas", str(self.REPLICAS_PER_MASTER), "--cluster-yes",
+        ]  # fmt: skip
+        made = subprocess.run(
+            command, capture_output=True, text=True, timeout=CLUSTER_START_TIMEOUT
+        )
+        if made.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{made.stdout}{made.stderr}")
+        self._wait_until_ok()
+
+    def _wait_until_ok(self) -> None:
+        """Until every node sees all slots served and every replica's link to its master is up."""
+        import redis  # the redis extra is only needed by callers of this helper
+
+        clients = [redis.Redis(host=host, port=port) for host, port in self.addresses]
+        deadline = time.monotonic() + CLUSTER_START_TIMEOUT
+        try:
+            while not self._ready(clients):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"the test cluster in {self.directory} is not ready after "
+                        f"{CLUSTER_START_TIMEOUT}s: see the nodes' redis.log"
+                    )
+                time.sleep(0.05)  # gossip has no event to wait on: poll the condition
+        finally:
+            for client in clients:
+                client.close()
+
+    def _ready(self, clients: list[Any]) -> bool:
+        """Every node serves all slots and knows each range's master and replicas,
+        and every replica's link to its master is up."""
+        replicas_up = 0
+        for client in clients:
+            info = client.cluster("INFO")
+            if info.get("cluster_state") != "ok" or info.get("cluster_slots_ok") != "16384":
+                return False
+            ranges = client.execute_command("CLUSTER", "SLOTS")
+            if len(ranges) != self.MASTERS or any(
+                len(entry) - 2 != 1 + self.REPLICAS_PER_MASTER for entry in ranges
+            ):
+                return False
+            replication = client.info("replication")
+            if replication.get("role") == "slave" and replication.get("master_link_status") == "up":
+                replicas_up += 1
+        return replicas_up == self.MASTERS * self.REPLICAS_PER_MASTER
+
+    def stop(self) -> None:
+        """Stop every node (SIGTERM by pid) and wait for each to exit."""
+        for node in self.nodes:
+            node.stop()
