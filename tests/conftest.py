@@ -9,7 +9,9 @@ it never skips the backend.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 import pytest
 import redis
@@ -22,6 +24,29 @@ BACKENDS = ["memory", "redis"]
 _memory_stores = itertools.count()
 
 
+class _Startable(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Startable)
+
+
+@contextmanager
+def _running(make: Callable[[], S]) -> Iterator[S]:
+    """``make()``, started, then stopped; a missing binary fails the tests, never skips them."""
+    try:
+        server = make()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of the session's Redis server."""
@@ -29,15 +54,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url is not None:
         yield url
         return
-    try:
-        server = RedisServer(tmp_path_factory.mktemp("redis"))
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    server.start()
-    try:
+    with _running(lambda: RedisServer(tmp_path_factory.mktemp("redis"))) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -46,15 +64,8 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 
     Without redis-server or redis-cli the tests using it fail; they never skip.
     """
-    try:
-        cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    cluster.start()
-    try:
+    with _running(lambda: RedisCluster(tmp_path_factory.mktemp("redis-cluster"))) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
