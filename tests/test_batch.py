@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import redis
-import redis.client
 import redis.exceptions
 from redis.connection import AbstractConnection
 
+from tests.redis_faults import Recording, client_class
 from worq import (
     Deferred,
     DependencyUnavailable,
@@ -429,26 +429,22 @@ def test_map_reloads_flushed_scripts(rurl: str) -> None:
     assert len(q) == 3
 
 
-class _LosesPipelineReplies(redis.Redis):
-    """Runs every pipeline, but loses the reply of the first ``lose`` ones."""
+def _losing_chunk_replies(lose: int, meanwhile: Callable[[], object] | None = None) -> Any:
+    """A client class whose connections run every round trip of script calls but
+    lose the replies of the first ``lose`` of them (after ``meanwhile``)."""
+    left = [lose]
 
-    lose = 0
-    meanwhile: Callable[[], object] | None = None
+    class Losing(Recording):
+        def answer(self, command: tuple[Any, ...], reply: Any) -> Any:
+            if command[:1] != ("EVALSHA",) or left[0] <= 0:
+                return reply
+            left[0] -= 1
+            self.sent = ()  # the rest of the round trip's replies go unread
+            if meanwhile is not None:
+                meanwhile()
+            raise redis.exceptions.ConnectionError("reply lost (injected by the test)")
 
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> redis.client.Pipeline:
-        owner = type(self)
-
-        class Losing(redis.client.Pipeline):
-            def execute(self, raise_on_error: bool = True) -> list[Any]:
-                replies = super().execute(raise_on_error)
-                if owner.lose > 0:
-                    owner.lose -= 1
-                    if owner.meanwhile is not None:
-                        owner.meanwhile()
-                    raise redis.exceptions.ConnectionError("reply lost (injected by the test)")
-                return replies
-
-        return Losing(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+    return client_class(Losing)
 
 
 def test_a_lost_chunk_reply_stores_each_task_once(rurl: str) -> None:
@@ -463,8 +459,7 @@ def test_a_lost_chunk_reply_stores_each_task_once(rurl: str) -> None:
         assert plain.set_result(taken.task_id, b"done", 60, taken.lease)
         assert plain.pop_result(taken.task_id, 0) == b"done"  # gone: its id is free again
 
-    factory = type("Losing", (_LosesPipelineReplies,), {"lose": 1, "meanwhile": a_worker_runs_one})
-    tq = RedisTaskQueue(rurl, redis_factory=factory)
+    tq = RedisTaskQueue(rurl, redis_factory=_losing_chunk_replies(1, a_worker_runs_one))
     tasks = [NewTask(f"t{n}", b"m", keep_result=True, track=True) for n in range(1500)]
     assert tq.enqueue_tasks(tasks) == [DeferResult.STORED] * 1500
     assert plain.size() == 1499  # one ran, none stored twice
@@ -482,8 +477,7 @@ def test_a_lost_poll_reply_delivers_each_result_once(rurl: str) -> None:
         taken = plain.get(0)
         assert taken is not None
         plain.set_result(taken.task_id, f"R{taken.task_id}".encode(), 60, taken.lease)
-    factory = type("Losing", (_LosesPipelineReplies,), {"lose": 1})
-    tq = RedisTaskQueue(rurl, redis_factory=factory)
+    tq = RedisTaskQueue(rurl, redis_factory=_losing_chunk_replies(1))
     assert tq.pop_results(ids, 0) == {i: f"R{i}".encode() for i in ids}
     assert plain.pop_results(ids, 0) == dict.fromkeys(ids, TaskStatus.EXPIRED)
     tq.close()

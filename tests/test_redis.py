@@ -205,13 +205,13 @@ def test_every_script_call_stays_in_one_slot(
 ) -> None:
     """All KEYS of every script call hash to one Redis Cluster slot."""
     calls: list[tuple[str, list[str]]] = []
-    original = TaskQueue._run
+    original = TaskQueue._send_chunk
 
-    def recording(self: TaskQueue, script: str, keys: Any, args: Any) -> Any:
-        calls.append((script, list(keys)))
-        return original(self, script, keys, args)
+    def recording(self: TaskQueue, chunk: Any) -> Any:
+        calls.extend((call.script, list(call.keys)) for call in chunk)
+        return original(self, chunk)
 
-    monkeypatch.setattr(TaskQueue, "_run", recording)
+    monkeypatch.setattr(TaskQueue, "_send_chunk", recording)
     broker = flow_broker(url_redis)
     with thread_worker(broker, timeout=0.2):
         run_flows(url_redis)

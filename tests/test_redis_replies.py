@@ -1,7 +1,7 @@
 """Lost replies: a command runs on the server, then its connection breaks.
 
-Each test makes a client whose ``redis_factory`` runs a chosen command for
-real and then raises ``ConnectionError`` in place of its reply, as a reset
+Each test makes a client whose connections run a chosen command for real
+and then raise ``ConnectionError`` in place of its reply, as a reset
 connection does. The TaskQueue retries the call under the same request
 token; the caller must see what the lost reply said, and no task or result
 may be lost, duplicated or handed out twice.
@@ -20,6 +20,7 @@ import pytest
 import redis
 import redis.exceptions
 
+from tests.redis_faults import Recording, client_class
 from worq import BackendUnavailable, WorqError, get_broker
 from worq.const import TaskStatus
 from worq.queue.redis import _SOURCES, RETRY_DELAYS, TaskQueue
@@ -65,16 +66,15 @@ class Plan:
 def losing(plan: Plan) -> type[redis.Redis]:
     """A client class that runs every command but loses the replies ``plan`` picks."""
 
-    class LosesReplies(redis.Redis):
-        def execute_command(self, *args: Any, **options: Any) -> Any:
-            reply = super().execute_command(*args, **options)  # type: ignore[no-untyped-call]  # untyped in redis-py
-            if plan.take(args):
+    class LosesReplies(Recording):
+        def answer(self, command: tuple[Any, ...], reply: Any) -> Any:
+            if plan.take(command):
                 if plan.meanwhile is not None:
                     plan.meanwhile()
                 raise redis.exceptions.ConnectionError("reply lost (injected by the test)")
             return reply
 
-    return LosesReplies
+    return client_class(LosesReplies)
 
 
 def script(name: str, argv: Callable[[list[Any]], bool] = lambda argv: True) -> Match:
@@ -242,7 +242,7 @@ def test_lost_reply_of_the_get_after_a_blocking_wait(
     the id it moved), on the wait's own connection.
     """
     plan = Plan(script("get", lambda argv: argv[2] != ""))  # the call taking a claimed id
-    tq = TaskQueue(f"{url}?client_name={LOSSY}", redis_factory=losing_on_its_connection(plan))
+    tq = TaskQueue(f"{url}?client_name={LOSSY}", redis_factory=losing(plan))
     got: list[Taken | None] = []
     getter = threading.Thread(target=lambda: got.append(tq.get(WAIT)))
     getter.start()
@@ -257,40 +257,6 @@ def test_lost_reply_of_the_get_after_a_blocking_wait(
     tq.close()
 
 
-def losing_on_its_connection(plan: Plan) -> type[redis.Redis]:
-    """A client class whose connections lose the replies ``plan`` picks.
-
-    For get()'s wait for a task, which runs BLMOVE on a connection of its own
-    (so that a stopping pool can unblock it), past ``execute_command``.
-    """
-
-    class LosesReplies(redis.Connection):
-        sent: tuple[tuple[Any, ...], ...] = ()
-        """The commands sent whose replies are still to be read, in order."""
-
-        def send_command(self, *args: Any, **kwargs: Any) -> None:
-            self.sent = (args,)
-            super().send_command(*args, **kwargs)  # type: ignore[no-untyped-call]  # untyped in redis-py
-
-        def pack_commands(self, commands: Any) -> Any:
-            self.sent = tuple(tuple(command) for command in commands)
-            return super().pack_commands(commands)  # type: ignore[no-untyped-call]  # untyped in redis-py
-
-        def read_response(self, *args: Any, **kwargs: Any) -> Any:
-            reply = super().read_response(*args, **kwargs)
-            command, self.sent = (self.sent[0], self.sent[1:]) if self.sent else ((), ())
-            if plan.take(command):
-                raise redis.exceptions.ConnectionError("reply lost (injected by the test)")
-            return reply
-
-    class Client(redis.Redis):
-        @classmethod
-        def from_url(cls, url: str, **kwargs: Any) -> Any:
-            return super().from_url(url, connection_class=LosesReplies, **kwargs)
-
-    return Client
-
-
 def test_lost_blmove_reply_is_recovered(url: str, inspect: redis.Redis) -> None:
     """An id moved out of the queue by a BLMOVE whose reply was lost is taken; it runs once.
 
@@ -301,7 +267,7 @@ def test_lost_blmove_reply_is_recovered(url: str, inspect: redis.Redis) -> None:
     plan = Plan(command("BLMOVE", "worq:{default}:queue"))
     tq = TaskQueue(
         f"{url}?client_name={LOSSY}",
-        redis_factory=losing_on_its_connection(plan),
+        redis_factory=losing(plan),
         initial_result_timeout=0.2,
     )
     sweeper = TaskQueue(url, initial_result_timeout=0.2)
@@ -459,7 +425,7 @@ def test_lost_reply_of_finishing_and_taking_the_next(url: str, plain: TaskQueue,
     assert plain.defer_task("c", b"C", ["a"], keep_result=True) is DeferResult.STORED
     plain.enqueue_task("b", b"B", keep_result=True, track=True)
     plan = Plan(script(lost))
-    tq = TaskQueue(url, redis_factory=losing_on_its_connection(plan))
+    tq = TaskQueue(url, redis_factory=losing(plan))
     plan.armed.clear()
     a = tq.get(0)
     assert a is not None
@@ -526,12 +492,12 @@ def test_lost_reclaim_reply_hands_back_the_same_leases(
 # -- outages and strange replies ----------------------------------------------
 
 
-class Unreachable(redis.Redis):
-    """A client whose every command fails as if the network were down."""
+class Unreachable(redis.Connection):
+    """A connection whose every attempt to connect fails as if the network were down."""
 
     attempts = 0
 
-    def execute_command(self, *args: Any, **options: Any) -> Any:
+    def connect(self) -> None:
         type(self).attempts += 1
         raise redis.exceptions.ConnectionError("network is down (injected by the test)")
 
@@ -539,7 +505,9 @@ class Unreachable(redis.Redis):
 def test_persistent_outage_raises_backend_unavailable_in_bounded_time(url: str) -> None:
     """A server that never answers: every retry is made, then BackendUnavailable, in ~2 s."""
     port = url.rsplit(":", 1)[1].split("/")[0]
-    tq = TaskQueue(f"redis://:s3cret@127.0.0.1:{port}/0", "billing", redis_factory=Unreachable)
+    tq = TaskQueue(
+        f"redis://:s3cret@127.0.0.1:{port}/0", "billing", redis_factory=client_class(Unreachable)
+    )
     Unreachable.attempts = 0
     started = time.monotonic()
     with pytest.raises(BackendUnavailable) as raised:
@@ -563,17 +531,17 @@ def test_stopped_server_raises_backend_unavailable_and_a_restart_is_ridden_out(
     server.start()
     refused = threading.Event()
 
-    class Watched(redis.Redis):
-        """Tells the test when a command was refused."""
+    class Watched(redis.Connection):
+        """Tells the test when a connection was refused."""
 
-        def execute_command(self, *args: Any, **options: Any) -> Any:
+        def connect(self) -> None:
             try:
-                return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]  # untyped in redis-py
+                super().connect()  # type: ignore[no-untyped-call]  # untyped in redis-py
             except redis.exceptions.ConnectionError:
                 refused.set()
                 raise
 
-    tq = TaskQueue(server.url, redis_factory=Watched)
+    tq = TaskQueue(server.url, redis_factory=client_class(Watched))
     try:
         assert tq.ping()
         server.stop()
@@ -597,15 +565,13 @@ def test_stopped_server_raises_backend_unavailable_and_a_restart_is_ridden_out(
         server.stop()
 
 
-class Garbled(redis.Redis):
-    """A client whose worq scripts all answer ``reply`` (set per test)."""
+class Garbled(Recording):
+    """A connection on which worq's scripts all answer ``reply`` (set per test)."""
 
     reply: object = None
 
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        if args[0] == "EVALSHA":
-            return type(self).reply
-        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]  # untyped in redis-py
+    def answer(self, command: tuple[Any, ...], reply: Any) -> Any:
+        return type(self).reply if command and command[0] == "EVALSHA" else reply
 
 
 @pytest.mark.parametrize(
@@ -630,7 +596,7 @@ def test_unexpected_script_reply_is_a_worq_error(
 ) -> None:
     """A reply of the wrong shape raises a WorqError naming the queue, never a TypeError."""
     Garbled.reply = reply
-    tq = TaskQueue(url, "odd", redis_factory=Garbled)
+    tq = TaskQueue(url, "odd", redis_factory=client_class(Garbled))
     with pytest.raises(WorqError, match="queue 'odd' an unexpected reply") as raised:
         call(tq)
     assert not isinstance(raised.value, BackendUnavailable)

@@ -33,7 +33,7 @@ import attrs
 import redis
 import redis.exceptions
 from redis.backoff import NoBackoff
-from redis.connection import Connection
+from redis.connection import AbstractConnection
 from redis.retry import Retry
 
 from worq._deadline import Deadline
@@ -41,6 +41,7 @@ from worq._events import logger
 from worq._urls import check_redis_database, mask_url
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
+from worq.queue._redis_connections import HeldConnections
 from worq.queue._redis_keys import RedisKeys
 from worq.typing import DeferResult, NewTask, Taken
 
@@ -283,6 +284,7 @@ class TaskQueue:
         timeouts = (kwargs.get("socket_timeout") or 0, kwargs.get("socket_connect_timeout") or 0)
         self._replay_ms = _ms(REPLAY_TTL + sum(map(float, timeouts)))
         self._scripts = {name: self.redis.register_script(src) for name, src in _SOURCES.items()}
+        self._held = HeldConnections(pool)
         self._waiting = _Waiting()
         self._abandoned: dict[str, tuple[_Request, float]] = {}
         self._abandoned_lock = threading.Lock()
@@ -367,9 +369,8 @@ class TaskQueue:
 
         A :class:`_Request` among ``args`` is sent as that call's retry flag.
         """
-        call = _ScriptCall(script, list(keys), list(args))
-        run = self._scripts[script]
-        return self._call(lambda: run(keys=call.keys, args=call.argv()), call.requests)
+        (reply,) = self._run_pipelined([_ScriptCall(script, list(keys), list(args))])
+        return reply
 
     def _run_pipelined(self, calls: Sequence[_ScriptCall]) -> list[Any]:
         """Run many script calls, :data:`BATCH_SIZE` per pipelined round trip; their replies.
@@ -388,7 +389,8 @@ class TaskQueue:
         return replies
 
     def _send_chunk(self, chunk: Sequence[_ScriptCall]) -> list[Any]:
-        """One pipelined round trip of script calls by SHA (no SCRIPT EXISTS first).
+        """One pipelined round trip of script calls by SHA (no SCRIPT EXISTS first),
+        on a held connection (see :mod:`worq.queue._redis_connections`).
 
         Calls refused with NOSCRIPT (the server restarted or flushed its
         scripts) did not run: their scripts are loaded and they are sent again.
@@ -399,13 +401,13 @@ class TaskQueue:
         replies: list[Any] = [None] * len(chunk)
         todo = list(range(len(chunk)))
         for _ in range(2):
-            pipe = self.redis.pipeline(transaction=False)
-            for i in todo:
-                call = chunk[i]
-                sha = self._scripts[call.script].sha
-                pipe.evalsha(sha, len(call.keys), *call.keys, *call.argv())
+            commands = [
+                ("EVALSHA", self._scripts[chunk[i].script].sha, len(chunk[i].keys),
+                 *chunk[i].keys, *chunk[i].argv())
+                for i in todo
+            ]  # fmt: skip
             unloaded: list[int] = []
-            for i, reply in zip(todo, pipe.execute(raise_on_error=False), strict=True):
+            for i, reply in zip(todo, self._held.run(commands), strict=True):
                 if isinstance(reply, redis.exceptions.NoScriptError):
                     unloaded.append(i)
                 elif isinstance(reply, Exception):
@@ -566,41 +568,36 @@ class TaskQueue:
         script the server had flushed (NOSCRIPT).
         """
         k = self.keys
-        pool = self.redis.connection_pool
-        conn = self._call(pool.get_connection)
         try:
-            client_id = self._waiting.client_id(conn)
-            if client_id is None:
-                conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]  # untyped in redis-py
-                client_id = self._waiting.remember(conn, int(conn.read_response()))
-            if not self._waiting.enter(client_id, epoch):
-                return _NOTHING_TAKEN  # interrupted before the wait began
-            sha = self._scripts[call.script].sha
-            commands = [
-                ("BLMOVE", k.queue, k.claimed, "RIGHT", "LEFT", block),
-                ("EVALSHA", sha, len(call.keys), *call.keys, *call.argv()),
-            ]
-            try:
-                packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]  # untyped in redis-py
-                conn.send_packed_command(packed)  # type: ignore[no-untyped-call]  # untyped in redis-py
-                conn.read_response()  # the moved id, or None: get.lua takes it either way
-            finally:
-                self._waiting.leave(client_id)
-            return conn.read_response()
+            with self._held.connection() as conn:
+                client_id = self._waiting.client_id(conn)
+                if client_id is None:
+                    conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    client_id = self._waiting.remember(conn, int(conn.read_response()))
+                if not self._waiting.enter(client_id, epoch):
+                    return _NOTHING_TAKEN  # interrupted before the wait began
+                sha = self._scripts[call.script].sha
+                commands = [
+                    ("BLMOVE", k.queue, k.claimed, "RIGHT", "LEFT", block),
+                    ("EVALSHA", sha, len(call.keys), *call.keys, *call.argv()),
+                ]
+                try:
+                    packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    conn.send_packed_command(packed)  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    conn.read_response()  # the moved id, or None: get.lua takes it either way
+                finally:
+                    self._waiting.leave(client_id)
+                return conn.read_response()
         except _PERSISTENT as exc:
             raise self._error(exc) from exc
         except redis.exceptions.NoScriptError:
             pass  # the BLMOVE went through; get.lua, loaded again, takes what it moved
         except _TRANSIENT:
-            conn.disconnect()  # type: ignore[no-untyped-call]  # untyped in redis-py; a reply may be left unread
             for request in call.requests:
                 request.retried = True
             time.sleep(_CUT_WAIT_PAUSE)  # a cut wait says nothing of an outage (see _blmove)
         except redis.exceptions.RedisError as exc:
-            conn.disconnect()  # type: ignore[no-untyped-call]  # untyped in redis-py
             raise self._error(exc) from exc
-        finally:
-            pool.release(conn)
         return self._run(call.script, call.keys, call.args)
 
     def interrupt_waits(self) -> None:
@@ -884,7 +881,8 @@ class TaskQueue:
         return sorted(self._call(scan))
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connections (a later call opens new ones)."""
+        self._held.close()
         self.redis.close()
 
     def __repr__(self) -> str:
@@ -966,20 +964,20 @@ class _Waiting:
         self.epoch = 0
         self._lock = threading.Condition()
         self._blocked: set[int] = set()
-        self._ids: weakref.WeakKeyDictionary[Connection, int] = weakref.WeakKeyDictionary()
+        self._ids: weakref.WeakKeyDictionary[AbstractConnection, int] = weakref.WeakKeyDictionary()
 
-    def client_id(self, conn: Connection) -> int | None:
+    def client_id(self, conn: AbstractConnection) -> int | None:
         with self._lock:
             return self._ids.get(conn)
 
-    def remember(self, conn: Connection, client_id: int) -> int:
+    def remember(self, conn: AbstractConnection, client_id: int) -> int:
         with self._lock:
             if conn not in self._ids:
                 conn.register_connect_callback(self._forget)  # type: ignore[no-untyped-call]  # untyped in redis-py
             self._ids[conn] = client_id
         return client_id
 
-    def _forget(self, conn: Connection) -> None:
+    def _forget(self, conn: AbstractConnection) -> None:
         with self._lock:
             self._ids.pop(conn, None)
 
