@@ -25,7 +25,7 @@ import redis
 import redis.exceptions
 from redis.connection import AbstractConnection
 
-__all__ = ["HeldConnections"]
+__all__ = ["Command", "HeldConnections"]
 
 Command = Sequence[str | bytes | int | float]
 """One Redis command: its name, then its arguments."""

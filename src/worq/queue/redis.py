@@ -41,7 +41,7 @@ from worq._events import logger
 from worq._urls import check_redis_database, mask_url
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
-from worq.queue._redis_connections import HeldConnections
+from worq.queue._redis_connections import Command, HeldConnections
 from worq.queue._redis_keys import RedisKeys
 from worq.typing import DeferResult, NewTask, Taken
 
@@ -422,33 +422,47 @@ class TaskQueue:
             todo = unloaded
         raise redis.exceptions.NoScriptError("scripts vanished again right after loading them")
 
-    def _blmove(self, source: str, destination: str, timeout: float, whence: str) -> bytes | None:
-        """Block until ``source`` has an element and move it; None when none came.
+    def _wait_on(self, key: str, block: float, then: _ScriptCall | None = None) -> tuple[bool, Any]:
+        """Wait up to ``block`` seconds for list ``key`` (a result) to have an element,
+        then run ``then``, in one round trip on a held connection.
 
-        A wait cut by a connection error returns None too, after a short
-        pause, rather than being retried: a long wait can be cut at any
-        moment (a proxy, ``CLIENT KILL``) with the server up, so its failures
-        say nothing of an outage. The script call the caller makes next is
-        retried as usual, and raises BackendUnavailable if the server is down.
+        Moving the one-element list onto itself waits for the result without
+        taking it: ``then`` (pop_result.lua) takes it, under its own token,
+        as soon as it is there, with no round trip of its own.
+
+        A wait cut by a connection error is not retried: it returns after a
+        short pause, ``then`` marked retried and unanswered. A long wait can
+        be cut at any moment (a proxy, ``CLIENT KILL``) with the server up,
+        so its failures say nothing of an outage; the script call the caller
+        makes next is retried as usual, and raises BackendUnavailable if the
+        server is down. A ``then`` refused with NOSCRIPT is unanswered too.
+
+        Returns:
+            Whether an element came, and ``then``'s reply (None: no ``then``,
+            or unanswered; run it again).
         """
+        commands: list[Command] = [("BLMOVE", key, key, "LEFT", "LEFT", block)]
+        if then is not None:
+            sha = self._scripts[then.script].sha
+            commands.append(("EVALSHA", sha, len(then.keys), *then.keys, *then.argv()))
         try:
-            return cast(
-                bytes | None,
-                self.redis.blmove(
-                    source,
-                    destination,
-                    timeout,  # type: ignore[arg-type]  # typed int; Redis takes fractions
-                    whence,
-                    "LEFT",
-                ),
-            )
+            moved, *replies = self._held.run(commands)
         except _PERSISTENT as exc:
             raise self._error(exc) from exc
         except _TRANSIENT:
+            for request in then.requests if then is not None else ():
+                request.retried = True
             time.sleep(_CUT_WAIT_PAUSE)
-            return None
+            return False, None
         except redis.exceptions.RedisError as exc:
             raise self._error(exc) from exc
+        reply = replies[0] if replies else None
+        for answer in (moved, reply):
+            if isinstance(answer, redis.exceptions.ResponseError) and not isinstance(
+                answer, redis.exceptions.NoScriptError
+            ):
+                raise self._error(answer) from answer
+        return isinstance(moved, bytes), None if isinstance(reply, Exception) else reply
 
     def _unexpected(self, script: str, reply: object) -> WorqError:
         """The error for a reply no script of this version gives."""
@@ -595,7 +609,7 @@ class TaskQueue:
         except _TRANSIENT:
             for request in call.requests:
                 request.retried = True
-            time.sleep(_CUT_WAIT_PAUSE)  # a cut wait says nothing of an outage (see _blmove)
+            time.sleep(_CUT_WAIT_PAUSE)  # a cut wait says nothing of an outage (see _wait_on)
         except redis.exceptions.RedisError as exc:
             raise self._error(exc) from exc
         return self._run(call.script, call.keys, call.args)
@@ -758,8 +772,8 @@ class TaskQueue:
         call = self.pop_call(task_id, request)
         result_key = call.keys[0]
         deadline = Deadline(timeout)
+        reply = self._run(call.script, call.keys, call.args)
         while True:
-            reply = self._run(call.script, call.keys, call.args)
             outcome = self._read("pop_result", reply, _read_pop)
             if not isinstance(outcome, int):
                 return outcome
@@ -767,9 +781,9 @@ class TaskQueue:
             if deadline.passed(now):
                 return None
             block = deadline.capped(_longest_block([outcome]), now)
-            # Moving the one-element list onto itself waits for the result
-            # without taking it: the script takes it, under this call's token.
-            self._blmove(result_key, result_key, max(block, 0.01), "LEFT")
+            _, reply = self._wait_on(result_key, max(block, 0.01), call)
+            if reply is None:
+                reply = self._run(call.script, call.keys, call.args)
 
     def pop_results(
         self, task_ids: Sequence[str], timeout: float | None
@@ -827,7 +841,8 @@ class TaskQueue:
                 continue  # every polled result was there: poll the next ones at once
             block = deadline.capped(_longest_block(waits), now)
             first = self.keys.result(missing[0])
-            if self._blmove(first, first, max(block, 0.01), "LEFT") is None:
+            came, _ = self._wait_on(first, max(block, 0.01))
+            if not came:
                 window = len(missing)  # the first one is slow: look at all of them again
         return found
 
