@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import hiredis
 import redis
 
 
@@ -20,13 +21,10 @@ class Recording(redis.Connection):
     sent: tuple[tuple[Any, ...], ...] = ()
     """The commands sent whose replies are still to be read, in order."""
 
-    def send_command(self, *args: Any, **kwargs: Any) -> None:
-        self.sent = (args,)
-        super().send_command(*args, **kwargs)  # type: ignore[no-untyped-call]  # untyped in redis-py
-
-    def pack_commands(self, commands: Any) -> Any:
-        self.sent = tuple(tuple(command) for command in commands)
-        return super().pack_commands(commands)  # type: ignore[no-untyped-call]  # untyped in redis-py
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """Send, then note what was sent (after: connecting sends and reads a handshake)."""
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]  # untyped in redis-py
+        self.sent = _unpack(command if isinstance(command, bytes) else b"".join(command))
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         command, self.sent = (self.sent[0], self.sent[1:]) if self.sent else ((), ())
@@ -36,6 +34,23 @@ class Recording(redis.Connection):
     def answer(self, command: tuple[Any, ...], reply: Any) -> Any:
         """What the caller reads for ``command``, whose server reply is ``reply``."""
         return reply
+
+
+def _unpack(packed: bytes) -> tuple[tuple[Any, ...], ...]:
+    """The commands in a packed write, each argument as text where it is UTF-8."""
+    reader = hiredis.Reader()
+    reader.feed(packed)
+    commands = []
+    while (command := reader.gets()) is not False:
+        commands.append(tuple(_text(argument) for argument in command))
+    return tuple(commands)
+
+
+def _text(argument: bytes) -> str | bytes:
+    try:
+        return argument.decode()
+    except UnicodeDecodeError:
+        return argument
 
 
 def client_class(connection_class: type[redis.Connection]) -> type[redis.Redis]:

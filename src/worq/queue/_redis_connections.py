@@ -10,7 +10,7 @@ callbacks and need no stray-data check (a connection is handed back only once
 every reply it was sent has been read). So the queue keeps a stack of
 connections of its own, made with the pool's class and options (TLS, unix
 sockets, AUTH, the URL's query options all apply), and writes each round trip
-packed in one go (hiredis packs it, in C, when installed).
+packed in one go by hiredis (in C).
 """
 
 from __future__ import annotations
@@ -21,14 +21,24 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import hiredis
 import redis
 import redis.exceptions
 from redis.connection import AbstractConnection
 
-__all__ = ["Command", "HeldConnections"]
+__all__ = ["Command", "HeldConnections", "pack"]
 
-Command = Sequence[str | bytes | int | float]
+Command = Sequence[str | bytes | memoryview | int | float]
 """One Redis command: its name, then its arguments."""
+
+
+def pack(commands: Sequence[Command]) -> bytes:
+    """The commands in the Redis protocol, packed by hiredis in C.
+
+    redis-py packs with hiredis too, behind a Python wrapper that splits and
+    converts every argument again (about 15 µs a call here); its asyncio
+    client packs in Python (about 25 µs)."""
+    return b"".join([hiredis.pack_command(tuple(command)) for command in commands])  # type: ignore[arg-type]  # hiredis stubs type the argument as a 1-tuple
 
 
 class HeldConnections:
@@ -100,7 +110,7 @@ class HeldConnections:
                 The round trip was cut; any of the commands may have run.
         """
         with self.connection() as conn:
-            conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]  # untyped in redis-py
+            conn.send_packed_command([pack(commands)])  # type: ignore[no-untyped-call]  # untyped in redis-py
             replies: list[Any] = []
             for _ in commands:
                 try:

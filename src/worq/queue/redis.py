@@ -41,7 +41,7 @@ from worq._events import logger
 from worq._urls import check_redis_database, mask_url
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
-from worq.queue._redis_connections import Command, HeldConnections
+from worq.queue._redis_connections import Command, HeldConnections, pack
 from worq.queue._redis_keys import RedisKeys
 from worq.typing import DeferResult, NewTask, Taken
 
@@ -596,8 +596,7 @@ class TaskQueue:
                     ("EVALSHA", sha, len(call.keys), *call.keys, *call.argv()),
                 ]
                 try:
-                    packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]  # untyped in redis-py
-                    conn.send_packed_command(packed)  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    conn.send_packed_command([pack(commands)])  # type: ignore[no-untyped-call]  # untyped in redis-py
                     conn.read_response()  # the moved id, or None: get.lua takes it either way
                 finally:
                     self._waiting.leave(client_id)

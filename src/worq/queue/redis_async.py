@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import hiredis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.exceptions
@@ -37,6 +36,7 @@ from worq._deadline import Deadline
 from worq._events import logger
 from worq.const import DEFAULT, TaskStatus
 from worq.queue import redis as sync_redis
+from worq.queue._redis_connections import pack
 from worq.queue.redis import (
     _TRANSIENT,
     BATCH_SIZE,
@@ -199,12 +199,6 @@ def _next_look(lease_left_ms: int) -> float:
     return min(RECHECK, lease_left_ms / 1000 + 0.01)
 
 
-def _pack(commands: list[tuple[Any, ...]]) -> bytes:
-    """The commands in the Redis protocol, packed by hiredis in C (as redis-py's sync
-    client packs them; its asyncio client does it in Python, at 25 us a call)."""
-    return b"".join([hiredis.pack_command(command) for command in commands])
-
-
 class _Connections:
     """One event loop's two connections of an :class:`AsyncTaskQueue` (see the module)."""
 
@@ -303,7 +297,7 @@ class _Connections:
                  *calls[i].argv())
                 for i in todo
             ]  # fmt: skip
-            await conn.send_packed_command(_pack(commands), check_health=False)
+            await conn.send_packed_command(pack(commands), check_health=False)
             unloaded: list[int] = []
             failed: redis.exceptions.ResponseError | None = None
             for i in todo:
@@ -319,7 +313,7 @@ class _Connections:
                 return replies
             for name in {calls[i].script for i in unloaded}:  # on this connection too
                 await conn.send_packed_command(
-                    _pack([("SCRIPT", "LOAD", scripts[name].script)]), check_health=False
+                    pack([("SCRIPT", "LOAD", scripts[name].script)]), check_health=False
                 )
                 await conn.read_response()
             todo = unloaded
