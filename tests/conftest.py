@@ -79,10 +79,23 @@ def clean_redis_url(redis_url: str) -> str:
     return redis_url
 
 
+@pytest.fixture
+def clean_cluster_url(redis_cluster: RedisCluster) -> str:
+    """The session's Redis Cluster URL, every master emptied before the test."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+def backend_url(request: pytest.FixtureRequest, backend: str) -> str:
+    """A URL of an empty backend of the kind named: "memory", "redis" or "redis-cluster"."""
+    if backend in ("redis", "redis-cluster"):
+        fixture = "clean_redis_url" if backend == "redis" else "clean_cluster_url"
+        found: str = request.getfixturevalue(fixture)
+        return found
+    return f"memory://test-{next(_memory_stores)}"
+
+
 @pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest) -> str:
     """A URL of an empty task queue backend, fresh for each test."""
-    if request.param == "redis":
-        redis_url: str = request.getfixturevalue("clean_redis_url")
-        return redis_url
-    return f"memory://test-{next(_memory_stores)}"
+    return backend_url(request, request.param)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.conftest import backend_url
 from worq._backends import make_taskqueue
 from worq.const import TaskStatus
 from worq.testing import eventually
@@ -14,6 +15,12 @@ from worq.typing import DeferResult, Taken, TaskQueue
 
 SHORT = 0.05
 """A timeout short enough to keep tests fast; long enough to be measurable."""
+
+
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
+def url(request: pytest.FixtureRequest) -> str:
+    """A URL of an empty backend: the suite's two, and a real Redis Cluster as a third."""
+    return backend_url(request, request.param)
 
 
 @pytest.fixture

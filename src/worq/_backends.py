@@ -6,7 +6,7 @@ import importlib
 from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
-from worq._urls import mask_url
+from worq._urls import CLUSTER_SCHEMES, mask_url
 from worq.const import DEFAULT
 from worq.core import MAX_MESSAGE_SIZE, Broker
 from worq.deferred import Deferred
@@ -21,6 +21,8 @@ _BACKENDS = {
     "redis": "worq.queue.redis",
     "rediss": "worq.queue.redis",
     "unix": "worq.queue.redis",
+    "redis+cluster": "worq.queue.redis",
+    "rediss+cluster": "worq.queue.redis",
 }
 
 
@@ -54,7 +56,7 @@ def _backend_module(url: str, name: str, backends: dict[str, str]) -> Any:
     if module_name is None:
         raise ValueError(
             f"unsupported task queue URL {mask_url(url)!r}: use memory://, redis://, "
-            "rediss:// or unix://"
+            "rediss://, unix://, or redis+cluster:// (rediss+cluster://) for a Redis Cluster"
         )
     try:
         return importlib.import_module(module_name)
@@ -80,8 +82,14 @@ def make_async_taskqueue(url: str, name: str = DEFAULT) -> AsyncTaskQueue:
     """Build the async backend (for ``worq.aio``) the URL's scheme names.
 
     Raises:
-        ValueError, WorqError: As for :func:`make_taskqueue`.
+        ValueError, WorqError: As for :func:`make_taskqueue`; WorqError for a
+            Redis Cluster URL, which only the sync client takes for now.
     """
+    if str(url).partition("://")[0] in CLUSTER_SCHEMES:  # a non-str is refused below
+        raise WorqError(
+            f"the async client (worq.aio) does not run on a Redis Cluster yet "
+            f"({mask_url(url)!r}): use the sync client (worq.get_queue) there, or redis://"
+        )
     taskqueue: AsyncTaskQueue = _backend_module(url, name, _ASYNC_BACKENDS).AsyncTaskQueue(
         url, name
     )

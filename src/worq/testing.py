@@ -277,6 +277,23 @@ class RedisCluster:
         """``(host, port)`` of every node, masters-to-be first."""
         return [("127.0.0.1", node.port) for node in self.nodes]
 
+    @property
+    def url(self) -> str:
+        """A ``redis+cluster://`` URL naming every node as a seed."""
+        return "redis+cluster://" + ",".join(f"{host}:{port}" for host, port in self.addresses)
+
+    def flush(self) -> None:
+        """Empty every master (FLUSHALL), so that a test starts on an empty cluster."""
+        import redis  # the redis extra is only needed by callers of this helper
+
+        for host, port in self.addresses:
+            node = redis.Redis(host=host, port=port)
+            try:
+                if node.info("replication")["role"] == "master":
+                    node.flushall()
+            finally:
+                node.close()
+
     def start(self) -> None:
         """Start the six servers, join them, and wait until the cluster serves every slot."""
         for node in self.nodes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.resources
 import itertools
 import os
@@ -28,21 +29,31 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import attrs
 import redis
 import redis.exceptions
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import AbstractConnection
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from worq._deadline import Deadline
 from worq._events import logger
-from worq._urls import check_redis_database, mask_url
+from worq._urls import (
+    CLUSTER_SCHEMES,
+    ClusterURL,
+    check_redis_database,
+    mask_url,
+    parse_cluster_url,
+)
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
-from worq.queue._redis_connections import Command, HeldConnections, pack
+from worq.queue._redis_connections import Command, pack
 from worq.queue._redis_keys import RedisKeys
+from worq.queue._redis_route import ClusterRoute, Route, ServerRoute
 from worq.typing import DeferResult, NewTask, Taken
 
 __all__ = ["TaskQueue"]
@@ -126,7 +137,15 @@ _SCRIPTS = (
 _QUEUE_OF_KEY = re.compile(rb"^worq:\{([^{}]+)\}:")
 """The queue name in one of worq's keys (queue names cannot hold braces)."""
 
-_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.AskError,  # and MovedError: a cluster node serves the slot elsewhere now
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+"""Errors a retry can cure: a connection cut, or a cluster node turning a command away
+(it did not run) while its slot moves or a replica takes over."""
 _PERSISTENT = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
 """Connection errors no retry can cure: wrong credentials, a user without rights."""
 
@@ -138,6 +157,29 @@ def _load_sources() -> dict[str, str]:
 
 
 _SOURCES = _load_sources()
+
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": CONNECT_TIMEOUT,
+    "socket_timeout": None,
+    "retry": Retry(NoBackoff(), 0),
+}
+"""redis-py client options (the URL's query options take precedence)."""
+
+_REFUSALS = 4
+"""Most round trips one chunk of script calls gets while nodes refuse it with
+NOSCRIPT or MOVED: MOVED after a failover, then NOSCRIPT on the new master, then it runs."""
+
+
+@attrs.define
+class _Script:
+    """One of worq's Lua scripts: its source and SHA1 (what EVALSHA names it by)."""
+
+    source: str
+    sha: str = attrs.field()
+
+    @sha.default
+    def _sha_of_source(self) -> str:
+        return hashlib.sha1(self.source.encode("utf-8")).hexdigest()
 
 
 class _RequestTokens:
@@ -264,30 +306,60 @@ class TaskQueue:
         self.keys = RedisKeys.for_queue(name)
         self.initial_lease = initial_result_timeout
         """Seconds a lease lasts when a task is taken, before a heartbeat renews it."""
+        cluster = None
+        if urlsplit(url).scheme in CLUSTER_SCHEMES:
+            cluster = parse_cluster_url(url)  # raises ValueError, naming the masked URL
+            url, redis_factory = cluster.first, redis.Redis
         try:
             # socket_timeout=None: blocking waits (BLMOVE) last as long as asked;
             # redis-py's default (5 s in recent versions) would cut them. No
             # redis-py retries: they would resend a script as a first attempt,
             # without the retry flag that makes it safe (see _call). Query
             # options in the URL take precedence over the timeouts.
-            self.redis = redis_factory.from_url(
-                url,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=None,
-                retry=Retry(NoBackoff(), 0),
-            )
-            pool = self.redis.connection_pool
+            client = redis_factory.from_url(url, **_CLIENT_OPTIONS)
+            pool = client.connection_pool
             pool.connection_class(**pool.connection_kwargs)  # checks the options, no I/O
         except (ValueError, TypeError) as exc:
             raise ValueError(f"malformed Redis URL {self._masked_url!r}: {exc}") from None
         kwargs = pool.connection_kwargs
         timeouts = (kwargs.get("socket_timeout") or 0, kwargs.get("socket_connect_timeout") or 0)
         self._replay_ms = _ms(REPLAY_TTL + sum(map(float, timeouts)))
-        self._scripts = {name: self.redis.register_script(src) for name, src in _SOURCES.items()}
-        self._held = HeldConnections(pool)
+        self._scripts = {name: _Script(source) for name, source in _SOURCES.items()}
+        self._route: Route
+        if cluster is None:
+            self._route = ServerRoute(client)
+        else:
+            client.close()
+            self._route = ClusterRoute(
+                functools.partial(self._connect_cluster, cluster), self.keys.queue
+            )
         self._waiting = _Waiting()
         self._abandoned: dict[str, tuple[_Request, float]] = {}
         self._abandoned_lock = threading.Lock()
+
+    @property
+    def redis(self) -> redis.Redis:
+        """A client of the server (on a cluster, of the node) holding this queue's keys."""
+        return self._route.node()[0]
+
+    def _connect_cluster(self, cluster: ClusterURL) -> RedisCluster:
+        """The cluster client, having learnt the slot map from the first seed that answers.
+
+        Raises:
+            redis.exceptions.ConnectionError: No seed answered (retried as an outage).
+            WorqError: A seed is a server not in cluster mode.
+        """
+        seeds = [ClusterNode(host, port) for host, port in cluster.seeds[1:]]  # type: ignore[no-untyped-call]  # untyped in redis-py
+        try:
+            return RedisCluster.from_url(cluster.first, startup_nodes=seeds, **_CLIENT_OPTIONS)
+        except redis.exceptions.RedisClusterException as exc:
+            if "not enabled" in str(exc):
+                raise WorqError(
+                    f"the Redis server at {self._masked_url} is not in cluster mode "
+                    f"(queue {self._name!r}): use redis://host:port for a single server, "
+                    "redis+cluster:// only for a Redis Cluster"
+                ) from None
+            raise redis.exceptions.ConnectionError(str(exc)) from None
 
     @property
     def url(self) -> str:
@@ -306,7 +378,7 @@ class TaskQueue:
     def initial_result_timeout(self, seconds: float) -> None:
         self.initial_lease = seconds
 
-    def _error(self, exc: redis.exceptions.RedisError) -> WorqError:
+    def _error(self, exc: RedisError) -> WorqError:
         """The worq error for a redis-py one, naming the server and queue."""
         if isinstance(exc, _TRANSIENT):
             return BackendUnavailable(
@@ -362,6 +434,8 @@ class TaskQueue:
             try:
                 return step()
             except redis.exceptions.RedisError as exc:
+                if isinstance(exc, _TRANSIENT):
+                    self._route.turned_away()
                 time.sleep(retrying.after(exc))
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[_Arg]) -> Any:
@@ -393,34 +467,46 @@ class TaskQueue:
         on a held connection (see :mod:`worq.queue._redis_connections`).
 
         Calls refused with NOSCRIPT (the server restarted or flushed its
-        scripts) did not run: their scripts are loaded and they are sent again.
+        scripts, or a cluster node took over the queue) did not run: their
+        scripts are loaded and they are sent again. So are calls a cluster
+        node refused with MOVED (the queue's slot is served elsewhere now),
+        to the node that serves it.
 
         Raises:
             redis.exceptions.RedisError: A call failed otherwise.
         """
         replies: list[Any] = [None] * len(chunk)
         todo = list(range(len(chunk)))
-        for _ in range(2):
+        for _ in range(_REFUSALS):
+            client, held = self._route.node()
             commands = [
                 ("EVALSHA", self._scripts[chunk[i].script].sha, len(chunk[i].keys),
                  *chunk[i].keys, *chunk[i].argv())
                 for i in todo
             ]  # fmt: skip
-            unloaded: list[int] = []
-            for i, reply in zip(todo, self._held.run(commands), strict=True):
-                if isinstance(reply, redis.exceptions.NoScriptError):
-                    unloaded.append(i)
+            refused: list[int] = []
+            moved = False
+            for i, reply in zip(todo, held.run(commands), strict=True):
+                if isinstance(reply, redis.exceptions.NoScriptError | redis.exceptions.MovedError):
+                    refused.append(i)
+                    moved = moved or isinstance(reply, redis.exceptions.MovedError)
                 elif isinstance(reply, Exception):
                     raise reply
                 else:
                     replies[i] = reply
-            if not unloaded:
+            if not refused:
                 return replies
-            for name in {chunk[i].script for i in unloaded}:
-                script = self._scripts[name]
-                script.sha = self.redis.script_load(script.script)
-            todo = unloaded
-        raise redis.exceptions.NoScriptError("scripts vanished again right after loading them")
+            if moved:
+                self._route.turned_away()
+            else:
+                for name in {chunk[i].script for i in refused}:
+                    script = self._scripts[name]
+                    script.sha = client.script_load(script.source)
+            todo = refused
+        raise redis.exceptions.ConnectionError(
+            "refused again and again (NOSCRIPT or MOVED) right after loading the scripts "
+            "or following the cluster to the node serving the queue"
+        )
 
     def _wait_on(self, key: str, block: float, then: _ScriptCall | None = None) -> tuple[bool, Any]:
         """Wait up to ``block`` seconds for list ``key`` (a result) to have an element,
@@ -446,10 +532,11 @@ class TaskQueue:
             sha = self._scripts[then.script].sha
             commands.append(("EVALSHA", sha, len(then.keys), *then.keys, *then.argv()))
         try:
-            moved, *replies = self._held.run(commands)
+            moved, *replies = self._route.node()[1].run(commands)
         except _PERSISTENT as exc:
             raise self._error(exc) from exc
         except _TRANSIENT:
+            self._route.turned_away()
             for request in then.requests if then is not None else ():
                 request.retried = True
             time.sleep(_CUT_WAIT_PAUSE)
@@ -458,6 +545,9 @@ class TaskQueue:
             raise self._error(exc) from exc
         reply = replies[0] if replies else None
         for answer in (moved, reply):
+            if isinstance(answer, Exception) and _cut(answer):  # turned away: it did not run
+                self._route.turned_away()
+                return False, None
             if isinstance(answer, redis.exceptions.ResponseError) and not isinstance(
                 answer, redis.exceptions.NoScriptError
             ):
@@ -583,7 +673,7 @@ class TaskQueue:
         """
         k = self.keys
         try:
-            with self._held.connection() as conn:
+            with self._route.node()[1].connection() as conn:
                 client_id = self._waiting.client_id(conn)
                 if client_id is None:
                     conn.send_command("CLIENT", "ID")  # type: ignore[no-untyped-call]  # untyped in redis-py
@@ -605,12 +695,13 @@ class TaskQueue:
             raise self._error(exc) from exc
         except redis.exceptions.NoScriptError:
             pass  # the BLMOVE went through; get.lua, loaded again, takes what it moved
-        except _TRANSIENT:
+        except redis.exceptions.RedisError as exc:
+            if not _cut(exc):
+                raise self._error(exc) from exc
+            self._route.turned_away()
             for request in call.requests:
                 request.retried = True
             time.sleep(_CUT_WAIT_PAUSE)  # a cut wait says nothing of an outage (see _wait_on)
-        except redis.exceptions.RedisError as exc:
-            raise self._error(exc) from exc
         return self._run(call.script, call.keys, call.args)
 
     def interrupt_waits(self) -> None:
@@ -627,8 +718,11 @@ class TaskQueue:
             # is out of its wait.
             for client_id in blocked:
                 with contextlib.suppress(WorqError):  # the server is gone: nothing waits on it
-                    self._call(functools.partial(self.redis.client_unblock, client_id))
+                    self._call(functools.partial(self._unblock, client_id))
             blocked = self._waiting.still_blocked(_UNBLOCK_RECHECK)
+
+    def _unblock(self, client_id: int) -> None:
+        self.redis.client_unblock(client_id)
 
     def size(self) -> int:
         k = self.keys
@@ -851,7 +945,7 @@ class TaskQueue:
         Raises:
             BackendUnavailable: It does not.
         """
-        return bool(self._call(self.redis.ping))
+        return bool(self._call(lambda: self.redis.ping()))
 
     def log_all_worq(self, show_expiring: bool = False) -> list[dict[str, Any]]:
         """Log (event ``redis.key``) and return every key of this queue: a debugging aid.
@@ -862,11 +956,12 @@ class TaskQueue:
 
         def listing() -> list[dict[str, Any]]:
             found = []
-            for key in self.redis.scan_iter(match=self.keys.pattern, count=500):
-                ttl = self.redis.pttl(key)
+            client = self.redis
+            for key in client.scan_iter(match=self.keys.pattern, count=500):
+                ttl = client.pttl(key)
                 if ttl >= 0 and not show_expiring:
                     continue
-                kind = self.redis.type(key)
+                kind = client.type(key)
                 found.append(
                     {
                         "key": key.decode(),
@@ -886,21 +981,29 @@ class TaskQueue:
 
         def scan() -> set[str]:
             found = set()
-            for key in self.redis.scan_iter(match="worq:{*}:*", count=1000):
-                match = _QUEUE_OF_KEY.match(key)
-                if match is not None:
-                    found.add(match.group(1).decode("utf-8", "backslashreplace"))
+            for client in self._route.masters():
+                for key in client.scan_iter(match="worq:{*}:*", count=1000):
+                    match = _QUEUE_OF_KEY.match(key)
+                    if match is not None:
+                        found.add(match.group(1).decode("utf-8", "backslashreplace"))
             return found
 
         return sorted(self._call(scan))
 
     def close(self) -> None:
         """Close the connections (a later call opens new ones)."""
-        self._held.close()
-        self.redis.close()
+        self._route.close()
 
     def __repr__(self) -> str:
         return f"<redis TaskQueue {self._masked_url} [{self._name}]>"
+
+
+def _cut(exc: Exception) -> bool:
+    """True for an error that cut a wait short without a word on the outcome: a
+    transient one, or UNBLOCKED (the node blocking it became a replica)."""
+    return isinstance(exc, _TRANSIENT) or (
+        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("UNBLOCKED")
+    )
 
 
 def _longest_block(waits: Sequence[int]) -> float:

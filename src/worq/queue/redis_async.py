@@ -313,7 +313,7 @@ class _Connections:
                 return replies
             for name in {calls[i].script for i in unloaded}:  # on this connection too
                 await conn.send_packed_command(
-                    pack([("SCRIPT", "LOAD", scripts[name].script)]), check_health=False
+                    pack([("SCRIPT", "LOAD", scripts[name].source)]), check_health=False
                 )
                 await conn.read_response()
             todo = unloaded
