@@ -36,8 +36,8 @@ def work(url: str, n: int, hold: float) -> int:
     return 2 * n
 
 
-def init(url: str) -> Broker:
-    """Worker init: short leases, the fault tasks exposed."""
-    broker = get_broker(url, initial_result_timeout=LEASE)
+def init(url: str, queue: str = "default") -> Broker:
+    """Worker init: short leases, the fault tasks exposed on ``queue``."""
+    broker = get_broker(url, queue, initial_result_timeout=LEASE)
     broker.expose(ts)
     return broker

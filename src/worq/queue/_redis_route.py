@@ -18,6 +18,7 @@ from typing import Protocol
 
 import redis
 import redis.cluster
+import redis.exceptions
 
 from worq.queue._redis_connections import HeldConnections
 
@@ -100,19 +101,27 @@ class ClusterRoute:
         with self._lock:
             if self._current is not None:
                 return self._current
-            cluster = self._cluster
-            if cluster is None:
-                cluster = self._cluster = self._connect()
-            elif self._stale:
-                cluster.nodes_manager.initialize()
-            self._stale = False
-            node = cluster.get_node_from_key(self._key)  # type: ignore[no-untyped-call]  # untyped in redis-py
-            client = node.redis_connection or cluster.get_redis_connection(node)
-            held = self._held.get(node.name)
-            if held is None:
-                held = self._held[node.name] = HeldConnections(client.connection_pool)
-            self._current = client, held
+            try:
+                self._current = self._learn()
+            except redis.exceptions.RedisClusterException as exc:
+                # no node answered, or none serves the slot (mid-failover): an outage
+                raise redis.exceptions.ConnectionError(str(exc)) from None
             return self._current
+
+    def _learn(self) -> tuple[redis.Redis, HeldConnections]:
+        """Ask the cluster which master serves the queue's slot (under the lock)."""
+        cluster = self._cluster
+        if cluster is None:
+            cluster = self._cluster = self._connect()
+        elif self._stale:
+            cluster.nodes_manager.initialize()
+        self._stale = False
+        node = cluster.get_node_from_key(self._key)  # type: ignore[no-untyped-call]  # untyped in redis-py
+        client = node.redis_connection or cluster.get_redis_connection(node)
+        held = self._held.get(node.name)
+        if held is None:
+            held = self._held[node.name] = HeldConnections(client.connection_pool)
+        return client, held
 
     def turned_away(self) -> None:
         with self._lock:
