@@ -20,6 +20,7 @@ import worq.aio
 from tests import process_tasks
 from tests.test_cli import run
 from worq import TaskSpace, WorqError, get_broker, get_queue, wait_all
+from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool
 from worq.queue.redis import TaskQueue
 from worq.testing import WAIT, RedisCluster, eventually, free_port, thread_worker
@@ -233,3 +234,16 @@ def test_the_async_client_says_it_does_not_take_a_cluster_url_yet() -> None:
     ) as raised:
         worq.aio.get_queue("redis+cluster://:s3cret@10.0.0.1:7000")
     assert "s3cret" not in str(raised.value)
+
+
+def test_an_asyncio_pool_runs_async_tasks_on_the_cluster(clean_cluster_url: str) -> None:
+    broker = process_tasks.init(clean_cluster_url)
+    pool = AsyncioPool(broker, concurrency=10)
+    pool.start(timeout=0.1)
+    try:
+        q = get_queue(clean_cluster_url)
+        sums = [q.proc.async_add([n, n]) for n in range(20)]
+        assert not wait_all(sums, WAIT).not_done
+        assert [d.value for d in sums] == [2 * n for n in range(20)]
+    finally:
+        pool.stop()
