@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,9 +25,11 @@ def url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def tq(url: str) -> TaskQueue:
-    """A fresh backend queue named 'default'."""
-    return make_taskqueue(url)
+def tq(url: str) -> Iterator[TaskQueue]:
+    """A fresh backend queue named 'default', closed after the test."""
+    queue = make_taskqueue(url)
+    yield queue
+    queue.close()
 
 
 def enqueue(

@@ -19,7 +19,7 @@ import redis.cluster
 import worq.aio
 from tests import process_tasks
 from tests.test_cli import run
-from worq import TaskSpace, WorqError, get_broker, get_queue, wait_all
+from worq import TaskSpace, WorqError, get_broker, wait_all
 from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool
 from worq.queue.redis import TaskQueue
@@ -99,14 +99,17 @@ def test_tasks_and_deferred_arguments_run_on_the_cluster(clean_cluster_url: str)
     """The manual's dependency graph through a broker and a thread pool, on the cluster."""
     broker = get_broker(clean_cluster_url, "graphs")
     broker.expose(maths)
+    client = get_broker(clean_cluster_url, "graphs")
     with thread_worker(broker, timeout=0.2):
-        q = get_queue(clean_cluster_url, "graphs").maths
+        q = client.queue("maths")
         total = q.add(q.add(1, 2), q.add(3, 4))
         assert total.wait(WAIT)
         assert total.value == 10
         sums = q.starmap(add, [(1, n) for n in range(50)])  # pipelined, grouped by node
         assert not wait_all(sums, WAIT).not_done
         assert [d.value for d in sums] == [n + 1 for n in range(50)]
+    client.close()
+    broker.close()
 
 
 def test_a_failover_is_followed_by_workers_and_waiters(
@@ -213,14 +216,18 @@ def test_a_process_pool_and_the_command_line_run_on_the_cluster(
 ) -> None:
     pool = WorkerPool(process_tasks.init(clean_cluster_url), process_tasks.init, workers=1)
     pool.start(timeout=0.2, handle_sigterm=False)
+    client = get_broker(clean_cluster_url)
     try:
-        q = get_queue(clean_cluster_url)
+        q = client.queue()
         total = q.proc.add([q.proc.add([1, 2]), 3])
         assert total.wait(WAIT)
         assert total.value == 6
     finally:
         pool.stop()
-    get_queue(clean_cluster_url, "reports").proc.add([5, 6])
+        client.close()
+    reports = get_broker(clean_cluster_url, "reports")
+    reports.queue().proc.add([5, 6])
+    reports.close()
     shown = run(tmp_path, "info", clean_cluster_url, "--json")
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
@@ -240,10 +247,13 @@ def test_an_asyncio_pool_runs_async_tasks_on_the_cluster(clean_cluster_url: str)
     broker = process_tasks.init(clean_cluster_url)
     pool = AsyncioPool(broker, concurrency=10)
     pool.start(timeout=0.1)
+    client = get_broker(clean_cluster_url)
     try:
-        q = get_queue(clean_cluster_url)
+        q = client.queue()
         sums = [q.proc.async_add([n, n]) for n in range(20)]
         assert not wait_all(sums, WAIT).not_done
         assert [d.value for d in sums] == [2 * n for n in range(20)]
     finally:
         pool.stop()
+        client.close()
+        broker.close()
