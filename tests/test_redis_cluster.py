@@ -7,10 +7,12 @@ single-node stand-in.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -235,12 +237,44 @@ def test_a_process_pool_and_the_command_line_run_on_the_cluster(
     assert info["queues"] == {"default": 0, "reports": 1}  # scanned on every master
 
 
-def test_the_async_client_says_it_does_not_take_a_cluster_url_yet() -> None:
-    with pytest.raises(
-        WorqError, match=r"worq.aio\) does not run on a Redis Cluster yet"
-    ) as raised:
-        worq.aio.get_queue("redis+cluster://:s3cret@10.0.0.1:7000")
-    assert "s3cret" not in str(raised.value)
+def test_the_async_client_follows_a_failover(
+    redis_cluster: RedisCluster, clean_cluster_url: str
+) -> None:
+    """worq.aio on the cluster: sends and awaits on the queue's node, and after a
+    failover (MOVED, then NOSCRIPT on the new master) on the new one."""
+    broker = process_tasks.init(clean_cluster_url)
+    pool = AsyncioPool(broker, concurrency=10)
+    pool.start(timeout=0.1)
+    master = _master_port(clean_cluster_url)
+
+    async def sums(aq: Any, numbers: range) -> list[int]:
+        deferreds = [await aq.submit(process_tasks.async_add, [n, n]) for n in numbers]
+        return [await d for d in deferreds]
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        async with worq.aio.get_queue(clean_cluster_url) as aq:
+            before = await sums(aq, range(10))
+            await asyncio.to_thread(_fail_over, redis_cluster, master)
+            after = await sums(aq, range(10, 20))
+            return before, after
+
+    try:
+        before, after = asyncio.run(scenario())
+    finally:
+        pool.stop()
+        broker.close()
+    assert before == [2 * n for n in range(10)]
+    assert after == [2 * n for n in range(10, 20)]
+    assert _master_port(clean_cluster_url) != master
+
+
+def _master_port(url: str) -> int:
+    tq = TaskQueue(url)
+    try:
+        port: int = tq.redis.connection_pool.connection_kwargs["port"]
+        return port
+    finally:
+        tq.close()
 
 
 def test_an_asyncio_pool_runs_async_tasks_on_the_cluster(clean_cluster_url: str) -> None:

@@ -6,7 +6,7 @@ import importlib
 from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
-from worq._urls import CLUSTER_SCHEMES, mask_url
+from worq._urls import mask_url
 from worq.const import DEFAULT
 from worq.core import MAX_MESSAGE_SIZE, Broker
 from worq.deferred import Deferred
@@ -31,6 +31,8 @@ _ASYNC_BACKENDS = {
     "redis": "worq.queue.redis_async",
     "rediss": "worq.queue.redis_async",
     "unix": "worq.queue.redis_async",
+    "redis+cluster": "worq.queue.redis_async",
+    "rediss+cluster": "worq.queue.redis_async",
 }
 """The modules whose ``AsyncTaskQueue`` serves ``worq.aio`` clients."""
 
@@ -82,14 +84,8 @@ def make_async_taskqueue(url: str, name: str = DEFAULT) -> AsyncTaskQueue:
     """Build the async backend (for ``worq.aio``) the URL's scheme names.
 
     Raises:
-        ValueError, WorqError: As for :func:`make_taskqueue`; WorqError for a
-            Redis Cluster URL, which only the sync client takes for now.
+        ValueError, WorqError: As for :func:`make_taskqueue`.
     """
-    if str(url).partition("://")[0] in CLUSTER_SCHEMES:  # a non-str is refused below
-        raise WorqError(
-            f"the async client (worq.aio) does not run on a Redis Cluster yet "
-            f"({mask_url(url)!r}): use the sync client (worq.get_queue) there, or redis://"
-        )
     taskqueue: AsyncTaskQueue = _backend_module(url, name, _ASYNC_BACKENDS).AsyncTaskQueue(
         url, name
     )

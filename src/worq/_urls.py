@@ -64,6 +64,13 @@ class ClusterURL:
     first: str
     seeds: tuple[tuple[str, int], ...]
 
+    def for_node(self, host: str, port: int) -> str:
+        """The URL of one node: :attr:`first` with that node's host and port."""
+        parts = urlsplit(self.first)
+        userinfo, _, _ = parts.netloc.rpartition("@")
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return parts._replace(netloc=f"{userinfo}@{netloc}" if userinfo else netloc).geturl()
+
 
 def parse_cluster_url(url: str) -> ClusterURL:
     """Take apart ``redis+cluster://[user:password@]host:port[,host:port...][/0][?query]``.

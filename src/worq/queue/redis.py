@@ -325,6 +325,7 @@ class TaskQueue:
         timeouts = (kwargs.get("socket_timeout") or 0, kwargs.get("socket_connect_timeout") or 0)
         self._replay_ms = _ms(REPLAY_TTL + sum(map(float, timeouts)))
         self._scripts = {name: _Script(source) for name, source in _SOURCES.items()}
+        self._cluster_url = cluster
         self._route: Route
         if cluster is None:
             self._route = ServerRoute(client)
@@ -341,6 +342,30 @@ class TaskQueue:
     def redis(self) -> redis.Redis:
         """A client of the server (on a cluster, of the node) holding this queue's keys."""
         return self._route.node()[0]
+
+    @property
+    def clustered(self) -> bool:
+        """True on a Redis Cluster (a ``redis+cluster://`` URL)."""
+        return self._cluster_url is not None
+
+    def node_url(self) -> str:
+        """A ``redis://`` URL of the server holding this queue: on a cluster, of the
+        node serving its slot now (asking the cluster first, if need be), with the
+        cluster URL's user, password and query options; for the async client.
+
+        Raises:
+            BackendUnavailable: The cluster cannot be reached to ask.
+            WorqError: A seed is not in cluster mode.
+        """
+        if self._cluster_url is None:
+            return self._url
+        kwargs = self._call(self._route.node)[0].connection_pool.connection_kwargs
+        return self._cluster_url.for_node(str(kwargs["host"]), int(kwargs["port"]))
+
+    def turned_away(self) -> None:
+        """A node refused a call of the async twin (MOVED) or its connection broke:
+        ask the cluster again which node serves the queue, before the next call."""
+        self._route.turned_away()
 
     def _connect_cluster(self, cluster: ClusterURL) -> RedisCluster:
         """The cluster client, having learnt the slot map from the first seed that answers.

@@ -204,15 +204,8 @@ class _Connections:
 
     def __init__(self, owner: AsyncTaskQueue) -> None:
         self._owner = owner
-        sync = owner.sync
-        # As the sync twin's client (see its comments): no redis-py retries, no
-        # socket timeout; the URL's query options come first.
-        self._redis = redis.asyncio.Redis.from_url(
-            sync.url,
-            socket_connect_timeout=sync_redis.CONNECT_TIMEOUT,
-            socket_timeout=None,
-            retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
-        )
+        self._redis: redis.asyncio.Redis | None = None
+        self._learning = asyncio.Lock()
         self._conn: Any = None
         self._pending: list[tuple[_ScriptCall, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -277,7 +270,10 @@ class _Connections:
             try:
                 return await self._send_once(calls)
             except redis.exceptions.RedisError as exc:
-                await asyncio.sleep(retrying.after(exc))
+                delay = retrying.after(exc)
+                if isinstance(exc, _TRANSIENT) and self._owner.sync.clustered:
+                    await self._turned_away()
+                await asyncio.sleep(delay)
 
     async def _send_once(self, calls: Sequence[_ScriptCall]) -> list[Any]:
         """One pipelined round trip by SHA; scripts the server lost are loaded and sent again.
@@ -319,10 +315,41 @@ class _Connections:
             todo = unloaded
         raise redis.exceptions.NoScriptError("scripts vanished again right after loading them")
 
+    async def _client(self) -> redis.asyncio.Redis:
+        """The client of the server (on a cluster, of the node) holding the queue.
+
+        On a cluster, the sync twin's route learns the node, in a thread (it
+        may ask the cluster first).
+        """
+        async with self._learning:  # one client, however many ask at once
+            if self._redis is None:
+                sync = self._owner.sync
+                url = await asyncio.to_thread(sync.node_url) if sync.clustered else sync.url
+                # As the sync twin's client (see its comments): no redis-py retries,
+                # no socket timeout; the URL's query options come first.
+                self._redis = redis.asyncio.Redis.from_url(
+                    url,
+                    socket_connect_timeout=sync_redis.CONNECT_TIMEOUT,
+                    socket_timeout=None,
+                    retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+                )
+            return self._redis
+
+    async def _turned_away(self) -> None:
+        """The node turned a round trip away (MOVED, a cut connection...): ask the
+        route again, and connect afresh to whichever node serves the queue now."""
+        self._owner.sync.turned_away()
+        client, conn, self._redis, self._conn = self._redis, self._conn, None, None
+        if conn is not None:
+            await conn.disconnect()
+        if client is not None:
+            await client.aclose()
+
     async def _command_connection(self) -> Any:
         """The connection script calls go on, taken from the client's pool once."""
         if self._conn is None:
-            self._conn = await self._redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            client = await self._client()
+            self._conn = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
         return self._conn
 
     @contextlib.contextmanager
@@ -356,7 +383,11 @@ class _Connections:
         """
         channel = self._owner._channel
         while True:
-            pubsub = self._redis.pubsub()
+            try:
+                pubsub = (await self._client()).pubsub()
+            except _TRANSIENT:
+                await asyncio.sleep(_RESUBSCRIBE_PAUSE)
+                continue
             try:
                 await pubsub.subscribe(channel)
                 await pubsub.get_message(timeout=None)  # the subscription's confirmation
@@ -372,6 +403,8 @@ class _Connections:
                     "client.notifications_cut", queue=self._owner.name, error=str(exc),
                     retry_in_s=_RESUBSCRIBE_PAUSE,
                 )  # fmt: skip
+                if self._owner.sync.clustered:  # the node may be gone: ask for the new one
+                    await self._turned_away()
                 await asyncio.sleep(_RESUBSCRIBE_PAUSE)
             finally:
                 with contextlib.suppress(Exception):
@@ -388,6 +421,8 @@ class _Connections:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._conn is not None:
-            await self._redis.connection_pool.release(self._conn)
-        await self._redis.aclose()
+        client, conn, self._redis, self._conn = self._redis, self._conn, None, None
+        if client is not None:
+            if conn is not None:
+                await client.connection_pool.release(conn)
+            await client.aclose()
