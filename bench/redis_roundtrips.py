@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Count Redis round trips per task operation.
 
-Every redis-py command is one round trip, and so is every pipeline, so the
-count of ``Redis.execute_command`` and ``Pipeline.execute`` calls during an
-operation is its number of round trips (the batches of ``Queue.map`` and
-``wait_all`` are counted at the connection instead, in tests/test_batch.py).
+Every round trip is one write to a connection (a command, or many
+pipelined), so the count of ``send_packed_command`` calls on redis-py's
+connections during an operation is its number of round trips, whether the
+write comes from redis-py's client or from the connections worq's Redis
+backend holds (``worq.queue._redis_connections``).
 Targets: one each for enqueue, get, set_result and pop_result, one for a
 process pool worker's run that stores the outcome and takes the next task,
 and at most k + 2 for the whole enqueue of a task with k deferred arguments.
@@ -19,9 +20,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import redis
 import structlog
 from _servers import redis_url  # bench/ is the script directory
+from redis.connection import AbstractConnection
 
 from worq import get_broker
 from worq.models import TaskMessage
@@ -34,23 +35,17 @@ K = 5
 
 
 class RoundTrips:
-    """Counts commands sent by every redis-py client in this process."""
+    """Counts the writes of every redis-py connection in this process."""
 
     def __init__(self) -> None:
         self.count = 0
-        original = redis.Redis.execute_command
-        original_execute = redis.client.Pipeline.execute
+        original = AbstractConnection.send_packed_command
 
-        def counting(client: redis.Redis, *args: Any, **options: Any) -> Any:
+        def counting(conn: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            return original(client, *args, **options)  # type: ignore[no-untyped-call]  # untyped in redis-py
+            return original(conn, *args, **kwargs)  # type: ignore[no-untyped-call]  # untyped in redis-py
 
-        def counting_pipeline(pipe: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
-            self.count += 1
-            return original_execute(pipe, raise_on_error)
-
-        redis.Redis.execute_command = counting  # type: ignore[method-assign, assignment]  # probe
-        redis.client.Pipeline.execute = counting_pipeline  # type: ignore[method-assign, assignment]  # probe
+        AbstractConnection.send_packed_command = counting  # type: ignore[method-assign, assignment]  # probe
 
     def during(self, operation: Callable[[], Any]) -> tuple[int, Any]:
         """Round trips made by ``operation()``, and what it returned."""

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import redis
 
-from worq import Deferred, TaskExpired, TaskFailure
+from worq import BackendUnavailable, Deferred, TaskExpired, TaskFailure
 
 DEADLINE = 120.0
 """Seconds the accounting may wait for any one outcome."""
@@ -33,11 +33,19 @@ class Ledger:
         )
 
 
-def settle(url: str, results: Sequence[tuple[int, Deferred[Any]]]) -> Ledger:
-    """Wait for every result and classify it; count runs per task number from Redis."""
+def settle(
+    url: str, results: Sequence[tuple[int, Deferred[Any]]], *, ride_out_outages: bool = False
+) -> Ledger:
+    """Wait for every result and classify it; count runs per task number from Redis.
+
+    Args:
+        url: The Redis server the runs are recorded on.
+        ride_out_outages: Wait again when a wait gives up with BackendUnavailable
+            (a cluster failing over), as an application would.
+    """
     ledger = Ledger()
     for n, deferred in results:
-        if not deferred.wait(DEADLINE):
+        if not _wait(deferred, ride_out_outages):
             ledger.outcomes[n] = "missing"
             continue
         try:
@@ -55,6 +63,15 @@ def settle(url: str, results: Sequence[tuple[int, Deferred[Any]]]) -> Ledger:
     finally:
         client.close()
     return ledger
+
+
+def _wait(deferred: Deferred[Any], ride_out_outages: bool) -> bool:
+    while True:
+        try:
+            return deferred.wait(DEADLINE)
+        except BackendUnavailable:
+            if not ride_out_outages:
+                raise
 
 
 def check(ledger: Ledger, count: int, retries: int, *, all_succeed: bool) -> None:

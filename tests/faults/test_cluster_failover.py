@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from tests.faults import fault_tasks
-from tests.faults.accounting import DEADLINE, Ledger
-from worq import BackendUnavailable, Deferred, Task, TaskExpired, TaskFailure, get_broker
+from tests.faults.accounting import settle
+from worq import BackendUnavailable, Deferred, Task, get_broker
 from worq.pool.process import WorkerPool
 from worq.queue.redis import TaskQueue
 from worq.testing import WAIT, RedisCluster, RedisServer, eventually
@@ -52,36 +51,6 @@ def _send(task: Task[Any], ledger_url: str, n: int) -> Deferred[Any]:
             return deferred
         except BackendUnavailable:
             continue  # a send given up is picked up by sending the same id again
-
-
-def _settle(ledger_url: str, sent: list[tuple[int, Deferred[Any]]]) -> Ledger:
-    """Every outcome, waiting out the failover (a wait given up is simply made again)."""
-    ledger = Ledger()
-    for n, deferred in sent:
-        while True:
-            try:
-                done = deferred.wait(DEADLINE)
-                break
-            except BackendUnavailable:
-                continue
-        if not done:
-            ledger.outcomes[n] = "missing"
-            continue
-        try:
-            value = deferred.value
-        except TaskExpired:
-            ledger.outcomes[n] = "expired"
-        except TaskFailure as failure:
-            ledger.outcomes[n] = "failed"
-            ledger.errors[n] = failure.error
-        else:
-            ledger.outcomes[n] = "succeeded" if value == 2 * n else "wrong"
-    client = redis.Redis.from_url(ledger_url)
-    try:
-        ledger.runs.update(int(n) for n in client.lrange("runs", 0, -1))
-    finally:
-        client.close()
-    return ledger
 
 
 def test_a_master_killed_under_load_fails_over_and_every_task_is_accounted_for(
@@ -130,7 +99,7 @@ def test_a_master_killed_under_load_fails_over_and_every_task_is_accounted_for(
             sent.append((n, _send(tasks[queue], ledger_url, n)))
         killer.join(WAIT)
         assert killed.is_set()
-        ledger = _settle(ledger_url, sent)
+        ledger = settle(ledger_url, sent, ride_out_outages=True)
         assert _master_port(url, QUEUES[0]) != victim  # the replica took over
     finally:
         for pool in pools:

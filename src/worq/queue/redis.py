@@ -471,6 +471,10 @@ class TaskQueue:
         (reply,) = self._run_pipelined([_ScriptCall(script, list(keys), list(args))])
         return reply
 
+    def _evalsha(self, call: _ScriptCall) -> Command:
+        """The EVALSHA command running ``call`` (its request sent as the retry flag)."""
+        return ("EVALSHA", self._scripts[call.script].sha, len(call.keys), *call.keys, *call.argv())
+
     def _run_pipelined(self, calls: Sequence[_ScriptCall]) -> list[Any]:
         """Run many script calls, :data:`BATCH_SIZE` per pipelined round trip; their replies.
 
@@ -504,11 +508,7 @@ class TaskQueue:
         todo = list(range(len(chunk)))
         for _ in range(_REFUSALS):
             client, held = self._route.node()
-            commands = [
-                ("EVALSHA", self._scripts[chunk[i].script].sha, len(chunk[i].keys),
-                 *chunk[i].keys, *chunk[i].argv())
-                for i in todo
-            ]  # fmt: skip
+            commands = [self._evalsha(chunk[i]) for i in todo]
             refused: list[int] = []
             moved = False
             for i, reply in zip(todo, held.run(commands), strict=True):
@@ -554,8 +554,7 @@ class TaskQueue:
         """
         commands: list[Command] = [("BLMOVE", key, key, "LEFT", "LEFT", block)]
         if then is not None:
-            sha = self._scripts[then.script].sha
-            commands.append(("EVALSHA", sha, len(then.keys), *then.keys, *then.argv()))
+            commands.append(self._evalsha(then))
         try:
             moved, *replies = self._route.node()[1].run(commands)
         except _PERSISTENT as exc:
@@ -705,10 +704,9 @@ class TaskQueue:
                     client_id = self._waiting.remember(conn, int(conn.read_response()))
                 if not self._waiting.enter(client_id, epoch):
                     return _NOTHING_TAKEN  # interrupted before the wait began
-                sha = self._scripts[call.script].sha
                 commands = [
                     ("BLMOVE", k.queue, k.claimed, "RIGHT", "LEFT", block),
-                    ("EVALSHA", sha, len(call.keys), *call.keys, *call.argv()),
+                    self._evalsha(call),
                 ]
                 try:
                     conn.send_packed_command([pack(commands)])  # type: ignore[no-untyped-call]  # untyped in redis-py

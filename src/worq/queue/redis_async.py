@@ -288,11 +288,7 @@ class _Connections:
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in range(2):
-            commands = [
-                ("EVALSHA", scripts[calls[i].script].sha, len(calls[i].keys), *calls[i].keys,
-                 *calls[i].argv())
-                for i in todo
-            ]  # fmt: skip
+            commands = [self._owner.sync._evalsha(calls[i]) for i in todo]
             await conn.send_packed_command(pack(commands), check_health=False)
             unloaded: list[int] = []
             failed: redis.exceptions.ResponseError | None = None
