@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test test-faults lint typecheck pytest demo bench bench-peers redis-server clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "worq needs Python 3.11 or newer: set PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,redis]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,redis]'
 	touch $(STAMP)
 
 # The Redis tests start their own private redis-server (and make TLS

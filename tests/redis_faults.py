@@ -22,9 +22,18 @@ class Recording(redis.Connection):
     """The commands sent whose replies are still to be read, in order."""
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        """Send, then note what was sent (after: connecting sends and reads a handshake)."""
+        """Send, then note what was sent (after: connecting sends and reads a handshake).
+
+        Appended, not replaced: redis-py sends some commands before reading
+        any reply (its handshake sends CLIENT SETINFO twice, then reads both).
+        """
         super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]  # untyped in redis-py
-        self.sent = _unpack(command if isinstance(command, bytes) else b"".join(command))
+        self.sent += _unpack(command if isinstance(command, bytes) else b"".join(command))
+
+    def disconnect(self, *args: Any) -> None:
+        """Forget the commands whose replies the closed socket will never bring."""
+        self.sent = ()
+        super().disconnect(*args)  # type: ignore[no-untyped-call]  # untyped in redis-py
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         command, self.sent = (self.sent[0], self.sent[1:]) if self.sent else ((), ())

@@ -404,7 +404,7 @@ class _Connections:
                 await asyncio.sleep(_RESUBSCRIBE_PAUSE)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                    await pubsub.aclose()
 
     def _wake_all(self) -> None:
         for watchers in self._watchers.values():
