@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable
 
+import attrs
 import pytest
 import redis
 from redis.crc import key_slot
@@ -23,7 +24,7 @@ from worq.const import TaskStatus
 from worq.queue._redis_keys import RedisKeys
 from worq.queue.redis import TaskQueue
 from worq.testing import WAIT, eventually
-from worq.typing import DeferResult, Taken
+from worq.typing import DeferResult, FireResult, NewTask, ScheduleState, Taken
 
 NAMES = ["default", 'a:b*c [?] "é"\\']
 """Queue names: a plain one, and one with glob, quote, escape and non-ASCII characters."""
@@ -188,6 +189,19 @@ def workload(tq: TaskQueue) -> None:
     assert tq.discard_pending() == 4
     assert tq.size() == 0
     assert tq.get_status("c2") is None
+
+    # A schedule registered, looked at, fired, skipped while its task waits
+    # (overlap), passed over, and fired again once that task finished.
+    fire = NewTask("schedule:s:1", b"T", keep_result=True, track=True)
+    tq.register_schedules([("s", ScheduleState(b"{}", 0, 1))])
+    assert tq.schedule_states(5)[0]["s"].last_ms == 0
+    assert tq.fire_schedule("s", 1, 2, fire, skip_running=True) is FireResult.FIRED
+    later = attrs.evolve(fire, task_id="schedule:s:2")
+    assert tq.fire_schedule("s", 2, 3, later, skip_running=True) is FireResult.SKIPPED
+    assert tq.fire_schedule("s", 3, 4, None, skip_running=True) is FireResult.SKIPPED
+    assert tq.set_result("schedule:s:1", b"t", 60)
+    assert tq.fire_schedule("s", 4, 5, later, skip_running=True) is FireResult.FIRED
+    assert tq.fire_schedule("s", 4, 5, later, skip_running=True) is FireResult.DONE
 
     assert tq.name in tq.queue_names()
 

@@ -7,8 +7,10 @@ through it, and :class:`~worq.task.Deferred` fetches results through it.
 
 from __future__ import annotations
 
+import datetime as dt
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVarTuple, overload
 
 import attrs
 
@@ -29,10 +31,20 @@ from worq.exceptions import (
     TaskExpired,
     TaskFailure,
 )
-from worq.models import Envelope, Outcome, SentTask, TaskMessage, TaskOptions
+from worq.models import DEFAULT_OPTIONS, Envelope, Outcome, SentTask, TaskMessage, TaskOptions
 from worq.runner import NOOP_TASK, ExposedTask, Runner
-from worq.task import Queue, TaskSpace
-from worq.typing import Codec, DeferResult, NewTask, Taken, TaskLike, TaskQueue
+from worq.schedules import CatchUp, Overlap, Schedule, ScheduleError
+from worq.task import Queue, TaskSpace, task_name_of
+from worq.typing import (
+    Codec,
+    DeferResult,
+    FireResult,
+    NewTask,
+    ScheduleState,
+    Taken,
+    TaskLike,
+    TaskQueue,
+)
 
 __all__ = ["NOOP_TASK", "Broker", "TaskQueue"]
 
@@ -42,12 +54,34 @@ HEARTBEAT_GRACE = 3
 
 WORKER_LOST = "the worker running it was lost"
 
+Ts = TypeVarTuple("Ts")
+
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 """Default largest encoded task message, in bytes."""
 
 DEFAULT_RESULT_TIMEOUT = 3600
 """Seconds to keep an outcome stored for a task whose options are not known here
 (its message could not be decoded, or it was expired from outside)."""
+
+
+def _check_arguments(
+    where: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> None:
+    """Refuse arguments ``fn`` cannot be called with.
+
+    Raises:
+        ScheduleError: Naming ``where`` and what does not fit.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without introspectable signatures
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ScheduleError(
+            f"{where}: its arguments do not fit the task{signature}: {exc}"
+        ) from None
 
 
 def _some(indexes: list[int], shown: int = 10) -> str:
@@ -83,6 +117,7 @@ class Broker:
         self.runner = Runner(make_codec(serializer))
         """Runs this broker's exposed tasks; a process pool's workers use only this."""
         self.max_message_size = max_message_size
+        self._schedules: dict[str, Schedule] = {}
 
     @property
     def codec(self) -> Codec:
@@ -145,6 +180,200 @@ class Broker:
             self.runner.expose(name, fn)
 
     # -- client side ----------------------------------------------------------
+
+    # -- periodic tasks -------------------------------------------------------
+
+    @overload
+    def schedule(
+        self,
+        task: Callable[[*Ts], Any],
+        /,
+        *,
+        args: tuple[*Ts],
+        kwargs: None = None,
+        cron: str | None = None,
+        every: dt.timedelta | float | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        catch_up: CatchUp = "latest",
+        overlap: Overlap = "skip",
+        options: TaskOptions | None = None,
+    ) -> Schedule: ...
+
+    @overload
+    def schedule(
+        self,
+        task: Callable[[], Any],
+        /,
+        *,
+        args: tuple[()] = (),
+        kwargs: None = None,
+        cron: str | None = None,
+        every: dt.timedelta | float | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        catch_up: CatchUp = "latest",
+        overlap: Overlap = "skip",
+        options: TaskOptions | None = None,
+    ) -> Schedule: ...
+
+    @overload
+    def schedule(
+        self,
+        task: Callable[..., Any],
+        /,
+        *,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any],
+        cron: str | None = None,
+        every: dt.timedelta | float | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        catch_up: CatchUp = "latest",
+        overlap: Overlap = "skip",
+        options: TaskOptions | None = None,
+    ) -> Schedule: ...
+
+    @overload
+    def schedule(
+        self,
+        task: str,
+        /,
+        *,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        cron: str | None = None,
+        every: dt.timedelta | float | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        catch_up: CatchUp = "latest",
+        overlap: Overlap = "skip",
+        options: TaskOptions | None = None,
+    ) -> Schedule: ...
+
+    def schedule(
+        self, task: Callable[..., Any] | str, /, *, args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None, cron: str | None = None,
+        every: dt.timedelta | float | None = None, tz: str = "UTC", name: str | None = None,
+        catch_up: CatchUp = "latest", overlap: Overlap = "skip",
+        options: TaskOptions | None = None,
+    ) -> Schedule:  # fmt: skip
+        """Send ``task`` on a schedule: every pool of this broker fires it, once per time.
+
+        mypy checks ``args`` against the task's parameters (with ``kwargs``,
+        they are checked when the schedule is declared). The schedule goes to
+        this broker's queue; see :mod:`worq.schedules` and docs/periodic.md.
+
+        Args:
+            task: The task function (as exposed on the workers), or its dotted name.
+            args: Positional arguments of every task sent.
+            kwargs: Keyword arguments of every task sent.
+            cron: A cron expression read in ``tz`` (croniter's syntax: 5
+                fields, a 6th for seconds); give it or ``every``.
+            every: An interval (a timedelta, or seconds), aligned to the Unix
+                epoch so that every pool fires at the same times.
+            tz: The IANA time zone of ``cron``; daylight saving time as croniter
+                defines it (a skipped time fires when the clock jumps past it,
+                a repeated one fires once per instant).
+            name: Unique among this broker's schedules, part of each fire's
+                task id (``schedule:<name>:<UTC time>``); default: the task's name.
+            catch_up: What to send for times missed while no pool ran.
+            overlap: What to do while the previous fire's task waits or runs.
+            options: The options of each task sent (default: the defaults, so
+                each fire's result is kept for an hour under its task id). With
+                ``ignore_result`` and no retries a task is forgotten once taken,
+                so ``overlap="skip"`` sees only a previous fire still waiting.
+
+        Raises:
+            ScheduleError: A bad cron expression, time zone, interval or policy,
+                both or neither of ``cron`` and ``every``, a name another schedule
+                of this broker has, or arguments that do not fit the task or
+                cannot be encoded; the message names the schedule.
+        """
+        if isinstance(task, str):
+            task_name, fn = task, None
+        elif callable(task):
+            task_name, fn = task_name_of(task), task
+        else:
+            raise ScheduleError(
+                f"schedule {name!r}: expected a task function or name, got {task!r}"
+            )
+        exposed = self.tasks.get(task_name)
+        if fn is None and exposed is not None:
+            fn = exposed.fn
+        if isinstance(every, int | float) and not isinstance(every, bool):
+            every = dt.timedelta(seconds=every)
+        if every is not None and not isinstance(every, dt.timedelta):
+            raise ScheduleError(
+                f"schedule {name or task_name!r}: every must be a timedelta or a number of "
+                f"seconds, got {every!r}"
+            )
+        schedule = Schedule(
+            name=task_name if name is None else name, task=task_name, args=tuple(args),
+            kwargs=dict(kwargs or {}), cron=cron, every=every, tz=tz, catch_up=catch_up,
+            overlap=overlap, options=DEFAULT_OPTIONS if options is None else options,
+        )  # fmt: skip
+        where = f"schedule {schedule.name!r} (task {task_name!r})"
+        if schedule.name in self._schedules:
+            raise ScheduleError(f"{where}: this broker has a schedule of that name already")
+        if fn is not None:
+            _check_arguments(where, fn, schedule.args, schedule.kwargs)
+        try:
+            self._encode(
+                task_name, "check", schedule.args, dict(schedule.kwargs),
+                schedule.options, 0, False, "",
+            )  # fmt: skip
+        except (SerializationError, ValueError) as exc:
+            raise ScheduleError(f"{where}: its arguments cannot be sent: {exc}") from None
+        self._schedules[schedule.name] = schedule
+        return schedule
+
+    @property
+    def schedules(self) -> Mapping[str, Schedule]:
+        """This broker's schedules by name (see :meth:`schedule`)."""
+        return dict(self._schedules)
+
+    def register_schedules(self, now_ms: int) -> None:
+        """Store this broker's schedules in the backend, for its pools and listings: each
+        one's definition, and a state for a new one (its latest time before ``now_ms``
+        passed over, so that it fires from now on); a known one keeps its state."""
+        self.taskqueue.register_schedules(
+            [
+                (s.name, ScheduleState(s.definition(), s.latest(now_ms), s.next_after(now_ms)))
+                for s in self._schedules.values()
+            ]
+        )
+
+    def schedule_states(
+        self, alive_until_ms: int | None = None
+    ) -> tuple[dict[str, ScheduleState], int]:
+        """The states of every schedule registered on this queue, and until when a pool's
+        scheduler was last said to run (see ``TaskQueue.schedule_states``)."""
+        return self.taskqueue.schedule_states(alive_until_ms)
+
+    def fire_schedule(
+        self, schedule: Schedule, fire_ms: int, *, send: bool = True, check_overlap: bool = True
+    ) -> tuple[FireResult, str]:
+        """Fire ``schedule`` for the time ``fire_ms``, if no pool did: its task sent, or
+        (``send`` false) the time passed over. Returns what happened and the task id.
+
+        Args:
+            check_overlap: Apply the schedule's ``overlap="skip"``; false for
+                the later ones of times caught up with together.
+        """
+        task_id = schedule.task_id(fire_ms)
+        task = None
+        if send:
+            message, _, data = self._encode(
+                schedule.task, task_id, schedule.args, dict(schedule.kwargs),
+                schedule.options, 0, False, "",
+            )  # fmt: skip
+            task = NewTask(task_id, data, not schedule.options.ignore_result, message.tracked)
+        result = self.taskqueue.fire_schedule(
+            schedule.name, fire_ms, schedule.next_after(fire_ms), task,
+            skip_running=check_overlap and schedule.overlap == "skip",
+        )  # fmt: skip
+        return result, task_id
 
     @overload
     def queue(

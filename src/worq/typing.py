@@ -21,7 +21,9 @@ __all__ = [
     "AsyncTaskQueue",
     "Codec",
     "DeferResult",
+    "FireResult",
     "NewTask",
+    "ScheduleState",
     "Taken",
     "TaskLike",
     "TaskQueue",
@@ -79,6 +81,36 @@ class NewTask:
     track: bool
     delay: float = 0
     argument_ids: tuple[str, ...] = ()
+
+
+class FireResult(enum.StrEnum):
+    """What :meth:`TaskQueue.fire_schedule` did."""
+
+    FIRED = "fired"
+    """The task was stored, and the time recorded as the schedule's last fire."""
+    SKIPPED = "skipped"
+    """The time was recorded as passed without sending anything: asked to (a
+    missed time), or the previous fire's task has not finished (overlap)."""
+    DONE = "done"
+    """Nothing: the schedule's last fire is at this time or later (another pool
+    fired it, or passed over it), or it is not registered."""
+
+
+@attrs.frozen
+class ScheduleState:
+    """What a backend stores of one schedule, shared by every pool that runs it.
+
+    Attributes:
+        definition: What the pools registered (JSON, for listings).
+        last_ms: The latest scheduled time fired or passed over (ms since the epoch).
+        next_ms: The scheduled time after it.
+        task_id: The id of the task of the latest fire; "" before the first.
+    """
+
+    definition: bytes
+    last_ms: int
+    next_ms: int
+    task_id: str = ""
 
 
 @attrs.frozen
@@ -312,6 +344,44 @@ class TaskQueue(Protocol):
 
         A stopping pool calls it so that its idle workers leave their wait
         now, not when their timeout runs out; waits for results go on.
+        """
+        ...
+
+    def register_schedules(self, schedules: Sequence[tuple[str, ScheduleState]]) -> None:
+        """Store each named schedule's definition; its state only if it has none.
+
+        A pool registers its schedules when it starts, the state saying the
+        schedule's latest time before now was passed over: a new schedule
+        does not fire for times before it existed, and a known one keeps the
+        last fire the pools stored, so that a restart neither repeats nor
+        forgets one.
+        """
+        ...
+
+    def schedule_states(
+        self, alive_until_ms: int | None = None
+    ) -> tuple[dict[str, ScheduleState], int]:
+        """Every registered schedule's state, and until when a scheduler was last
+        said to be alive (ms since the epoch; 0: never).
+
+        Args:
+            alive_until_ms: Raise that mark to this time (no lower), in the
+                same atomic step: a scheduler that looks at the states says it
+                runs. A time after the mark was missed: no scheduler ran then.
+        """
+        ...
+
+    def fire_schedule(
+        self, name: str, fire_ms: int, next_ms: int, task: NewTask | None, *, skip_running: bool
+    ) -> FireResult:
+        """Fire schedule ``name`` for the time ``fire_ms``, atomically, if its last
+        fire is older: store ``task`` and record ``fire_ms`` as the last fire
+        (``next_ms`` the next), all or nothing.
+
+        Args:
+            task: The task to send; None records the time as passed over.
+            skip_running: Send nothing (``SKIPPED``) while the task of the
+                previous fire has not finished (waits or runs).
         """
         ...
 

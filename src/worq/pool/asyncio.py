@@ -37,6 +37,7 @@ from worq.models import TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, describe, join_interrupting
 from worq.pool._pipeline import RunLost, TaskPipeline
+from worq.pool._scheduler import Scheduler, start_scheduler
 from worq.runner import EncodedOutcome
 
 __all__ = ["ARGUMENT_THREADS", "Error", "WorkerPool"]
@@ -63,6 +64,9 @@ class WorkerPool:
             ``concurrency``, at most 32); a sync task waits for a free thread.
         blocked_loop_after: Seconds a coroutine may hold the loop in one step
             (between two awaits) before ``task.blocked_loop`` reports it.
+        scheduler: Fire the broker's schedules (see :meth:`worq.core.Broker.schedule`);
+            every pool does by default, and each scheduled time fires once however
+            many do.
 
     Raises:
         ValueError: A bad ``concurrency``, ``threads`` or ``blocked_loop_after``.
@@ -74,6 +78,7 @@ class WorkerPool:
         concurrency: int = 100,
         threads: int | None = None,
         blocked_loop_after: float = 0.1,
+        scheduler: bool = True,
     ) -> None:
         if type(concurrency) is not int or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -88,6 +93,7 @@ class WorkerPool:
         self.concurrency = concurrency
         self.threads = threads if threads is not None else min(concurrency, 32)
         self.blocked_loop_after = float(blocked_loop_after)
+        self.scheduler = scheduler
         self.errors: list[BaseException] = []
         """BaseExceptions (SystemExit, say) that tasks raised; each failed its task
         (retried first if it had retries left) and the pool went on."""
@@ -96,6 +102,7 @@ class WorkerPool:
         self._leases: LeaseKeeper | None = None
         self._pipeline: TaskPipeline | None = None
         self._crashed: list[BaseException] = []
+        self._scheduler: Scheduler | None = None
 
     def start(self, timeout: float = 1) -> None:
         """Start the pool's event loop, in a thread of its own, and return.
@@ -110,6 +117,9 @@ class WorkerPool:
         if self._thread is not None:
             raise Error(f"asyncio pool on queue {self.broker.name!r} was already started")
         name = f"worq-{self.broker.name}"
+        self._scheduler = start_scheduler(
+            self.broker, name, self.broker.runner.task_names(), self.scheduler
+        )
         self._leases = LeaseKeeper(self.broker, name)
         self._pipeline = TaskPipeline(self.broker, self._leases, self._stopping)
         self._thread = threading.Thread(
@@ -142,6 +152,9 @@ class WorkerPool:
         """
         if self._thread is not None:
             join_interrupting(self._thread, self.broker)
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None

@@ -42,6 +42,7 @@ from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, fail_task, join_interrupting, persist
 from worq.pool._pipeline import RunLost, TaskPipeline
+from worq.pool._scheduler import Scheduler, start_scheduler
 from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import OwnTasks, worker_main
 from worq.runner import EncodedOutcome
@@ -75,6 +76,10 @@ class WorkerPool:
         max_worker_tasks: Retire a worker after this many tasks and start a
             fresh one (bounds leaks in task code); default: never.
         name: Tells this pool's events from other pools' in one process.
+        scheduler: Fire the broker's schedules (see :meth:`worq.core.Broker.schedule`)
+            from the pool process; their tasks must be exposed on ``broker``.
+            Every pool does by default, and each scheduled time fires once
+            however many do.
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class WorkerPool:
         workers: int | None = None,
         max_worker_tasks: int | None = None,
         name: str | None = None,
+        scheduler: bool = True,
     ) -> None:
         if not callable(init_func):
             raise ValueError(f"init_func must be callable, got {init_func!r}")
@@ -112,6 +118,8 @@ class WorkerPool:
         self.workers = workers
         self.max_worker_tasks = max_worker_tasks
         self.name = name or f"worq-{broker.name}"
+        self.scheduler = scheduler
+        self._scheduler: Scheduler | None = None
         self._slots: list[_Slot] = []
         self._stopping = threading.Event()
         self._leases: LeaseKeeper | None = None
@@ -137,6 +145,9 @@ class WorkerPool:
             self._start(timeout)
 
     def _start(self, timeout: float) -> None:
+        self._scheduler = start_scheduler(
+            self.broker, self.name, self.broker.runner.task_names(), self.scheduler
+        )
         self._leases = LeaseKeeper(self.broker, self.name)
         # memory:// lives in this process: only here can its tasks be taken.
         kind = _FeedingSlot if self.broker.backend_kind == "memory" else _OwnTasksSlot
@@ -162,6 +173,9 @@ class WorkerPool:
         """Wait for the pool to stop (call after ``stop(join=False)``)."""
         for slot in self._slots:
             join_interrupting(slot.thread, self.broker)
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None

@@ -16,6 +16,7 @@ from worq.models import Envelope, TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, join_interrupting
 from worq.pool._pipeline import TaskPipeline
+from worq.pool._scheduler import Scheduler, start_scheduler
 from worq.runner import EncodedOutcome, close_thread_loop
 
 __all__ = ["Error", "WorkerPool"]
@@ -32,6 +33,9 @@ class WorkerPool:
         broker: The broker to take tasks from; its exposed tasks are run.
         workers: Number of worker threads.
         thread_factory: Makes each thread; same signature as ``threading.Thread``.
+        scheduler: Fire the broker's schedules (see :meth:`worq.core.Broker.schedule`);
+            every pool does by default, and each scheduled time fires once however
+            many do.
     """
 
     def __init__(
@@ -39,12 +43,14 @@ class WorkerPool:
         broker: Broker,
         workers: int = 1,
         thread_factory: Callable[..., threading.Thread] = threading.Thread,
+        scheduler: bool = True,
     ) -> None:
         if type(workers) is not int or workers < 1:
             raise ValueError(f"workers must be a positive int, got {workers!r}")
         self.broker = broker
         self.workers = workers
         self.thread_factory = thread_factory
+        self.scheduler = scheduler
         self.errors: list[BaseException] = []
         """BaseExceptions (SystemExit, say) that tasks raised; each failed its task
         (retried first if it had retries left) and the worker went on."""
@@ -52,6 +58,7 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._leases: LeaseKeeper | None = None
         self._pipeline: TaskPipeline | None = None
+        self._scheduler: Scheduler | None = None
 
     def start(self, timeout: float = 1) -> None:
         """Start the worker threads and return.
@@ -61,11 +68,14 @@ class WorkerPool:
                 worker looks again; :meth:`stop` ends an idle wait at once.
 
         Raises:
-            Error: The pool was already started.
+            Error: The pool was already started, or a schedule's task is not exposed.
         """
         if self._threads:
             raise Error(f"thread pool on queue {self.broker.name!r} was already started")
         name = f"worq-{self.broker.name}"
+        self._scheduler = start_scheduler(
+            self.broker, name, self.broker.runner.task_names(), self.scheduler
+        )
         self._leases = LeaseKeeper(self.broker, name, on_overdue=self._overdue)
         self._pipeline = TaskPipeline(self.broker, self._leases, self._stopping)
         for number in range(self.workers):
@@ -101,6 +111,9 @@ class WorkerPool:
         """Wait for every worker thread to stop (call ``stop(join=False)`` first)."""
         for thread in self._threads:
             join_interrupting(thread, self.broker)
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None

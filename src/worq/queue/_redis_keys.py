@@ -79,6 +79,22 @@ class RedisKeys:
         """Counter: the last lease token handed out, unique across every task of the queue."""
         return self.prefix + "leases"
 
+    @property
+    def schedules(self) -> str:
+        """HASH of schedule names to their definitions (JSON), registered by the pools."""
+        return self.prefix + "schedules"
+
+    @property
+    def schedule_state(self) -> str:
+        """HASH of schedule names to ``"<last> <next> <task id>"``: the latest time fired
+        or passed over, the one after it (ms since the epoch), the latest fire's task."""
+        return self.prefix + "schedule_state"
+
+    @property
+    def schedulers_alive(self) -> str:
+        """STRING: until when (ms since the epoch) a pool's scheduler was last said to run."""
+        return self.prefix + "schedulers_alive"
+
     def task(self, task_id: str) -> str:
         """HASH of one task: status, message, arguments."""
         return f"{self.prefix}task:{task_id}"

@@ -24,9 +24,15 @@ import attrs
 
 from worq._deadline import Deadline
 from worq.const import DEFAULT, TaskStatus
-from worq.typing import DeferResult, NewTask, Taken
+from worq.typing import DeferResult, FireResult, NewTask, ScheduleState, Taken
 
 __all__ = ["TaskQueue"]
+
+
+_UNFINISHED = frozenset(
+    {TaskStatus.ENQUEUED, TaskStatus.DELAYED, TaskStatus.PENDING, TaskStatus.PROCESSING}
+)
+"""The statuses of a task that waits or runs: a schedule's previous fire still going."""
 
 
 @attrs.define
@@ -75,6 +81,8 @@ class _Store:
     """Heap of (lease deadline, task id); entries whose task moved on are stale."""
     watchers: dict[str, set[Callable[[], None]]] = attrs.Factory(dict)
     """What to call when a task's outcome is stored or the task goes: async waits."""
+    schedules: dict[str, ScheduleState] = attrs.Factory(dict)
+    schedulers_alive_until: int = 0
 
     def tell(self, task_id: str) -> None:
         """Call the watchers of ``task_id``: its outcome is stored, or it is gone."""
@@ -530,6 +538,49 @@ class TaskQueue:
         with self._store.cond:
             self._interrupts += 1
             self._store.cond.notify_all()
+
+    def register_schedules(self, schedules: Sequence[tuple[str, ScheduleState]]) -> None:
+        with self._store.cond:
+            known = self._store.schedules
+            for name, state in schedules:
+                found = known.get(name)
+                known[name] = (
+                    state if found is None else attrs.evolve(found, definition=state.definition)
+                )
+
+    def schedule_states(
+        self, alive_until_ms: int | None = None
+    ) -> tuple[dict[str, ScheduleState], int]:
+        store = self._store
+        with store.cond:
+            alive = store.schedulers_alive_until
+            if alive_until_ms is not None:
+                store.schedulers_alive_until = max(alive, alive_until_ms)
+            return dict(store.schedules), alive
+
+    def fire_schedule(
+        self, name: str, fire_ms: int, next_ms: int, task: NewTask | None, *, skip_running: bool
+    ) -> FireResult:
+        store = self._store
+        with store.cond:
+            now = time.monotonic()
+            state = store.schedules.get(name)
+            if state is None or state.last_ms >= fire_ms:
+                return FireResult.DONE
+            previous = self._known(state.task_id, now) if state.task_id else None
+            unfinished = previous is not None and previous.status in _UNFINISHED
+            sent = None if skip_running and unfinished else task
+            store.schedules[name] = attrs.evolve(
+                state,
+                last_ms=fire_ms,
+                next_ms=next_ms,
+                task_id=state.task_id if sent is None else sent.task_id,
+            )
+            if sent is None:
+                return FireResult.SKIPPED
+            if not self._enqueue(sent.task_id, sent.message, sent.keep_result, sent.track, 0, now):
+                return FireResult.DONE  # a task of that id exists: sent for this time already
+            return FireResult.FIRED
 
     def queue_names(self) -> list[str]:
         """The queues of this URL in this process that hold tasks or results."""

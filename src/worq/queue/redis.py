@@ -54,7 +54,7 @@ from worq.exceptions import BackendUnavailable, WorqError
 from worq.queue._redis_connections import Command, pack
 from worq.queue._redis_keys import RedisKeys
 from worq.queue._redis_route import ClusterRoute, Route, ServerRoute
-from worq.typing import DeferResult, NewTask, Taken
+from worq.typing import DeferResult, FireResult, NewTask, ScheduleState, Taken
 
 __all__ = ["TaskQueue"]
 
@@ -132,6 +132,9 @@ _SCRIPTS = (
     "discard_pending",
     "size",
     "arguments",
+    "schedule_register",
+    "schedule_states",
+    "schedule_fire",
 )
 
 _QUEUE_OF_KEY = re.compile(rb"^worq:\{([^{}]+)\}:")
@@ -962,6 +965,39 @@ class TaskQueue:
                 window = len(missing)  # the first one is slow: look at all of them again
         return found
 
+    def register_schedules(self, schedules: Sequence[tuple[str, ScheduleState]]) -> None:
+        k = self.keys
+        args: list[_Arg] = []
+        for name, state in schedules:
+            args += [name, state.definition, _state_text(state)]
+        self._run("schedule_register", [k.schedules, k.schedule_state], args)
+
+    def schedule_states(
+        self, alive_until_ms: int | None = None
+    ) -> tuple[dict[str, ScheduleState], int]:
+        k = self.keys
+        mark = "" if alive_until_ms is None else str(alive_until_ms)
+        reply = self._run(
+            "schedule_states", [k.schedules, k.schedule_state, k.schedulers_alive], [mark]
+        )
+        return self._read("schedule_states", reply, _read_schedule_states)
+
+    def fire_schedule(
+        self, name: str, fire_ms: int, next_ms: int, task: NewTask | None, *, skip_running: bool
+    ) -> FireResult:
+        k = self.keys
+        task_id = "" if task is None else task.task_id
+        args: list[_Arg] = [
+            k.prefix, name, str(fire_ms), str(next_ms), task_id,
+            b"" if task is None else task.message,
+            "0" if task is not None and not task.keep_result else "1",
+            "0" if task is not None and not task.track else "1",
+            "1" if skip_running else "0",
+        ]  # fmt: skip
+        keys = [k.schedule_state, k.task(task_id), k.result(task_id)]
+        reply = self._run("schedule_fire", keys, args)
+        return self._read("schedule_fire", reply, lambda r: FireResult(_bytes(r).decode()))
+
     def ping(self) -> bool:
         """True when the server answers.
 
@@ -1152,6 +1188,25 @@ def _read_arguments(reply: object) -> dict[str, bytes]:
     """An arguments reply: a flat list of argument ids and their results."""
     flat = cast(list[bytes], reply)
     return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _state_text(state: ScheduleState) -> str:
+    """A schedule's state as schedule_state.lua stores it: "<last> <next> <task id>"."""
+    return f"{state.last_ms} {state.next_ms} {state.task_id}"
+
+
+def _read_schedule_states(reply: object) -> tuple[dict[str, ScheduleState], int]:
+    """A schedule_states reply: the states by name, and the schedulers' alive mark."""
+    alive, definitions, states = cast(Sequence[Any], reply)
+    found: dict[str, ScheduleState] = {}
+    defined = {definitions[i]: _bytes(definitions[i + 1]) for i in range(0, len(definitions), 2)}
+    for i in range(0, len(states), 2):
+        name = _bytes(states[i])
+        last, next_ms, task_id = _bytes(states[i + 1]).decode().split(" ", 2)
+        found[name.decode()] = ScheduleState(
+            defined.get(name, b"{}"), int(last), int(next_ms), task_id
+        )
+    return found, int(_bytes(alive))
 
 
 def _read_get(reply: object) -> tuple[Taken | None, int]:

@@ -16,6 +16,13 @@
 --   P.."deferred"       SET   ids of pending tasks, waiting for their arguments
 --   P.."dropping"       LIST  ids a purge (discard_pending.lua) has still to drop
 --   P.."leases"         STRING the last lease token handed out (a counter)
+--   P.."schedules"      HASH  schedule name -> its definition (JSON, for listings)
+--   P.."schedule_state" HASH  schedule name -> "<last> <next> <task id>": the
+--                             latest scheduled time fired or passed over and the
+--                             one after it (ms since the epoch), and the task
+--                             id of the latest fire ("" before the first)
+--   P.."schedulers_alive" STRING until when (ms since the epoch) a pool's
+--                             scheduler was last said to run
 --   P.."task:"..id      HASH  status, msg, keep ("0": drop the result; absent:
 --                             keep it), track ("0": no lease; absent: leased),
 --                             attempt (absent until first taken), lease (the
@@ -46,6 +53,9 @@ function key.processing(prefix) return prefix .. 'processing' end
 function key.deferred(prefix) return prefix .. 'deferred' end
 function key.dropping(prefix) return prefix .. 'dropping' end
 function key.leases(prefix) return prefix .. 'leases' end
+function key.schedules(prefix) return prefix .. 'schedules' end
+function key.schedule_state(prefix) return prefix .. 'schedule_state' end
+function key.schedulers_alive(prefix) return prefix .. 'schedulers_alive' end
 function key.task(prefix, id) return prefix .. 'task:' .. id end
 function key.result(prefix, id) return prefix .. 'result:' .. id end
 function key.deps(prefix, id) return prefix .. 'deps:' .. id end
@@ -68,6 +78,22 @@ local function queue_id(prefix, id, delay_ms)
         redis.call('INCR', key.wakes(prefix))
     end
     redis.call('LPUSH', key.queue(prefix), id)
+end
+
+-- Store a new task and queue it, now or after delay_ms, in as few commands
+-- as possible: the hash holds just its status and message (keep and track
+-- only when "0", attempt only once taken), small enough for Redis's compact
+-- encoding. The caller has checked that the id is free.
+local function store_task(prefix, id, message, keep, track, delay_ms)
+    local fields = {'status', delay_ms > 0 and 'delayed' or 'enqueued', 'msg', message}
+    if keep == '0' then
+        fields[#fields + 1], fields[#fields + 2] = 'keep', '0'
+    end
+    if track == '0' then
+        fields[#fields + 1], fields[#fields + 2] = 'track', '0'
+    end
+    redis.call('HSET', key.task(prefix, id), unpack(fields))
+    queue_id(prefix, id, delay_ms)
 end
 
 -- Make a task runnable now or after delay_ms: its status, then queue_id.

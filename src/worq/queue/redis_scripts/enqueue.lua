@@ -1,8 +1,5 @@
--- Store a task and queue it, now or after a delay, in as few commands as
--- possible: the hash holds just its status and message (keep and track only
--- when "0", attempt only once taken), small enough for Redis's compact
--- encoding. The call's request record (KEYS[5]) says it stored the task, so
--- that a retry of a call whose reply was lost answers 1 again rather than
+-- Store a task and queue it, now or after a delay (store_task). The call's
+-- request record (KEYS[5]) says it stored the task, so that a retry of a call whose reply was lost answers 1 again rather than
 -- call its own task a duplicate, even when the task already ran, finished
 -- and had its result taken meanwhile (nothing else of it is left then). The
 -- record is "1", one of Redis's shared integers, and lives only for the
@@ -20,15 +17,6 @@ end
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
     return 0
 end
-local delay = tonumber(ARGV[6])
-local fields = {'status', delay > 0 and 'delayed' or 'enqueued', 'msg', ARGV[3]}
-if ARGV[4] == '0' then
-    fields[#fields + 1], fields[#fields + 2] = 'keep', '0'
-end
-if ARGV[5] == '0' then
-    fields[#fields + 1], fields[#fields + 2] = 'track', '0'
-end
-redis.call('HSET', KEYS[1], unpack(fields))
-queue_id(ARGV[1], ARGV[2], delay)
+store_task(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
 redis.call('SET', KEYS[5], 1, 'PX', ARGV[7])
 return 1
