@@ -73,6 +73,12 @@ def init(url):
     return broker
 
 
+def scheduled(url):
+    broker = init(url)
+    broker.schedule(add, every=0.2, args=(1, 2), name="adder")
+    return broker
+
+
 def raising(url):
     raise RuntimeError("no settings for this site")
 
@@ -655,3 +661,44 @@ def test_idle_worker_exits_promptly_on_sigterm(
     took = time.monotonic() - signalled
     print(f"\n{pool} worker exited {took:.2f}s after SIGTERM")
     assert took < 3  # it used to wait out its blocking timeout (10-12 s for process)
+
+
+@pytest.mark.parametrize("pool", ["thread", "process", "asyncio"])
+def test_every_pool_fires_the_schedules_of_its_broker(
+    workdir: Path, clean_redis_url: str, start_worker: Callable[..., Worker], pool: str
+) -> None:
+    """A worker fires its init function's schedules, logs schedule.fired, runs the tasks,
+    and ``worq schedules`` lists them with their last and next fire times."""
+    worker = start_worker("tasks:scheduled", clean_redis_url, *_one_worker(pool))
+    fired = worker.expect("schedule.fired", schedule="adder")
+    worker.expect("task.succeeded", task_id=fired["task_id"])
+    assert fired["task_id"] == f"schedule:adder:{fired['scheduled_time']}"
+    assert fired["lateness_s"] >= 0
+    listed = run(workdir, "schedules", clean_redis_url, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["schedules"]
+    assert (row["queue"], row["schedule"], row["task"], row["when"]) == (
+        "default", "adder", "tasks.add", "every 0.2s",
+    )  # fmt: skip
+    assert row["last"] < row["next"]
+    assert row["last_task"].startswith("schedule:adder:")
+    table = run(workdir, "schedules", clean_redis_url, "--queue", "default")
+    header, line = table.stdout.splitlines()
+    assert header.split() == ["queue", "schedule", "task", "when", "last", "next", "last_task"]
+    assert line.split()[:4] == ["default", "adder", "tasks.add", "every"]
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+
+
+def test_no_scheduler_leaves_the_schedules_alone(
+    workdir: Path, clean_redis_url: str, start_worker: Callable[..., Worker]
+) -> None:
+    """With --no-scheduler a started worker has registered and fired nothing (a pool
+    registers its schedules before it says it started)."""
+    worker = start_worker("tasks:scheduled", clean_redis_url, "--pool", "thread", "--no-scheduler")
+    worker.expect("pool.started")
+    listed = run(workdir, "schedules", clean_redis_url)
+    assert (listed.returncode, listed.stdout) == (0, f"no schedules at {clean_redis_url}\n")
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+    assert not [r for r in worker.records() if r["event"].startswith("schedule.")]

@@ -440,3 +440,24 @@ def test_scheduler_false_fires_nothing(url: str) -> None:
 def _fired(broker: Broker, name: str) -> bool:
     state = broker.taskqueue.schedule_states()[0].get(name)
     return state is not None and state.task_id != ""
+
+
+def test_schedules_fire_once_on_a_redis_cluster(clean_cluster_url: str) -> None:
+    """On a cluster the schedule's keys live in its queue's slot: two racing
+    schedulers fire each time once there too."""
+    brokers = [get_broker(clean_cluster_url, "periodic") for _ in range(2)]
+    try:
+        for each in brokers:
+            each.expose(reports)
+            each.schedule(ping, every=10, overlap="allow")
+        racers = [scheduler(each) for each in brokers]
+        start = ms("2026-12-07 14:00:05")
+        for now in range(start, start + 40 * SECOND, 5 * SECOND):
+            for racer in racers:
+                racer.tick(now)
+        assert queued(brokers[0]) == [
+            f"schedule:reports.ping:2026-12-07T14:00:{s}Z" for s in ("10", "20", "30", "40")
+        ]
+    finally:
+        for each in brokers:
+            each.close()

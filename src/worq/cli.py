@@ -31,7 +31,9 @@ from worq.pool._signals import run_until_stop_signal
 from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
+from worq.schedules import format_ms
 from worq.task import TaskSpace
+from worq.typing import ScheduleState
 
 __all__ = ["main"]
 
@@ -114,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each blocking wait for a task lasts (a stop signal ends it at once) "
         "(default: 10 for process, 1 for thread)",
     )  # fmt: skip
+    worker.add_argument(
+        "--no-scheduler", action="store_true",
+        help="do not fire the broker's schedules (by default every pool fires them; "
+        "each scheduled time fires once however many pools run)",
+    )  # fmt: skip
     worker.set_defaults(run=_worker, default_level="info", parser=worker)
 
     info = commands.add_parser(
@@ -126,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(run=_info, default_level="warning")
+
+    schedules = commands.add_parser(
+        "schedules", parents=[logging_options],
+        help="list the schedules the pools registered, with their last and next fire times",
+    )  # fmt: skip
+    schedules.add_argument("url", metavar="URL")
+    schedules.add_argument(
+        "--queue", metavar="NAME", help="this queue only (default: every queue at URL)"
+    )
+    schedules.add_argument("--json", action="store_true", help="print one JSON object")
+    schedules.set_defaults(run=_schedules, default_level="warning")
 
     purge = commands.add_parser(
         "purge", parents=[logging_options], help="discard a queue's pending tasks"
@@ -182,15 +200,17 @@ def _worker(args: argparse.Namespace) -> int:
         )  # fmt: skip
         if broker.backend_kind == "memory":
             logger.warning("cli.memory_backend", note="no other process can send tasks", **fields)
+        scheduler = not args.no_scheduler
         if args.pool == "thread":
-            _run_thread_pool(broker, workers, timeout)
+            _run_thread_pool(broker, workers, timeout, scheduler)
         elif args.pool == "asyncio":
-            _run_asyncio_pool(broker, concurrency, timeout)
+            _run_asyncio_pool(broker, concurrency, timeout, scheduler)
         else:
             # The pool calls init(broker.url) in each worker process (WorQ 1.1).
             pool = ProcessPool(
-                broker, init, workers=workers, max_worker_tasks=args.max_worker_tasks
-            )
+                broker, init, workers=workers, max_worker_tasks=args.max_worker_tasks,
+                scheduler=scheduler,
+            )  # fmt: skip
             pool.start(timeout=timeout, handle_sigterm=True)  # until SIGTERM/SIGINT, then stops
         logger.info("cli.worker_stopped", **fields)
     finally:
@@ -248,15 +268,15 @@ def _call_init(spec: str, init: Callable[..., Any], url: str) -> Broker:
     return broker
 
 
-def _run_thread_pool(broker: Broker, workers: int, timeout: float) -> None:
+def _run_thread_pool(broker: Broker, workers: int, timeout: float, scheduler: bool) -> None:
     """Run a thread pool until SIGTERM or SIGINT, then stop it, finishing running tasks."""
-    pool = ThreadPool(broker, workers=workers)
+    pool = ThreadPool(broker, workers=workers, scheduler=scheduler)
     run_until_stop_signal(f"worq-{broker.name}", lambda: pool.start(timeout=timeout), pool.stop)
 
 
-def _run_asyncio_pool(broker: Broker, concurrency: int, timeout: float) -> None:
+def _run_asyncio_pool(broker: Broker, concurrency: int, timeout: float, scheduler: bool) -> None:
     """Run an asyncio pool until SIGTERM or SIGINT, then stop it, finishing running tasks."""
-    pool = AsyncioPool(broker, concurrency=concurrency)
+    pool = AsyncioPool(broker, concurrency=concurrency, scheduler=scheduler)
     run_until_stop_signal(f"worq-{broker.name}", lambda: pool.start(timeout=timeout), pool.stop)
 
 
@@ -321,6 +341,65 @@ def _info_all(args: argparse.Namespace) -> int:
         for name, pending in queues.items():
             print(f"{name:<{names}}  {pending}")
     return 0
+
+
+def _schedules(args: argparse.Namespace) -> int:
+    """Print every schedule registered at the URL (or on one queue): its task, when it
+    fires, its last and next fire times and the task of its last fire."""
+    rows: list[dict[str, Any]] = []
+    with _reported(args.url):
+        names = [args.queue] if args.queue is not None else _queue_names(args.url)
+        for name in names:
+            broker = get_broker(args.url, name)
+            try:
+                states, _ = broker.schedule_states()
+            finally:
+                broker.close()
+            for schedule, state in sorted(states.items()):
+                rows.append(_schedule_row(name, schedule, state))
+    if args.json:
+        print(json.dumps({"url": mask_url(args.url), "schedules": rows}))
+        return 0
+    if not rows:
+        print(
+            f"no schedules at {mask_url(args.url)}"
+            + (f" on queue {args.queue!r}" if args.queue else "")
+        )
+        return 0
+    columns = ["queue", "schedule", "task", "when", "last", "next", "last_task"]
+    widths = {c: max(len(c), *(len(str(row[c])) for row in rows)) for c in columns}
+    print("  ".join(f"{c:<{widths[c]}}" for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(f"{row[c]!s:<{widths[c]}}" for c in columns).rstrip())
+    return 0
+
+
+def _queue_names(url: str) -> list[str]:
+    """Every queue with worq data at ``url``."""
+    broker = get_broker(url)
+    try:
+        return broker.queue_names()
+    finally:
+        broker.close()
+
+
+def _schedule_row(queue: str, name: str, state: ScheduleState) -> dict[str, Any]:
+    """One schedule as ``worq schedules`` shows it."""
+    try:
+        spec = json.loads(state.definition)
+    except ValueError:
+        spec = {}
+    if "cron" in spec:
+        when = f"cron {spec['cron']} ({spec.get('tz', 'UTC')})"
+    elif "every_s" in spec:
+        when = f"every {spec['every_s']:g}s"
+    else:
+        when = "?"
+    return {
+        "queue": queue, "schedule": name, "task": spec.get("task", "?"), "when": when,
+        "last": format_ms(state.last_ms), "next": format_ms(state.next_ms),
+        "last_task": state.task_id or "-",
+    }  # fmt: skip
 
 
 def _purge(args: argparse.Namespace) -> int:

@@ -22,8 +22,8 @@ from collections.abc import Callable, Collection
 
 from worq._events import logger
 from worq.core import Broker
-from worq.exceptions import PoolError
-from worq.pool._outages import back_off
+from worq.exceptions import PoolError, WorqError
+from worq.pool._outages import back_off, describe
 from worq.schedules import CATCH_UP_LIMIT, Schedule, format_ms
 from worq.typing import FireResult
 
@@ -78,7 +78,16 @@ class Scheduler:
         )
 
     def start(self) -> None:
-        """Start firing, in the scheduler's thread."""
+        """Register the schedules (so that listings show them once the pool started;
+        the thread tries again if the backend is down), then fire them in a thread."""
+        try:
+            self._broker.register_schedules(self._now_ms())
+            self._registered = True
+        except WorqError as exc:
+            logger.warning(
+                "backend.unavailable", queue=self._broker.name, pool=self._pool,
+                error=describe(exc), step="register_schedules",
+            )  # fmt: skip
         self._thread.start()
 
     def close(self) -> None:
