@@ -22,6 +22,7 @@ from worq.core import Broker
 from worq.pool.thread import WorkerPool
 from worq.queue.redis import _SCRIPTS, TaskQueue, _Request
 from worq.testing import WAIT, RedisServer, eventually, free_port, thread_worker
+from worq.typing import ScheduleState
 
 ROOT = Path(__file__).parent.parent
 
@@ -222,6 +223,9 @@ def test_every_script_call_stays_in_one_slot(
         broker.reap()
         broker.taskqueue.reclaim_task("x")
         broker.taskqueue.renew_lease("x", 1)
+        broker.taskqueue.register_schedules([("s", ScheduleState(b"{}", 0, 1))])
+        broker.taskqueue.schedule_states(1)
+        broker.taskqueue.fire_schedule("s", 1, 2, None, skip_running=True)
     assert {script for script, _ in calls} == set(_SCRIPTS)
     for script, keys in calls:
         assert len({key_slot(key.encode()) for key in keys}) == 1, (script, keys)

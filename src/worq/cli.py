@@ -26,7 +26,8 @@ from worq._events import logger
 from worq._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from worq._urls import mask_url
 from worq.core import Broker
-from worq.exceptions import WorqError
+from worq.exceptions import PoolError, WorqError
+from worq.pool._scheduler import check_schedules
 from worq.pool._signals import run_until_stop_signal
 from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool as ProcessPool
@@ -184,6 +185,11 @@ def _worker(args: argparse.Namespace) -> int:
                 f"{args.init} returned: the init function gets only the URL, so it must build "
                 f"its broker for that queue itself, e.g. get_broker(url, {args.queue!r})"
             )
+        if not args.no_scheduler:
+            try:
+                check_schedules(broker, f"worq-{broker.name}", broker.runner.task_names())
+            except PoolError as exc:
+                raise CliError(f"{args.init}: {exc}") from None
         with _reported(args.url):
             broker.size()  # an unreachable backend fails here, before starting
         default_workers = {"process": os.cpu_count() or 1, "thread": 1, "asyncio": 1}

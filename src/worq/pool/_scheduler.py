@@ -27,7 +27,7 @@ from worq.pool._outages import back_off, describe
 from worq.schedules import CATCH_UP_LIMIT, Schedule, format_ms
 from worq.typing import FireResult
 
-__all__ = ["ALIVE_FOR", "ON_TIME_GRACE", "Scheduler", "start_scheduler"]
+__all__ = ["ALIVE_FOR", "ON_TIME_GRACE", "Scheduler", "check_schedules", "start_scheduler"]
 
 ALIVE_FOR = 5.0
 """Seconds past each look at the states that a scheduler counts as running."""
@@ -60,14 +60,8 @@ class Scheduler:
         task_names: Collection[str],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        check_schedules(broker, pool_name, task_names)
         self._schedules = list(broker.schedules.values())
-        for schedule in self._schedules:
-            if schedule.task not in task_names:
-                raise PoolError(
-                    f"schedule {schedule.name!r} sends task {schedule.task!r}, which pool "
-                    f"{pool_name!r} does not run (queue {broker.name!r}): expose the task on "
-                    "the pool's broker (broker.expose(...)) or remove the schedule"
-                )
         self._broker = broker
         self._pool = pool_name
         self._clock = clock
@@ -173,6 +167,21 @@ class Scheduler:
         elif result is FireResult.SKIPPED:
             logger.info("schedule.skipped", reason="overlap", policy=schedule.overlap, **fields)
         return result
+
+
+def check_schedules(broker: Broker, pool_name: str, task_names: Collection[str]) -> None:
+    """Refuse a schedule of a task the pool does not run.
+
+    Raises:
+        PoolError: Naming the schedule, its task, the pool and what to do.
+    """
+    for schedule in broker.schedules.values():
+        if schedule.task not in task_names:
+            raise PoolError(
+                f"schedule {schedule.name!r} sends task {schedule.task!r}, which pool "
+                f"{pool_name!r} does not run (queue {broker.name!r}): expose the task on "
+                "the pool's broker (broker.expose(...)) or remove the schedule"
+            )
 
 
 def start_scheduler(
