@@ -10,6 +10,7 @@ exactly once (no duplicate task id, no gap), and each fired task ran once.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -23,6 +24,7 @@ import redis
 from tests.faults import schedule_tasks
 from worq import get_broker
 from worq.const import TaskStatus
+from worq.core import Broker
 from worq.pool.thread import WorkerPool
 from worq.schedules import format_ms
 from worq.testing import WAIT, eventually
@@ -74,7 +76,7 @@ def test_three_pools_fire_each_second_once_while_one_is_killed(
     try:
         eventually(lambda: all(events(log, "pool.started") for log in logs), True)
         eventually(lambda: last_fire_ms(url) > 0, True)
-        first = last_fire_ms(url)
+        first = last_fire_ms(url)  # the time registered as passed over, or one fired since
         eventually(lambda: last_fire_ms(url) >= first + WINDOW / 2 * 1000, True, timeout=WINDOW)
         pools[0].send_signal(signal.SIGKILL)
         killed_at = last_fire_ms(url)
@@ -88,33 +90,44 @@ def test_three_pools_fire_each_second_once_while_one_is_killed(
                 pool.kill()
                 pool.wait(WAIT)
 
+    # Events: no second fired twice. The killed pool may have fired one last
+    # second without living to log it: the backend says which seconds fired.
     fired = [record for log in logs for record in events(log, "schedule.fired")]
     times = collections.Counter(record["scheduled_time"] for record in fired)
-    print(
-        f"fired {len(fired)} times, by pool: {[len(events(log, 'schedule.fired')) for log in logs]}"
-    )
+    by_pool = [len(events(log, "schedule.fired")) for log in logs]
+    print(f"fired events: {len(fired)}, by pool: {by_pool}")
     assert [t for t, count in times.items() if count > 1] == [], "a second fired twice"
-    seconds = sorted(times)
-    expected = [format_ms(ms) for ms in range(first, last_fire_ms(url) + 1, 1000)]
-    assert seconds == expected, "a second in the window did not fire"
-    assert len(expected) >= WINDOW
-    assert any(t > format_ms(killed_at) for t in seconds), "nothing fired after the kill"
+    logged = sorted(_ms(t) for t in times)
+    assert logged[0] <= first + 1000, "the first second after the pools started did not fire"
+    window = list(range(logged[0], last_fire_ms(url) + 1, 1000))
+    assert len(window) >= WINDOW
+    assert window[-1] > killed_at, "nothing fired after the kill"
+    unlogged = sorted(set(window) - set(logged))
+    assert all(abs(t - killed_at) <= 2000 for t in unlogged), f"no event for {unlogged}"
+    assert len(unlogged) <= 1, unlogged
 
-    # Every fired task runs once: drain what the stopped pools left queued.
+    # The backend: every second of the window has its task, and each ran once
+    # (drain what the stopped pools left queued first).
+    task_ids = [f"schedule:periodic.beat:{format_ms(t)}" for t in window]
     broker = schedule_tasks.init(url)
     drain = WorkerPool(broker, workers=2, scheduler=False)
     drain.start(timeout=0.05)
     try:
-        task_ids = [record["task_id"] for record in fired]
-        eventually(
-            lambda: all(broker.taskqueue.get_status(i) is TaskStatus.COMPLETED for i in task_ids),
-            True, timeout=WAIT,
-        )  # fmt: skip
+        eventually(lambda: [i for i in task_ids if not _completed(broker, i)], [], timeout=WAIT)
     finally:
         drain.stop()
         broker.close()
     client = redis.Redis.from_url(url)
     try:
-        assert client.llen("beats") == len(fired)
+        assert client.llen("beats") == len(window)
     finally:
         client.close()
+
+
+def _completed(broker: Broker, task_id: str) -> bool:
+    return broker.taskqueue.get_status(task_id) is TaskStatus.COMPLETED
+
+
+def _ms(iso: str) -> int:
+    """A ``schedule.fired`` event's ``scheduled_time`` in milliseconds since the epoch."""
+    return round(dt.datetime.fromisoformat(iso).timestamp() * 1000)
