@@ -124,26 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     worker.set_defaults(run=_worker, default_level="info", parser=worker)
 
-    info = commands.add_parser(
-        "info", parents=[logging_options],
-        help="show the queues at a URL (or one queue) with their pending tasks",
-    )  # fmt: skip
-    info.add_argument("url", metavar="URL")
-    info.add_argument(
-        "--queue", metavar="NAME", help="show this queue only (default: every queue at URL)"
-    )
-    info.add_argument("--json", action="store_true", help="print one JSON object")
-    info.set_defaults(run=_info, default_level="warning")
-
-    schedules = commands.add_parser(
-        "schedules", parents=[logging_options],
-        help="list the schedules the pools registered, with their last and next fire times",
-    )  # fmt: skip
-    schedules.add_argument("url", metavar="URL")
-    schedules.add_argument(
+    inspecting = argparse.ArgumentParser(add_help=False, parents=[logging_options])
+    inspecting.add_argument("url", metavar="URL")
+    inspecting.add_argument(
         "--queue", metavar="NAME", help="this queue only (default: every queue at URL)"
     )
-    schedules.add_argument("--json", action="store_true", help="print one JSON object")
+    inspecting.add_argument("--json", action="store_true", help="print one JSON object")
+    info = commands.add_parser(
+        "info", parents=[inspecting],
+        help="show the queues at a URL (or one queue) with their pending tasks",
+    )  # fmt: skip
+    info.set_defaults(run=_info, default_level="warning")
+    schedules = commands.add_parser(
+        "schedules", parents=[inspecting],
+        help="list the schedules the pools registered, with their last and next fire times",
+    )  # fmt: skip
     schedules.set_defaults(run=_schedules, default_level="warning")
 
     purge = commands.add_parser(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeVarTuple, overload
+from typing import Any, Literal, TypeVarTuple, Unpack, overload
 
 import attrs
 
@@ -33,7 +33,7 @@ from worq.exceptions import (
 )
 from worq.models import DEFAULT_OPTIONS, Envelope, Outcome, SentTask, TaskMessage, TaskOptions
 from worq.runner import NOOP_TASK, ExposedTask, Runner
-from worq.schedules import CatchUp, Overlap, Schedule, ScheduleError
+from worq.schedules import CatchUp, Overlap, Schedule, ScheduleError, ScheduleOptions
 from worq.task import Queue, TaskSpace, task_name_of
 from worq.typing import (
     Codec,
@@ -191,13 +191,7 @@ class Broker:
         *,
         args: tuple[*Ts],
         kwargs: None = None,
-        cron: str | None = None,
-        every: dt.timedelta | float | None = None,
-        tz: str = "UTC",
-        name: str | None = None,
-        catch_up: CatchUp = "latest",
-        overlap: Overlap = "skip",
-        options: TaskOptions | None = None,
+        **when: Unpack[ScheduleOptions],
     ) -> Schedule: ...
 
     @overload
@@ -208,13 +202,7 @@ class Broker:
         *,
         args: tuple[()] = (),
         kwargs: None = None,
-        cron: str | None = None,
-        every: dt.timedelta | float | None = None,
-        tz: str = "UTC",
-        name: str | None = None,
-        catch_up: CatchUp = "latest",
-        overlap: Overlap = "skip",
-        options: TaskOptions | None = None,
+        **when: Unpack[ScheduleOptions],
     ) -> Schedule: ...
 
     @overload
@@ -225,13 +213,7 @@ class Broker:
         *,
         args: tuple[Any, ...] = (),
         kwargs: Mapping[str, Any],
-        cron: str | None = None,
-        every: dt.timedelta | float | None = None,
-        tz: str = "UTC",
-        name: str | None = None,
-        catch_up: CatchUp = "latest",
-        overlap: Overlap = "skip",
-        options: TaskOptions | None = None,
+        **when: Unpack[ScheduleOptions],
     ) -> Schedule: ...
 
     @overload
@@ -242,13 +224,7 @@ class Broker:
         *,
         args: tuple[Any, ...] = (),
         kwargs: Mapping[str, Any] | None = None,
-        cron: str | None = None,
-        every: dt.timedelta | float | None = None,
-        tz: str = "UTC",
-        name: str | None = None,
-        catch_up: CatchUp = "latest",
-        overlap: Overlap = "skip",
-        options: TaskOptions | None = None,
+        **when: Unpack[ScheduleOptions],
     ) -> Schedule: ...
 
     def schedule(

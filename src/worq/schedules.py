@@ -23,7 +23,7 @@ import json
 import math
 import zoneinfo
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
 import attrs
 
@@ -32,7 +32,7 @@ from worq.models import TaskOptions
 if TYPE_CHECKING:
     from croniter import croniter
 
-__all__ = ["CATCH_UP_LIMIT", "CatchUp", "Overlap", "Schedule", "ScheduleError"]
+__all__ = ["CATCH_UP_LIMIT", "CatchUp", "Overlap", "Schedule", "ScheduleError", "ScheduleOptions"]
 
 CatchUp = Literal["latest", "none", "all"]
 """What a pool does with the times missed while no pool ran: send the task once,
@@ -53,6 +53,19 @@ _MIN_EVERY = 0.1
 
 _MAX_EVERY = 366 * 24 * 3600.0
 """Longest ``every``, in seconds: a year; use cron for rarer schedules."""
+
+
+class ScheduleOptions(TypedDict, total=False):
+    """When a schedule fires and how, as :meth:`worq.core.Broker.schedule` takes them
+    (see its arguments): typed once for all of its overloads."""
+
+    cron: str | None
+    every: dt.timedelta | float | None
+    tz: str
+    name: str | None
+    catch_up: CatchUp
+    overlap: Overlap
+    options: TaskOptions | None
 
 
 class ScheduleError(ValueError):
