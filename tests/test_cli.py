@@ -27,7 +27,7 @@ import redis
 
 import worq
 from worq import get_broker
-from worq.testing import WAIT, RedisServer, free_port
+from worq.testing import WAIT, RedisServer, eventually, free_port
 
 SRC = str(Path(worq.__file__).resolve().parents[1])
 """The directory holding the worq package, for the subprocesses' PYTHONPATH."""
@@ -505,6 +505,8 @@ def test_info_on_memory(workdir: Path) -> None:
         "url": "memory://",
         "backend": "memory",
         "pending": "0",
+        "states": "pending 0, delayed 0, enqueued 0, processing 0",
+        "pools": "none",
     }
     done = run(workdir, "info", "memory://", "--queue", "jobs", "--json")
     assert done.returncode == 0, done.stderr
@@ -513,7 +515,9 @@ def test_info_on_memory(workdir: Path) -> None:
         "url": "memory://",
         "backend": "memory",
         "pending": 0,
+        "states": {"pending": 0, "delayed": 0, "enqueued": 0, "processing": 0},
         "ping": None,
+        "pools": [],
     }
     assert done.stderr == ""
 
@@ -529,7 +533,9 @@ def test_info_on_redis_counts_pending_tasks(workdir: Path, clean_redis_url: str)
         "url": url,
         "backend": "redis",
         "pending": "3",
+        "states": "pending 0, delayed 0, enqueued 3, processing 0",
         "ping": "yes",
+        "pools": "none",
     }
     done = run(workdir, "info", url, "--queue", "default", "--json")
     assert json.loads(done.stdout)["pending"] == 3
@@ -549,10 +555,13 @@ def test_info_without_queue_lists_every_queue(workdir: Path, clean_redis_url: st
     assert _table(header + "\n") == {
         "url": url, "backend": "redis", "ping": "yes", "queues": "2",
     }  # fmt: skip
-    assert _table(queues) == {"queue": "pending", "default": "3", "defualt": "1"}
+    assert [line.split() for line in queues.splitlines()] == [
+        ["queue", "pending", "pools"], ["default", "3", "0"], ["defualt", "1", "0"],
+    ]  # fmt: skip
     done = run(workdir, "info", url, "--json")
     assert json.loads(done.stdout) == {
         "url": url, "backend": "redis", "ping": True, "queues": {"default": 3, "defualt": 1},
+        "pools": {"default": 0, "defualt": 0},
     }  # fmt: skip
     done = run(workdir, "info", "memory://")
     assert _table(done.stdout) == {"url": "memory://", "backend": "memory", "queues": "none"}
@@ -717,3 +726,52 @@ def test_no_scheduler_leaves_the_schedules_alone(
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.finish() == 0
     assert not [r for r in worker.records() if r["event"].startswith("schedule.")]
+
+
+@pytest.mark.parametrize("pool", ["thread", "process", "asyncio"])
+def test_info_lists_live_pools_with_their_running_tasks(
+    workdir: Path, clean_redis_url: str, start_worker: Callable[..., Worker], pool: str
+) -> None:
+    """A running worker is listed by ``worq info`` (host, pid, kind, workers, the task it
+    runs, tasks done); once it stopped it is gone at once."""
+    url = clean_redis_url
+    worker = start_worker("tasks:init", url, *_one_worker(pool))
+    worker.expect("pool.started")
+    broker = get_broker(url)
+    try:
+        done = broker.queue("tasks").add(1, 2)
+        assert done.wait(WAIT)
+        blocked = broker.queue("tasks").wait_for(url, "release-info")
+        worker.expect("task.started", task_id=blocked.id)
+        eventually(lambda: _pools(workdir, url)[0]["running"], [blocked.id], timeout=WAIT)
+        (record,) = _pools(workdir, url)
+        assert (record["kind"], record["pid"], record["queue"]) == (
+            pool, worker.proc.pid, "default",
+        )  # fmt: skip
+        assert record["workers"] == 1
+        assert record["tasks_done"] >= 1
+        assert record["id"].startswith(f"{record['host']}:{worker.proc.pid}:")
+        table = run(workdir, "info", url, "--queue", "default").stdout
+        assert table.splitlines()[-1].split()[:4] == [record["id"], pool, record["host"],
+                                                      str(worker.proc.pid)]  # fmt: skip
+        listing = run(workdir, "info", url, "--json")
+        assert json.loads(listing.stdout)["pools"] == {"default": 1}
+        client = redis.Redis.from_url(url)
+        try:
+            client.rpush("release-info", 1)
+        finally:
+            client.close()
+        assert blocked.wait(WAIT)
+    finally:
+        broker.close()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+    assert _pools(workdir, url) == []
+
+
+def _pools(workdir: Path, url: str) -> list[dict[str, Any]]:
+    """The live pools ``worq info --json`` shows for the default queue."""
+    done = run(workdir, "info", url, "--queue", "default", "--json")
+    assert done.returncode == 0, done.stderr
+    pools: list[dict[str, Any]] = json.loads(done.stdout)["pools"]
+    return pools

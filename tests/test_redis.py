@@ -226,6 +226,8 @@ def test_every_script_call_stays_in_one_slot(
         broker.taskqueue.register_schedules([("s", ScheduleState(b"{}", 0, 1))])
         broker.taskqueue.schedule_states(1)
         broker.taskqueue.fire_schedule("s", 1, 2, None, skip_running=True)
+        broker.taskqueue.announce_pool("p", b"{}", 1)
+        broker.taskqueue.live_pools()
     assert {script for script, _ in calls} == set(_SCRIPTS)
     for script, keys in calls:
         assert len({key_slot(key.encode()) for key in keys}) == 1, (script, keys)

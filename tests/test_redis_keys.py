@@ -203,6 +203,13 @@ def workload(tq: TaskQueue) -> None:
     assert tq.fire_schedule("s", 4, 5, later, skip_running=True) is FireResult.FIRED
     assert tq.fire_schedule("s", 4, 5, later, skip_running=True) is FireResult.DONE
 
+    # A pool announced, one whose record lapsed (dropped), and one gone.
+    tq.announce_pool("short-lived", b"{}", 0.001)
+    tq.announce_pool("live", b"{}", 60)
+    eventually(lambda: sorted(tq.live_pools()), ["live"])
+    tq.announce_pool("live", b"{}", 0)
+    assert tq.live_pools() == {}
+
     assert tq.name in tq.queue_names()
 
 

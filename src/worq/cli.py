@@ -17,8 +17,11 @@ import importlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import attrs
 
 from worq._backends import get_broker
 from worq._checks import is_coroutine_function
@@ -282,34 +285,73 @@ def _run_asyncio_pool(broker: Broker, concurrency: int, timeout: float, schedule
 
 
 def _info(args: argparse.Namespace) -> int:
-    """Print a queue's (or every queue's) name, URL, backend, pending count and ping."""
+    """Print a queue's name, URL, backend, pending count, counts by state, ping and live
+    pools (each with its host, pid, kind, workers, tasks done and running)."""
     if args.queue is None:
         return _info_all(args)
     with _reported(args.url):
         broker = get_broker(args.url, args.queue)
         try:
-            fields = {
+            fields: dict[str, Any] = {
                 "queue": broker.name,
                 "url": mask_url(broker.url),
                 "backend": broker.backend_kind,
                 "pending": broker.size(),
+                "states": {str(state): count for state, count in broker.counts().items()},
                 "ping": _ping(broker),
             }
+            pools = broker.live_pools()
         finally:
             broker.close()
     if args.json:
-        print(json.dumps(fields))
+        print(json.dumps({**fields, "pools": [attrs.asdict(pool) for pool in pools]}))
         return 0
+    fields["states"] = ", ".join(f"{state} {count}" for state, count in fields["states"].items())
+    fields["pools"] = len(pools) or "none"
+    _print_rows(fields)
+    if pools:
+        now = time.time()
+        print()
+        _print_table(
+            ["pool", "kind", "host", "pid", "workers", "done", "running", "up"],
+            [
+                [
+                    pool.id,
+                    pool.kind,
+                    pool.host,
+                    pool.pid,
+                    pool.workers,
+                    pool.tasks_done,
+                    len(pool.running),
+                    f"{now - pool.started:.0f}s",
+                ]
+                for pool in pools
+            ],
+        )
+    return 0
+
+
+def _print_rows(fields: dict[str, Any]) -> None:
+    """``key  value`` lines, aligned; None values left out, booleans as yes or no."""
     rows = [(key, value) for key, value in fields.items() if value is not None]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         shown = ("yes" if value else "no") if isinstance(value, bool) else value
         print(f"{key:<{width}}  {shown}")
-    return 0
+
+
+def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    """A table: a header and aligned columns."""
+    widths = [max(len(str(cell)) for cell in [column, *(row[i] for row in rows)])
+              for i, column in enumerate(columns)]  # fmt: skip
+    for row in [columns, *rows]:
+        cells = zip(row, widths, strict=True)
+        print("  ".join(f"{cell!s:<{width}}" for cell, width in cells).rstrip())
 
 
 def _info_all(args: argparse.Namespace) -> int:
-    """Every worq queue at the URL with its pending count, so that a typo shows at once."""
+    """Every worq queue at the URL with its pending count and live pools, so that a typo
+    shows at once."""
     with _reported(args.url):
         broker = get_broker(args.url)
         try:
@@ -318,29 +360,25 @@ def _info_all(args: argparse.Namespace) -> int:
                 "backend": broker.backend_kind,
                 "ping": _ping(broker),
             }
-            queues = {}
+            queues, pools = {}, {}
             for name in broker.queue_names():
                 other = get_broker(args.url, name)
                 try:
                     queues[name] = other.size()
+                    pools[name] = len(other.live_pools())
                 finally:
                     other.close()
         finally:
             broker.close()
     if args.json:
-        print(json.dumps({**fields, "queues": queues}))
+        print(json.dumps({**fields, "queues": queues, "pools": pools}))
         return 0
-    rows = [(key, value) for key, value in fields.items() if value is not None]
-    rows.append(("queues", len(queues) or "none"))
-    width = max(len(key) for key, _ in rows)
-    for key, value in rows:
-        shown = ("yes" if value else "no") if isinstance(value, bool) else value
-        print(f"{key:<{width}}  {shown}")
+    _print_rows({**fields, "queues": len(queues) or "none"})
     if queues:
-        names = max(len("queue"), *(len(name) for name in queues))
-        print(f"\n{'queue':<{names}}  pending")
-        for name, pending in queues.items():
-            print(f"{name:<{names}}  {pending}")
+        print()
+        _print_table(
+            ["queue", "pending", "pools"], [[name, queues[name], pools[name]] for name in queues]
+        )
     return 0
 
 
@@ -368,10 +406,7 @@ def _schedules(args: argparse.Namespace) -> int:
         )
         return 0
     columns = ["queue", "schedule", "task", "when", "last", "next", "last_task"]
-    widths = {c: max(len(c), *(len(str(row[c])) for row in rows)) for c in columns}
-    print("  ".join(f"{c:<{widths[c]}}" for c in columns).rstrip())
-    for row in rows:
-        print("  ".join(f"{row[c]!s:<{widths[c]}}" for c in columns).rstrip())
+    _print_table(columns, [[row[c] for c in columns] for row in rows])
     return 0
 
 

@@ -31,7 +31,15 @@ from worq.exceptions import (
     TaskExpired,
     TaskFailure,
 )
-from worq.models import DEFAULT_OPTIONS, Envelope, Outcome, SentTask, TaskMessage, TaskOptions
+from worq.models import (
+    DEFAULT_OPTIONS,
+    Envelope,
+    Outcome,
+    PoolRecord,
+    SentTask,
+    TaskMessage,
+    TaskOptions,
+)
 from worq.runner import NOOP_TASK, ExposedTask, Runner
 from worq.schedules import CatchUp, Overlap, Schedule, ScheduleError, ScheduleOptions
 from worq.task import Queue, TaskSpace, task_name_of
@@ -326,6 +334,24 @@ class Broker:
         """The states of every schedule registered on this queue, and until when a pool's
         scheduler was last said to run (see ``TaskQueue.schedule_states``)."""
         return self.taskqueue.schedule_states(alive_until_ms)
+
+    # -- live pools ------------------------------------------------------------
+
+    def announce_pool(self, record: PoolRecord, ttl: float) -> None:
+        """Tell the backend this pool is alive, for ``ttl`` seconds (0: it stopped)."""
+        self.taskqueue.announce_pool(record.id, record.encode(), ttl)
+
+    def live_pools(self) -> list[PoolRecord]:
+        """The pools serving this queue now, by start time; a record that does not
+        decode (not worq's) is logged as ``pool.record_unreadable`` and left out."""
+        found = []
+        for pool_id, data in self.taskqueue.live_pools().items():
+            try:
+                found.append(PoolRecord.decode(data))
+            except ValueError as exc:
+                logger.warning("pool.record_unreadable", queue=self.name, pool_id=pool_id,
+                               error=str(exc))  # fmt: skip
+        return sorted(found, key=lambda record: (record.started, record.id))
 
     def fire_schedule(
         self, schedule: Schedule, fire_ms: int, *, send: bool = True, check_overlap: bool = True

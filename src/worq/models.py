@@ -17,17 +17,20 @@ import random
 from typing import Any, Literal
 
 import attrs
+import orjson
 
 from worq._checks import check_seconds
 
 __all__ = [
     "DEFAULT_OPTIONS",
     "ON_ERROR_VALUES",
+    "RUNNING_SHOWN",
     "ArgumentRef",
     "Envelope",
     "OnError",
     "Outcome",
     "Payload",
+    "PoolRecord",
     "SentTask",
     "TaskMessage",
     "TaskOptions",
@@ -273,3 +276,56 @@ class SentTask:
     args: tuple[Any, ...] | None = None
     kwargs: dict[str, Any] | None = None
     options: TaskOptions | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PoolRecord:
+    """What a live pool tells the backend about itself, with each heartbeat.
+
+    Attributes:
+        id: Unique per pool start (``host:pid:random``).
+        host: The machine's host name.
+        pid: The pool's process id (a process pool's supervising process).
+        kind: ``"thread"``, ``"process"`` or ``"asyncio"``.
+        name: The pool's name (``worq-<queue>`` by default).
+        queue: The queue it serves.
+        workers: Its worker threads or processes (the asyncio pool: its concurrency).
+        started: When it started (seconds since the epoch).
+        tasks_done: Runs it finished since it started.
+        running: The ids of the tasks it runs now (at most :data:`RUNNING_SHOWN`).
+        updated: When this record was written (seconds since the epoch).
+    """
+
+    id: str
+    host: str
+    pid: int
+    kind: str
+    name: str
+    queue: str
+    workers: int
+    started: float
+    tasks_done: int
+    running: tuple[str, ...]
+    updated: float
+
+    def encode(self) -> bytes:
+        """The record as the backend stores it (JSON)."""
+        return orjson.dumps(attrs.asdict(self))
+
+    @classmethod
+    def decode(cls, data: bytes) -> PoolRecord:
+        """A stored record.
+
+        Raises:
+            ValueError: It is not one (another program wrote the key, say).
+        """
+        try:
+            fields = orjson.loads(data)
+            return cls(**{**fields, "running": tuple(fields["running"])})
+        except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
+            raise ValueError(f"not a worq pool record: {data[:80]!r} ({exc})") from None
+
+
+RUNNING_SHOWN = 100
+"""Most running task ids a pool record lists (a pool of more workers says how many
+in ``running`` only up to this many)."""

@@ -385,6 +385,18 @@ class TaskQueue(Protocol):
         """
         ...
 
+    def announce_pool(self, pool_id: str, record: bytes, ttl: float) -> None:
+        """Store a live pool's record for ``ttl`` seconds (0: forget it now).
+
+        A pool announces itself when it starts and again with each of its
+        heartbeats; a pool that dies stops announcing, and its record lapses.
+        """
+        ...
+
+    def live_pools(self) -> dict[str, bytes]:
+        """The records of the pools whose announcement has not lapsed, by pool id."""
+        ...
+
     def queue_names(self) -> list[str]:
         """The names of every queue this backend's store holds worq data for, sorted.
 

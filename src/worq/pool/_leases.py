@@ -67,6 +67,7 @@ class LeaseKeeper:
         """Keyed by (task id, lease), never by id alone: an old run of a task and
         its retry may overlap in one pool, and each keeps its own lease."""
         self._closed = False
+        self._done = 0
         self._wakes_at = -math.inf
         """When the thread next looks at the running tasks (monotonic); -inf while it acts."""
         lease = broker.initial_lease
@@ -92,9 +93,15 @@ class LeaseKeeper:
                 self._changed.notify()  # else the thread wakes in time: no wake-up per task
 
     def remove(self, task: Envelope) -> None:
-        """Stop keeping ``task``'s lease."""
+        """Stop keeping ``task``'s lease: its run is over."""
         with self._changed:
-            self._running.pop((task.id, task.lease), None)
+            if self._running.pop((task.id, task.lease), None) is not None:
+                self._done += 1
+
+    def activity(self) -> tuple[int, list[str]]:
+        """How many runs ended since the keeper started, and the ids of those going on."""
+        with self._changed:
+            return self._done, [task_id for task_id, _ in self._running]
 
     def close(self) -> None:
         """Stop the thread and wait for it."""

@@ -37,6 +37,7 @@ from worq.models import TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, describe, join_interrupting
 from worq.pool._pipeline import RunLost, TaskPipeline
+from worq.pool._presence import PoolPresence
 from worq.pool._scheduler import Scheduler, start_scheduler
 from worq.runner import EncodedOutcome
 
@@ -103,6 +104,7 @@ class WorkerPool:
         self._pipeline: TaskPipeline | None = None
         self._crashed: list[BaseException] = []
         self._scheduler: Scheduler | None = None
+        self._presence: PoolPresence | None = None
 
     def start(self, timeout: float = 1) -> None:
         """Start the pool's event loop, in a thread of its own, and return.
@@ -122,6 +124,10 @@ class WorkerPool:
         )
         self._leases = LeaseKeeper(self.broker, name)
         self._pipeline = TaskPipeline(self.broker, self._leases, self._stopping)
+        self._presence = PoolPresence(
+            self.broker, "asyncio", name, self.concurrency, self._leases.activity
+        )
+        self._presence.start()
         self._thread = threading.Thread(
             target=self._serve, args=(timeout,), name=f"{name}-loop", daemon=True
         )
@@ -155,6 +161,9 @@ class WorkerPool:
         if self._scheduler is not None:
             self._scheduler.close()
             self._scheduler = None
+        if self._presence is not None:
+            self._presence.close()
+            self._presence = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None

@@ -42,6 +42,7 @@ from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, fail_task, join_interrupting, persist
 from worq.pool._pipeline import RunLost, TaskPipeline
+from worq.pool._presence import PoolPresence
 from worq.pool._scheduler import Scheduler, start_scheduler
 from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import OwnTasks, worker_main
@@ -120,6 +121,7 @@ class WorkerPool:
         self.name = name or f"worq-{broker.name}"
         self.scheduler = scheduler
         self._scheduler: Scheduler | None = None
+        self._presence: PoolPresence | None = None
         self._slots: list[_Slot] = []
         self._stopping = threading.Event()
         self._leases: LeaseKeeper | None = None
@@ -152,6 +154,10 @@ class WorkerPool:
         # memory:// lives in this process: only here can its tasks be taken.
         kind = _FeedingSlot if self.broker.backend_kind == "memory" else _OwnTasksSlot
         self._slots = [kind(self, number, timeout) for number in range(self.workers)]
+        self._presence = PoolPresence(
+            self.broker, "process", self.name, self.workers, self._activity
+        )
+        self._presence.start()
         for slot in self._slots:
             slot.thread.start()
         logger.info("pool.started", pool=self.name, queue=self.broker.name, workers=self.workers)
@@ -176,10 +182,25 @@ class WorkerPool:
         if self._scheduler is not None:
             self._scheduler.close()
             self._scheduler = None
+        if self._presence is not None:
+            self._presence.close()
+            self._presence = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None
             logger.info("pool.stopped", pool=self.name, queue=self.broker.name)
+
+    def _activity(self) -> tuple[int, list[str]]:
+        """Runs finished and tasks running: the pool's own (memory://, which it feeds
+        its workers from) and those its workers take themselves (Redis)."""
+        done, running = self._leases.activity() if self._leases is not None else (0, [])
+        for slot in self._slots:
+            if isinstance(slot, _OwnTasksSlot):
+                done += slot.total_done
+                current = slot.running_task()
+                if current is not None:
+                    running.append(current)
+        return done, running
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers."""
@@ -335,6 +356,13 @@ class _OwnTasksSlot(_Slot):
         self._stop_lock = threading.RLock()
         """Held while a worker starts, so that a stop cannot slip in unseen."""
         self._running: _Run | None = None
+        self.total_done = 0
+        """Runs its workers finished, this one and those it replaced."""
+
+    def running_task(self) -> str | None:
+        """The id of the task its worker runs now, if any."""
+        running = self._running
+        return None if running is None else running.task.id
 
     def _own_tasks(self) -> OwnTasks:
         pool = self.pool
@@ -390,10 +418,12 @@ class _OwnTasksSlot(_Slot):
         elif reply[0] == "started":  # and, if one ran, that one finished
             if running is not None:
                 self.tasks_done += 1
+                self.total_done += 1
             self._running = _Run(reply[1], time.monotonic())
         elif reply[0] == "finished":
             self._running = None
             self.tasks_done += 1
+            self.total_done += 1
 
     def _exited(self, process: BaseProcess) -> None:
         """A worker exited between tasks: asked to stop, at max_worker_tasks, or it died."""

@@ -16,6 +16,7 @@ from worq.models import Envelope, TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, join_interrupting
 from worq.pool._pipeline import TaskPipeline
+from worq.pool._presence import PoolPresence
 from worq.pool._scheduler import Scheduler, start_scheduler
 from worq.runner import EncodedOutcome, close_thread_loop
 
@@ -59,6 +60,7 @@ class WorkerPool:
         self._leases: LeaseKeeper | None = None
         self._pipeline: TaskPipeline | None = None
         self._scheduler: Scheduler | None = None
+        self._presence: PoolPresence | None = None
 
     def start(self, timeout: float = 1) -> None:
         """Start the worker threads and return.
@@ -78,6 +80,10 @@ class WorkerPool:
         )
         self._leases = LeaseKeeper(self.broker, name, on_overdue=self._overdue)
         self._pipeline = TaskPipeline(self.broker, self._leases, self._stopping)
+        self._presence = PoolPresence(
+            self.broker, "thread", name, self.workers, self._leases.activity
+        )
+        self._presence.start()
         for number in range(self.workers):
             thread = self.thread_factory(
                 target=self._work, args=(timeout,), name=f"{name}-worker-{number}"
@@ -114,6 +120,9 @@ class WorkerPool:
         if self._scheduler is not None:
             self._scheduler.close()
             self._scheduler = None
+        if self._presence is not None:
+            self._presence.close()
+            self._presence = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None

@@ -95,6 +95,16 @@ class RedisKeys:
         """STRING: until when (ms since the epoch) a pool's scheduler was last said to run."""
         return self.prefix + "schedulers_alive"
 
+    @property
+    def pools(self) -> str:
+        """HASH of live pools' ids to their records (JSON), written by each pool's heartbeat."""
+        return self.prefix + "pools"
+
+    @property
+    def pools_alive(self) -> str:
+        """ZSET of pool ids scored by when their record lapses (ms since the epoch)."""
+        return self.prefix + "pools_alive"
+
     def task(self, task_id: str) -> str:
         """HASH of one task: status, message, arguments."""
         return f"{self.prefix}task:{task_id}"

@@ -83,6 +83,8 @@ class _Store:
     """What to call when a task's outcome is stored or the task goes: async waits."""
     schedules: dict[str, ScheduleState] = attrs.Factory(dict)
     schedulers_alive_until: int = 0
+    pools: dict[str, tuple[bytes, float]] = attrs.Factory(dict)
+    """Live pools' records, by pool id, with when each lapses (monotonic)."""
 
     def tell(self, task_id: str) -> None:
         """Call the watchers of ``task_id``: its outcome is stored, or it is gone."""
@@ -581,6 +583,21 @@ class TaskQueue:
             if not self._enqueue(sent.task_id, sent.message, sent.keep_result, sent.track, 0, now):
                 return FireResult.DONE  # a task of that id exists: sent for this time already
             return FireResult.FIRED
+
+    def announce_pool(self, pool_id: str, record: bytes, ttl: float) -> None:
+        with self._store.cond:
+            if ttl > 0:
+                self._store.pools[pool_id] = (record, time.monotonic() + ttl)
+            else:
+                self._store.pools.pop(pool_id, None)
+
+    def live_pools(self) -> dict[str, bytes]:
+        store = self._store
+        with store.cond:
+            now = time.monotonic()
+            for lapsed in [pool for pool, (_, until) in store.pools.items() if until <= now]:
+                del store.pools[lapsed]
+            return {pool: record for pool, (record, _) in store.pools.items()}
 
     def queue_names(self) -> list[str]:
         """The queues of this URL in this process that hold tasks or results."""

@@ -135,6 +135,8 @@ _SCRIPTS = (
     "schedule_register",
     "schedule_states",
     "schedule_fire",
+    "pool_announce",
+    "live_pools",
 )
 
 _QUEUE_OF_KEY = re.compile(rb"^worq:\{([^{}]+)\}:")
@@ -789,7 +791,7 @@ class TaskQueue:
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
         k = self.keys
         flat = self._run("arguments", [k.task(task_id)], [k.prefix])
-        return self._read("arguments", flat, _read_arguments)
+        return self._read("arguments", flat, _read_pairs)
 
     def renew_lease(self, task_id: str, timeout: float, lease: str | None = None) -> bool:
         """Renew a running task's lease for ``timeout`` seconds (a heartbeat).
@@ -998,6 +1000,16 @@ class TaskQueue:
         reply = self._run("schedule_fire", keys, args)
         return self._read("schedule_fire", reply, lambda r: FireResult(_bytes(r).decode()))
 
+    def announce_pool(self, pool_id: str, record: bytes, ttl: float) -> None:
+        k = self.keys
+        ttl_ms = _ms(ttl) if ttl > 0 else 0
+        self._run("pool_announce", [k.pools, k.pools_alive], [k.prefix, pool_id, record, ttl_ms])
+
+    def live_pools(self) -> dict[str, bytes]:
+        k = self.keys
+        reply = self._run("live_pools", [k.pools, k.pools_alive], [k.prefix])
+        return self._read("live_pools", reply, _read_pairs)
+
     def ping(self) -> bool:
         """True when the server answers.
 
@@ -1184,8 +1196,8 @@ class _Waiting:
             return list(self._blocked)
 
 
-def _read_arguments(reply: object) -> dict[str, bytes]:
-    """An arguments reply: a flat list of argument ids and their results."""
+def _read_pairs(reply: object) -> dict[str, bytes]:
+    """A flat list of names and values (argument ids and results, pool ids and records)."""
     flat = cast(list[bytes], reply)
     return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 

@@ -23,6 +23,9 @@
 --                             id of the latest fire ("" before the first)
 --   P.."schedulers_alive" STRING until when (ms since the epoch) a pool's
 --                             scheduler was last said to run
+--   P.."pools"          HASH  pool id -> its record (JSON): a live pool's
+--                             announcement, refreshed by its heartbeat
+--   P.."pools_alive"    ZSET  pool id -> when its record lapses (ms since the epoch)
 --   P.."task:"..id      HASH  status, msg, keep ("0": drop the result; absent:
 --                             keep it), track ("0": no lease; absent: leased),
 --                             attempt (absent until first taken), lease (the
@@ -56,6 +59,8 @@ function key.leases(prefix) return prefix .. 'leases' end
 function key.schedules(prefix) return prefix .. 'schedules' end
 function key.schedule_state(prefix) return prefix .. 'schedule_state' end
 function key.schedulers_alive(prefix) return prefix .. 'schedulers_alive' end
+function key.pools(prefix) return prefix .. 'pools' end
+function key.pools_alive(prefix) return prefix .. 'pools_alive' end
 function key.task(prefix, id) return prefix .. 'task:' .. id end
 function key.result(prefix, id) return prefix .. 'result:' .. id end
 function key.deps(prefix, id) return prefix .. 'deps:' .. id end
@@ -66,6 +71,15 @@ function key.taken(prefix, token) return prefix .. 'taken:' .. token end
 local function now_ms()
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Drop the records of the pools whose announcement lapsed (they died).
+local function drop_lapsed_pools(prefix, now)
+    local lapsed = redis.call('ZRANGEBYSCORE', key.pools_alive(prefix), '-inf', now)
+    if #lapsed > 0 then
+        redis.call('HDEL', key.pools(prefix), unpack(lapsed))
+        redis.call('ZREMRANGEBYSCORE', key.pools_alive(prefix), '-inf', now)
+    end
 end
 
 -- Put the id of a task whose status already says so in the queue (runnable
