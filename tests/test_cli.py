@@ -14,10 +14,12 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -775,3 +777,50 @@ def _pools(workdir: Path, url: str) -> list[dict[str, Any]]:
     assert done.returncode == 0, done.stderr
     pools: list[dict[str, Any]] = json.loads(done.stdout)["pools"]
     return pools
+
+
+def test_worker_serves_metrics_of_its_worker_processes(
+    workdir: Path, clean_redis_url: str, start_worker: Callable[..., Worker]
+) -> None:
+    """``--metrics-port`` serves /metrics from the pool process; one scrape counts the
+    runs of every worker process."""
+    port = free_port()
+    worker = start_worker("tasks:init", clean_redis_url, "--workers", "2",
+                          "--metrics-port", str(port))  # fmt: skip
+    serving = worker.expect("metrics.serving")
+    assert (serving["host"], serving["port"]) == ("127.0.0.1", port)
+    broker = get_broker(clean_redis_url)
+    try:
+        sums = [broker.queue("tasks").add(n, n) for n in range(4)]
+        assert [s.wait(WAIT) and s.value for s in sums] == [0, 2, 4, 6]
+    finally:
+        broker.close()
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def succeeded() -> str:
+        with urllib.request.urlopen(url, timeout=WAIT) as page:
+            lines = page.read().decode().splitlines()
+        return next((line for line in lines if line.startswith(
+            'worq_tasks_total{outcome="succeeded",queue="default",task="tasks.add"}'
+        )), "")  # fmt: skip
+
+    eventually(succeeded, 'worq_tasks_total{outcome="succeeded",queue="default",'
+                          'task="tasks.add"} 4.0')  # fmt: skip
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.finish() == 0
+
+
+def test_a_metrics_port_in_use_is_one_line_and_exit_2(workdir: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        done = run(workdir, "worker", "tasks:init", "memory://", "--pool", "thread",
+                   "--metrics-port", str(port), "--log-level", "error")  # fmt: skip
+    finally:
+        taken.close()
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("worq: error: cannot serve metrics of pool 'worq-default'")
+    assert f"127.0.0.1:{port}" in line

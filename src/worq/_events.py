@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from logging import CRITICAL, DEBUG, ERROR, INFO, NOTSET, WARNING
 from typing import Any, Protocol
 
@@ -178,6 +179,10 @@ _UNRESOLVED = _Route(
 )
 
 
+Observer = Callable[[str, Envelope, dict[str, Any]], None]
+"""Sees an event about a task: its name, the task, its other keys."""
+
+
 class _EventLogger:
     """Sends each event to structlog if it is configured, else to stdlib ``logging``.
 
@@ -188,6 +193,9 @@ class _EventLogger:
     """
 
     def __init__(self, config: _StructlogConfig) -> None:
+        self.observers: list[Observer] = []
+        """Called with every info, warning or error event about a task, whatever the
+        logging level: how metrics count runs (see :mod:`worq.metrics`)."""
         self._config = config
         self._route = _UNRESOLVED
         self._stdlib_logger = logging.getLogger("worq")
@@ -207,21 +215,31 @@ class _EventLogger:
 
     def info(self, event: str, task: Envelope | None = None, /, **fields: Any) -> None:
         """Log at INFO: the normal course of tasks and pools."""
+        if task is not None and self.observers:
+            self._observe(event, task, fields)
         route = self._passing(INFO)
         if route is not None:
             self._emit(route, "info", event, task, fields)
 
     def warning(self, event: str, task: Envelope | None = None, /, **fields: Any) -> None:
         """Log at WARNING: something failed and worq recovers (a retry, an outage)."""
+        if task is not None and self.observers:
+            self._observe(event, task, fields)
         route = self._passing(WARNING)
         if route is not None:
             self._emit(route, "warning", event, task, fields)
 
     def error(self, event: str, task: Envelope | None = None, /, **fields: Any) -> None:
         """Log at ERROR: a task or worker was lost, or worq's own handling failed."""
+        if task is not None and self.observers:
+            self._observe(event, task, fields)
         route = self._passing(ERROR)
         if route is not None:
             self._emit(route, "error", event, task, fields)
+
+    def _observe(self, event: str, task: Envelope, fields: dict[str, Any]) -> None:
+        for observer in list(self.observers):
+            observer(event, task, fields)
 
     def _passing(self, level: int) -> _Route | None:
         """The current route if an event at ``level`` passes it, else None.

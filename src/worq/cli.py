@@ -125,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not fire the broker's schedules (by default every pool fires them; "
         "each scheduled time fires once however many pools run)",
     )  # fmt: skip
+    worker.add_argument(
+        "--metrics-port", type=_port, metavar="N",
+        help="serve Prometheus metrics at http://HOST:N/metrics (needs worq[metrics])",
+    )  # fmt: skip
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST",
+        help="the address the metrics are served on (default: 127.0.0.1)",
+    )  # fmt: skip
     worker.set_defaults(run=_worker, default_level="info", parser=worker)
 
     inspecting = argparse.ArgumentParser(add_help=False, parents=[logging_options])
@@ -152,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(run=_purge, default_level="warning")
     return parser
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 1 to 65535 (argparse reports anything else)."""
+    port = _positive_int(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {text!r}")
+    return port
 
 
 def _positive_int(text: str) -> int:
@@ -204,18 +220,25 @@ def _worker(args: argparse.Namespace) -> int:
         )  # fmt: skip
         if broker.backend_kind == "memory":
             logger.warning("cli.memory_backend", note="no other process can send tasks", **fields)
-        scheduler = not args.no_scheduler
-        if args.pool == "thread":
-            _run_thread_pool(broker, workers, timeout, scheduler)
-        elif args.pool == "asyncio":
-            _run_asyncio_pool(broker, concurrency, timeout, scheduler)
-        else:
-            # The pool calls init(broker.url) in each worker process (WorQ 1.1).
-            pool = ProcessPool(
-                broker, init, workers=workers, max_worker_tasks=args.max_worker_tasks,
-                scheduler=scheduler,
-            )  # fmt: skip
-            pool.start(timeout=timeout, handle_sigterm=True)  # until SIGTERM/SIGINT, then stops
+        extras: dict[str, Any] = {
+            "scheduler": not args.no_scheduler,
+            "metrics_port": args.metrics_port,
+            "metrics_host": args.metrics_host,
+        }
+        try:
+            if args.pool == "thread":
+                _run_thread_pool(broker, workers, timeout, extras)
+            elif args.pool == "asyncio":
+                _run_asyncio_pool(broker, concurrency, timeout, extras)
+            else:
+                # The pool calls init(broker.url) in each worker process (WorQ 1.1).
+                pool = ProcessPool(
+                    broker, init, workers=workers, max_worker_tasks=args.max_worker_tasks,
+                    **extras,
+                )  # fmt: skip
+                pool.start(timeout=timeout, handle_sigterm=True)  # until a stop signal
+        except WorqError as exc:  # the metrics port is taken, or prometheus-client missing
+            raise CliError(str(exc)) from None
         logger.info("cli.worker_stopped", **fields)
     finally:
         broker.close()
@@ -272,15 +295,17 @@ def _call_init(spec: str, init: Callable[..., Any], url: str) -> Broker:
     return broker
 
 
-def _run_thread_pool(broker: Broker, workers: int, timeout: float, scheduler: bool) -> None:
+def _run_thread_pool(broker: Broker, workers: int, timeout: float, extras: dict[str, Any]) -> None:
     """Run a thread pool until SIGTERM or SIGINT, then stop it, finishing running tasks."""
-    pool = ThreadPool(broker, workers=workers, scheduler=scheduler)
+    pool = ThreadPool(broker, workers=workers, **extras)
     run_until_stop_signal(f"worq-{broker.name}", lambda: pool.start(timeout=timeout), pool.stop)
 
 
-def _run_asyncio_pool(broker: Broker, concurrency: int, timeout: float, scheduler: bool) -> None:
+def _run_asyncio_pool(
+    broker: Broker, concurrency: int, timeout: float, extras: dict[str, Any]
+) -> None:
     """Run an asyncio pool until SIGTERM or SIGINT, then stop it, finishing running tasks."""
-    pool = AsyncioPool(broker, concurrency=concurrency, scheduler=scheduler)
+    pool = AsyncioPool(broker, concurrency=concurrency, **extras)
     run_until_stop_signal(f"worq-{broker.name}", lambda: pool.start(timeout=timeout), pool.stop)
 
 

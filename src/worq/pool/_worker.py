@@ -23,10 +23,14 @@ Messages on the pipe:
   ``("init_failed", reason)``
 - pool → worker, fed: ``("run", Envelope, payload_bytes, {arg_id: result_bytes})``
   (the envelope carries the run's ``attempt`` and ``lease``), ``("stop",)``;
-  worker → pool, fed: ``("done", outcome_bytes, retry_reason_or_None)``
+  worker → pool, fed: ``("done", outcome_bytes, retry_reason_or_None, observed)``
 - pool → worker, taking: ``("stop",)``; worker → pool, taking:
-  ``("started", Envelope)``, ``("finished",)``; a "started" while a task
-  runs says that one finished too (the worker took the next with its outcome)
+  ``("started", Envelope, observed)``, ``("finished", observed)``; a "started"
+  while a task runs says that one finished too (the worker took the next with
+  its outcome)
+
+``observed`` lists what the worker counted for its pool's metrics since its
+last message (see :mod:`worq.metrics`); empty unless the pool serves metrics.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import structlog
 from worq._events import logger
 from worq._logging import configure_logging_from_environment
 from worq.core import Broker
+from worq.metrics import Observation, observation
 from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off
@@ -85,11 +90,13 @@ def worker_main(
     init_kwargs: Mapping[str, Any],
     pool_name: str,
     own_tasks: OwnTasks | None = None,
+    observe: bool = False,
 ) -> None:
     """Entry point of a worker process (spawned, never forked).
 
     With ``own_tasks`` the worker takes its own tasks from ``broker_url``;
-    without, its pool sends it each one.
+    without, its pool sends it each one. With ``observe`` it counts its runs
+    for its pool's metrics.
     """
     # Ctrl-C and a SIGTERM sent to the whole process group (systemd, docker)
     # are the pool's to handle: it lets running tasks finish. A do-nothing
@@ -107,16 +114,37 @@ def worker_main(
         conn.send(("init_failed", f"init function {_name(init_func)} failed: {exc!r}"))
         return
     conn.send(("ready", os.getpid(), broker.runner.task_names()))
+    observed = _Observed()
+    if observe:
+        logger.observers.append(observed.keep)
     try:
         if own_tasks is not None:
-            _take_own_tasks(conn, broker, own_tasks, pool_name)
+            _take_own_tasks(conn, broker, own_tasks, pool_name, observed)
         else:
-            _run_fed_tasks(conn, broker.runner)
+            _run_fed_tasks(conn, broker.runner, observed)
     finally:
         close_thread_loop()  # the loop this worker ran async tasks on, if any
 
 
-def _run_fed_tasks(conn: multiprocessing.connection.Connection, runner: Runner) -> None:
+class _Observed:
+    """What a worker counted for its pool's metrics, until sent with its next message."""
+
+    def __init__(self) -> None:
+        self._kept: list[Observation] = []
+
+    def keep(self, event: str, task: Envelope, fields: dict[str, Any]) -> None:
+        seen = observation(event, task, fields)
+        if seen is not None:
+            self._kept.append(seen)
+
+    def drain(self) -> list[Observation]:
+        kept, self._kept = self._kept, []
+        return kept
+
+
+def _run_fed_tasks(
+    conn: multiprocessing.connection.Connection, runner: Runner, observed: _Observed
+) -> None:
     """Run the tasks the pool process sends, until it sends something else or goes."""
     while True:
         try:
@@ -127,7 +155,7 @@ def _run_fed_tasks(conn: multiprocessing.connection.Connection, runner: Runner) 
             return
         _, envelope, payload, arguments = request
         outcome = runner.run_encoded(envelope, payload, arguments)
-        conn.send(("done", outcome.data, outcome.retry_reason))
+        conn.send(("done", outcome.data, outcome.retry_reason, observed.drain()))
 
 
 def _broker(returned: object) -> Broker:
@@ -138,7 +166,11 @@ def _broker(returned: object) -> Broker:
 
 
 def _take_own_tasks(
-    conn: multiprocessing.connection.Connection, broker: Broker, own: OwnTasks, pool_name: str
+    conn: multiprocessing.connection.Connection,
+    broker: Broker,
+    own: OwnTasks,
+    pool_name: str,
+    observed: _Observed,
 ) -> None:
     """Take, run and record tasks until the pool says stop (or ``max_tasks`` ran).
 
@@ -183,12 +215,12 @@ def _take_own_tasks(
                 if taken is None:
                     continue
             task, payload = taken
-            conn.send(("started", task))
+            conn.send(("started", task, observed.drain()))
             done += 1
             run = functools.partial(runner.run_encoded, task, payload)
             taken = pipeline.process(task, run, take_next=more())
             if taken is None:  # else the next "started" says this one finished
-                conn.send(("finished",))
+                conn.send(("finished", observed.drain()))
     finally:
         leases.close()
 

@@ -33,6 +33,7 @@ from typing import Any
 from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import PoolError
+from worq.metrics import PoolMetrics, start_metrics, stop_metrics
 from worq.models import TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, describe, join_interrupting
@@ -68,6 +69,9 @@ class WorkerPool:
         scheduler: Fire the broker's schedules (see :meth:`worq.core.Broker.schedule`);
             every pool does by default, and each scheduled time fires once however
             many do.
+        metrics_port: Serve Prometheus metrics on this port, at ``/metrics`` (see
+            :mod:`worq.metrics`; 0: any free port); None: no metrics.
+        metrics_host: The address the metrics are served on.
 
     Raises:
         ValueError: A bad ``concurrency``, ``threads`` or ``blocked_loop_after``.
@@ -80,6 +84,8 @@ class WorkerPool:
         threads: int | None = None,
         blocked_loop_after: float = 0.1,
         scheduler: bool = True,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         if type(concurrency) is not int or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -95,6 +101,10 @@ class WorkerPool:
         self.threads = threads if threads is not None else min(concurrency, 32)
         self.blocked_loop_after = float(blocked_loop_after)
         self.scheduler = scheduler
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.metrics: PoolMetrics | None = None
+        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
         self.errors: list[BaseException] = []
         """BaseExceptions (SystemExit, say) that tasks raised; each failed its task
         (retried first if it had retries left) and the pool went on."""
@@ -119,6 +129,11 @@ class WorkerPool:
         if self._thread is not None:
             raise Error(f"asyncio pool on queue {self.broker.name!r} was already started")
         name = f"worq-{self.broker.name}"
+        if self.metrics_port is not None:  # first: a port in use leaves nothing started
+            self.metrics = start_metrics(
+                self.broker, name, self.concurrency, self._running_count,
+                self.metrics_port, self.metrics_host,
+            )  # fmt: skip
         self._scheduler = start_scheduler(
             self.broker, name, self.broker.runner.task_names(), self.scheduler
         )
@@ -150,6 +165,10 @@ class WorkerPool:
         if join:
             self.join()
 
+    def _running_count(self) -> int:
+        leases = self._leases
+        return 0 if leases is None else len(leases.activity()[1])
+
     def join(self) -> None:
         """Wait for the loop to end (call ``stop(join=False)`` first).
 
@@ -164,6 +183,9 @@ class WorkerPool:
         if self._presence is not None:
             self._presence.close()
             self._presence = None
+        if self.metrics is not None:
+            stop_metrics(self.metrics)
+            self.metrics = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None

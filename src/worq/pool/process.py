@@ -38,6 +38,7 @@ from worq._checks import is_coroutine_function
 from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
+from worq.metrics import Observation, PoolMetrics, start_metrics, stop_metrics
 from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, fail_task, join_interrupting, persist
@@ -81,6 +82,10 @@ class WorkerPool:
             from the pool process; their tasks must be exposed on ``broker``.
             Every pool does by default, and each scheduled time fires once
             however many do.
+        metrics_port: Serve Prometheus metrics on this port, at ``/metrics``,
+            from the pool process, its workers' runs included (see
+            :mod:`worq.metrics`; 0: any free port); None: no metrics.
+        metrics_host: The address the metrics are served on.
     """
 
     def __init__(
@@ -93,6 +98,8 @@ class WorkerPool:
         max_worker_tasks: int | None = None,
         name: str | None = None,
         scheduler: bool = True,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         if not callable(init_func):
             raise ValueError(f"init_func must be callable, got {init_func!r}")
@@ -122,6 +129,10 @@ class WorkerPool:
         self.scheduler = scheduler
         self._scheduler: Scheduler | None = None
         self._presence: PoolPresence | None = None
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.metrics: PoolMetrics | None = None
+        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
         self._slots: list[_Slot] = []
         self._stopping = threading.Event()
         self._leases: LeaseKeeper | None = None
@@ -147,6 +158,11 @@ class WorkerPool:
             self._start(timeout)
 
     def _start(self, timeout: float) -> None:
+        if self.metrics_port is not None:  # first: a port in use leaves nothing started
+            self.metrics = start_metrics(
+                self.broker, self.name, self.workers, lambda: len(self._activity()[1]),
+                self.metrics_port, self.metrics_host,
+            )  # fmt: skip
         self._scheduler = start_scheduler(
             self.broker, self.name, self.broker.runner.task_names(), self.scheduler
         )
@@ -185,10 +201,18 @@ class WorkerPool:
         if self._presence is not None:
             self._presence.close()
             self._presence = None
+        if self.metrics is not None:
+            stop_metrics(self.metrics)
+            self.metrics = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None
             logger.info("pool.stopped", pool=self.name, queue=self.broker.name)
+
+    def _count(self, observed: list[Observation]) -> None:
+        """Count what a worker observed, when the pool serves metrics."""
+        if self.metrics is not None and observed:
+            self.metrics.count(observed)
 
     def _activity(self) -> tuple[int, list[str]]:
         """Runs finished and tasks running: the pool's own (memory://, which it feeds
@@ -248,7 +272,7 @@ class _Slot:
         process = _spawn.Process(
             target=worker_main,
             args=(child_conn, pool.init_func, pool.broker.url, pool.init_args,
-                  pool.init_kwargs, pool.name, self._own_tasks()),
+                  pool.init_kwargs, pool.name, self._own_tasks(), pool.metrics is not None),
             name=f"{pool.name}-worker",
             daemon=True,
         )  # fmt: skip
@@ -416,11 +440,13 @@ class _OwnTasksSlot(_Slot):
             else:
                 self._exited(process)
         elif reply[0] == "started":  # and, if one ran, that one finished
+            self.pool._count(reply[2])
             if running is not None:
                 self.tasks_done += 1
                 self.total_done += 1
             self._running = _Run(reply[1], time.monotonic())
         elif reply[0] == "finished":
+            self.pool._count(reply[1])
             self._running = None
             self.tasks_done += 1
             self.total_done += 1
@@ -499,7 +525,8 @@ class _FeedingSlot(_Slot):
         if reply is None:
             return RunLost(self._died_running(task, process))
         self.tasks_done += 1
-        _, data, retry_reason = reply
+        _, data, retry_reason, observed = reply
+        self.pool._count(observed)
         return EncodedOutcome(data, retry_reason)
 
 

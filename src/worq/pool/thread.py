@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import PoolError, TaskFailure
+from worq.metrics import PoolMetrics, start_metrics, stop_metrics
 from worq.models import Envelope, TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, join_interrupting
@@ -37,6 +38,9 @@ class WorkerPool:
         scheduler: Fire the broker's schedules (see :meth:`worq.core.Broker.schedule`);
             every pool does by default, and each scheduled time fires once however
             many do.
+        metrics_port: Serve Prometheus metrics on this port, at ``/metrics`` (see
+            :mod:`worq.metrics`; 0: any free port); None: no metrics.
+        metrics_host: The address the metrics are served on.
     """
 
     def __init__(
@@ -45,6 +49,8 @@ class WorkerPool:
         workers: int = 1,
         thread_factory: Callable[..., threading.Thread] = threading.Thread,
         scheduler: bool = True,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         if type(workers) is not int or workers < 1:
             raise ValueError(f"workers must be a positive int, got {workers!r}")
@@ -52,6 +58,10 @@ class WorkerPool:
         self.workers = workers
         self.thread_factory = thread_factory
         self.scheduler = scheduler
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.metrics: PoolMetrics | None = None
+        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
         self.errors: list[BaseException] = []
         """BaseExceptions (SystemExit, say) that tasks raised; each failed its task
         (retried first if it had retries left) and the worker went on."""
@@ -75,6 +85,11 @@ class WorkerPool:
         if self._threads:
             raise Error(f"thread pool on queue {self.broker.name!r} was already started")
         name = f"worq-{self.broker.name}"
+        if self.metrics_port is not None:  # first: a port in use leaves nothing started
+            self.metrics = start_metrics(
+                self.broker, name, self.workers, self._running_count,
+                self.metrics_port, self.metrics_host,
+            )  # fmt: skip
         self._scheduler = start_scheduler(
             self.broker, name, self.broker.runner.task_names(), self.scheduler
         )
@@ -113,6 +128,10 @@ class WorkerPool:
         if join:
             self.join()
 
+    def _running_count(self) -> int:
+        leases = self._leases
+        return 0 if leases is None else len(leases.activity()[1])
+
     def join(self) -> None:
         """Wait for every worker thread to stop (call ``stop(join=False)`` first)."""
         for thread in self._threads:
@@ -123,6 +142,9 @@ class WorkerPool:
         if self._presence is not None:
             self._presence.close()
             self._presence = None
+        if self.metrics is not None:
+            stop_metrics(self.metrics)
+            self.metrics = None
         if self._leases is not None:
             self._leases.close()
             self._leases = None
