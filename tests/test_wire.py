@@ -193,3 +193,21 @@ def test_id_and_queue_come_from_where_the_task_is_stored() -> None:
     old = b'{"v":2,"id":"t2","name":"noop","queue":"default"}\n{"args":[1],"kwargs":{}}'
     plain = TaskMessage(id="t2", name="noop", queue="default", args=(1,))
     assert decode_task(JSON, old, "t2", "default") == plain
+
+
+def test_a_traceparent_travels_in_the_envelope_only_when_there_is_one() -> None:
+    """An envelope carries its sender's traceparent as ``tp`` (untraced ones have no
+    key at all); a ``tp`` that is not a string is read as none, never refused."""
+    from worq._codec import make_codec
+    from worq._wire import decode_envelope, encode_task
+    from worq.models import TaskMessage
+
+    codec = make_codec("json")
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    plain = TaskMessage(id="a", name="t", queue="q", args=(1,), kwargs={})
+    traced = TaskMessage(id="a", name="t", queue="q", args=(1,), kwargs={}, trace=parent)
+    assert b'"tp"' not in encode_task(codec, plain)
+    envelope, _ = decode_envelope(encode_task(codec, traced), "a", "q")
+    assert envelope.trace == parent
+    odd, _ = decode_envelope(b'{"v":3,"name":"t","tp":42}\n{"args":[1]}', "a", "q")
+    assert odd.trace == ""

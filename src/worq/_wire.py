@@ -97,6 +97,8 @@ def _tree(envelope: Envelope) -> dict[str, Any]:
         _add_options(tree, envelope.options)
     if envelope.refs:
         tree["refs"] = envelope.refs
+    if envelope.trace:
+        tree["tp"] = envelope.trace
     return tree
 
 
@@ -168,6 +170,7 @@ def decode_envelope(data: bytes, task_id: str, queue: str) -> tuple[Envelope, by
             queue=queue,
             options=_options(obj),
             refs=tuple(_task_id(r) for r in obj.get("refs", ())),
+            trace=trace if type(trace := obj.get("tp", "")) is str else "",
         )
     except (SerializationError, TypeError, ValueError) as exc:
         raise decode_error(_WHAT, data, explain(exc)) from exc

@@ -19,6 +19,7 @@ from worq._codec import make_codec
 from worq._deadline import Deadline
 from worq._events import logger
 from worq._extract import ExtractedArguments, extract_refs
+from worq._tracing import current_traceparent, sending
 from worq._urls import mask_url
 from worq._wire import decode_envelope, encode_task
 from worq.const import TaskStatus
@@ -425,24 +426,27 @@ class Broker:
             DependencyUnavailable: A Deferred argument has no result left to take.
             ValueError: ``delay`` combined with Deferred arguments.
         """
-        message, extracted, data = self._encode(
-            name, task_id, args, kwargs, options, delay, scheduled, ""
-        )
-        keep_result = not options.ignore_result
-        if extracted.refs:
-            outcome = self.taskqueue.defer_task(
-                task_id, data, extracted.refs, keep_result=keep_result
+        with sending(name, self.name):
+            message, extracted, data = self._encode(
+                name, task_id, args, kwargs, options, delay, scheduled, ""
             )
-            if outcome is DeferResult.MISSING_ARGUMENT:
-                raise self._missing_dependency(name, task_id, extracted.refs)
-            stored = outcome is DeferResult.STORED
-        else:
-            stored = self.taskqueue.enqueue_task(
-                task_id, data, keep_result=keep_result, track=message.tracked, delay=delay
-            )
-        if not stored:
-            raise DuplicateTask(name, self.name, task_id, "cannot enqueue task with duplicate id")
-        return self._sent(message, extracted, args, kwargs, hint, delay)
+            keep_result = not options.ignore_result
+            if extracted.refs:
+                outcome = self.taskqueue.defer_task(
+                    task_id, data, extracted.refs, keep_result=keep_result
+                )
+                if outcome is DeferResult.MISSING_ARGUMENT:
+                    raise self._missing_dependency(name, task_id, extracted.refs)
+                stored = outcome is DeferResult.STORED
+            else:
+                stored = self.taskqueue.enqueue_task(
+                    task_id, data, keep_result=keep_result, track=message.tracked, delay=delay
+                )
+            if not stored:
+                raise DuplicateTask(
+                    name, self.name, task_id, "cannot enqueue task with duplicate id"
+                )
+            return self._sent(message, extracted, args, kwargs, hint, delay)
 
     def _encode(
         self,
@@ -471,6 +475,7 @@ class Broker:
             options=options,
             refs=extracted.refs,
             resolved=extracted.resolved,
+            trace=current_traceparent(),
         )
         try:
             data = encode_task(self.codec, message)
@@ -559,18 +564,19 @@ class Broker:
                 result left to take; as for DuplicateTask, the others were
                 stored and ``deferreds`` holds them.
         """
-        prepared = [
-            self._encode(name, task_id, args, kwargs, options, delay, scheduled,
-                         f" (item {index} of the batch)")
-            for index, (task_id, args, kwargs) in enumerate(calls)
-        ]  # fmt: skip
-        keep_result = not options.ignore_result
-        outcomes = self.taskqueue.enqueue_tasks(
-            [
-                NewTask(message.id, data, keep_result, message.tracked, delay, extracted.refs)
-                for message, extracted, data in prepared
-            ]
-        )
+        with sending(name, self.name, len(calls)):
+            prepared = [
+                self._encode(name, task_id, args, kwargs, options, delay, scheduled,
+                             f" (item {index} of the batch)")
+                for index, (task_id, args, kwargs) in enumerate(calls)
+            ]  # fmt: skip
+            keep_result = not options.ignore_result
+            outcomes = self.taskqueue.enqueue_tasks(
+                [
+                    NewTask(message.id, data, keep_result, message.tracked, delay, extracted.refs)
+                    for message, extracted, data in prepared
+                ]
+            )
         deferreds: list[Deferred[Any] | None] = []
         refused: list[tuple[int, DeferResult]] = []
         for index, ((message, extracted, _), (_, args, kwargs), outcome) in enumerate(

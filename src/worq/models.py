@@ -149,6 +149,8 @@ class Envelope:
         lease: Worker side only, not encoded: the token that lets this run
             heartbeat, retry or finish the task; "" for a fire-and-forget task
             that is not tracked.
+        trace: The W3C ``traceparent`` of the span that sent the task (see
+            :mod:`worq._tracing`); "" when the sender traced nothing.
     """
 
     id: str
@@ -158,6 +160,7 @@ class Envelope:
     refs: tuple[str, ...] = ()
     attempt: int = 1
     lease: str = ""
+    trace: str = ""
 
     @property
     def tracked(self) -> bool:
@@ -212,6 +215,7 @@ class TaskMessage(Envelope):
             refs=envelope.refs,
             attempt=envelope.attempt,
             lease=envelope.lease,
+            trace=envelope.trace,
             args=payload.args,
             kwargs=payload.kwargs,
             resolved=payload.resolved,
@@ -228,6 +232,7 @@ class TaskMessage(Envelope):
             refs=self.refs,
             attempt=self.attempt,
             lease=self.lease,
+            trace=self.trace,
         )
 
     @property

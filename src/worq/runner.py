@@ -22,16 +22,20 @@ import threading
 import time
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from worq._arguments import resolve_refs
 from worq._checks import is_coroutine_function
 from worq._events import logger
+from worq._tracing import running, set_failed
 from worq.exceptions import SerializationError, TaskFailure
 from worq.models import Envelope, Outcome, TaskMessage
 from worq.typing import Codec
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = [
     "DEPENDENCY_FAILED",
@@ -253,11 +257,12 @@ class Runner:
         An ``async def`` task runs on this thread's own event loop (see
         :func:`run_coroutine_here`).
         """
-        logger.info("task.started", task, attempt=task.attempt)
-        started = time.perf_counter()
-        call = self._prepare(task, arguments)
-        outcome = call if isinstance(call, Outcome) else self._call(task, call)
-        self._log_end(task, outcome, started)
+        with running(task) as span:
+            logger.info("task.started", task, attempt=task.attempt)
+            started = time.perf_counter()
+            call = self._prepare(task, arguments)
+            outcome = call if isinstance(call, Outcome) else self._call(task, call)
+            self._log_end(task, outcome, started, span)
         return outcome
 
     async def run_async(
@@ -277,6 +282,17 @@ class Runner:
             run_sync: Runs a sync task's call off the loop (in a thread).
             watch: Wraps an async task's coroutine (the asyncio pool times its steps).
         """
+        with running(task) as span:
+            return await self._run_async(task, arguments, run_sync, watch, span)
+
+    async def _run_async(
+        self,
+        task: TaskMessage,
+        arguments: Mapping[str, bytes],
+        run_sync: Callable[[Callable[[], Any]], Awaitable[Any]],
+        watch: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]] | None,
+        span: Span | None,
+    ) -> Outcome:
         logger.info("task.started", task, attempt=task.attempt)
         started = time.perf_counter()
         call = self._prepare(task, arguments)
@@ -307,12 +323,15 @@ class Runner:
                 outcome = self._raised(task, exc)  # the task's own cancelled await
             except BaseException as exc:
                 outcome = self._raised(task, exc)
-        self._log_end(task, outcome, started)
+        self._log_end(task, outcome, started, span)
         return outcome
 
-    def _log_end(self, task: TaskMessage, outcome: Outcome, started: float) -> None:
+    def _log_end(
+        self, task: TaskMessage, outcome: Outcome, started: float, span: Span | None
+    ) -> None:
         duration = round(time.perf_counter() - started, 6)
         if isinstance(outcome.value, TaskFailure):
+            set_failed(span, outcome.value.error)
             logger.warning(
                 "task.failed", task, error=outcome.value.error, duration_s=duration,
                 attempt=task.attempt,

@@ -1,0 +1,119 @@
+"""OpenTelemetry traces of sending and running tasks (the ``worq[otel]`` extra).
+
+Sending a task is a span (``worq.send <task>``), and the W3C ``traceparent``
+of the sending context travels in the task's envelope (``Envelope.trace``);
+the worker runs the task inside a span (``worq.run <task>``) that is that
+one's child, with the task's id, name, queue and attempt, and its error
+when it fails. So a trace follows a request through a web handler, the task
+it sends, and the tasks that task sends.
+
+Tracing is on once the application set a tracer provider
+(``opentelemetry.trace.set_tracer_provider``, as the SDK's setup does).
+Without the ``opentelemetry-api`` package, or before a provider is set,
+every function here returns at once: a check of one module flag, or of the
+provider's type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from worq._events import logger
+from worq.models import Envelope
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    _PROPAGATOR: TraceContextTextMapPropagator | None = TraceContextTextMapPropagator()
+except ImportError:  # the extra is absent: no tracing, at no cost
+    _PROPAGATOR = None
+
+__all__ = ["TRACER_NAME", "current_traceparent", "running", "sending", "set_failed"]
+
+TRACER_NAME = "worq"
+
+_UNTRACED: contextlib.nullcontext[None] = contextlib.nullcontext()
+_warned_invalid = False
+"""Whether this process already logged a malformed traceparent (logged once)."""
+
+
+def _tracer() -> Tracer | None:
+    """worq's tracer, when the application set a tracer provider; else None."""
+    if _PROPAGATOR is None:
+        return None
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    return provider.get_tracer(TRACER_NAME)
+
+
+def sending(name: str, queue: str, count: int = 1) -> contextlib.AbstractContextManager[object]:
+    """The span of sending ``count`` tasks named ``name``; when not tracing, a context
+    that does nothing (one shared object: no per-call cost beyond the check)."""
+    tracer = _tracer()
+    if tracer is None:
+        return _UNTRACED
+    attributes: dict[str, str | int] = {"worq.task.name": name, "worq.queue": queue}
+    if count != 1:
+        attributes["worq.batch.size"] = count
+    return tracer.start_as_current_span(
+        f"worq.send {name}", kind=trace.SpanKind.PRODUCER, attributes=attributes
+    )
+
+
+def current_traceparent() -> str:
+    """The ``traceparent`` of the current span, to send with a task; "" when none."""
+    if _tracer() is None or _PROPAGATOR is None:
+        return ""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def running(task: Envelope) -> contextlib.AbstractContextManager[Span | None]:
+    """The span of one run of ``task``, a child of its sender's; a context yielding
+    None when not tracing.
+
+    A malformed ``traceparent`` is logged once per process
+    (``trace.context_invalid``), and the run gets a span of its own.
+    """
+    tracer = _tracer()
+    if tracer is None or _PROPAGATOR is None:
+        return _UNTRACED
+    parent = otel_context.Context()
+    if task.trace:
+        parent = _PROPAGATOR.extract({"traceparent": task.trace})
+        if not trace.get_current_span(parent).get_span_context().is_valid:
+            _invalid(task)
+    attributes: dict[str, str | int] = {
+        "worq.task.id": task.id, "worq.task.name": task.name,
+        "worq.queue": task.queue, "worq.attempt": task.attempt,
+    }  # fmt: skip
+    return tracer.start_as_current_span(
+        f"worq.run {task.name}", context=parent, kind=trace.SpanKind.CONSUMER,
+        attributes=attributes, record_exception=False, set_status_on_exception=False,
+    )  # fmt: skip
+
+
+def set_failed(span: Span | None, error: str) -> None:
+    """Mark a run's span failed, with the error its TaskFailure carries."""
+    if span is not None:
+        span.set_status(Status(StatusCode.ERROR, error))
+        span.add_event("exception", {"exception.message": error})
+
+
+def _invalid(task: Envelope) -> None:
+    global _warned_invalid
+    if not _warned_invalid:
+        _warned_invalid = True
+        logger.warning(
+            "trace.context_invalid", task, traceparent=task.trace[:100],
+            note="the run is traced without its sender's span; logged once per process",
+        )  # fmt: skip
