@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.schedules import CATCH_UP_LIMIT, ScheduleError, format_ms
-from worq.testing import eventually
+from worq.testing import RedisServer, eventually
 
 reports = TaskSpace("reports")
 
@@ -461,3 +462,29 @@ def test_schedules_fire_once_on_a_redis_cluster(clean_cluster_url: str) -> None:
     finally:
         for each in brokers:
             each.close()
+
+
+def test_a_scheduler_rides_out_a_redis_restart_that_lost_its_state(tmp_path: Path) -> None:
+    """While Redis is down the scheduler logs backend.unavailable and retries; the
+    server comes back empty (no persistence), so the schedule is registered again
+    and fires on from then, each time once."""
+    server = RedisServer(tmp_path)
+    server.start()
+    broker = get_broker(server.url, "periodic")
+    broker.expose(reports)
+    broker.schedule(ping, every=0.2, overlap="allow")
+    pool = ThreadPool(broker, scheduler=True)
+    try:
+        with capture_logs() as logs:
+            pool.start(timeout=0.2)
+            eventually(lambda: _fired(broker, "reports.ping"), True)
+            server.stop()
+            eventually(lambda: any(e["event"] == "backend.unavailable" for e in logs), True)
+            server.start()
+            eventually(lambda: _fired(broker, "reports.ping"), True)
+        assert any(e["event"] == "backend.available" for e in logs)
+        fired = [e["scheduled_time"] for e in logs if e["event"] == "schedule.fired"]
+        assert len(fired) == len(set(fired))
+    finally:
+        pool.stop()
+        server.stop()
