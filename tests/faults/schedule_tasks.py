@@ -23,5 +23,7 @@ def init(url: str) -> Broker:
     """A pool's broker: short leases, ``beat`` exposed and scheduled every second."""
     broker = get_broker(url, initial_result_timeout=LEASE)
     broker.expose(ts)
-    broker.schedule(beat, every=1, args=(url,))
+    # overlap="allow": with the default "skip", a second whose previous task the
+    # killed pool held (its lease not lapsed yet) would rightly send nothing.
+    broker.schedule(beat, every=1, args=(url,), overlap="allow")
     return broker

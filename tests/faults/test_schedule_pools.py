@@ -4,7 +4,8 @@ Each pool is a ``worq worker`` process with its scheduler on (the default),
 logging JSON events to a file. The test lets them race for a one-second
 schedule for 15 seconds, SIGKILLs one of them in the middle, then reads every
 ``schedule.fired`` event all three logged: each second of the window fired
-exactly once (no duplicate task id, no gap), and each fired task ran once.
+exactly once (no duplicate task id, no gap), and each fired task completed,
+having run once (or expired, if the kill caught its run).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def test_three_pools_fire_each_second_once_while_one_is_killed(
     assert all(abs(t - killed_at) <= 2000 for t in unlogged), f"no event for {unlogged}"
     assert len(unlogged) <= 1, unlogged
 
-    # The backend: every second of the window has its task, and each ran once
+    # The backend: every second of the window has its task, each completed
     # (drain what the stopped pools left queued first).
     task_ids = [f"schedule:periodic.beat:{format_ms(t)}" for t in window]
     broker = schedule_tasks.init(url)
@@ -119,7 +120,9 @@ def test_three_pools_fire_each_second_once_while_one_is_killed(
         broker.close()
     client = redis.Redis.from_url(url)
     try:
-        assert client.llen("beats") == len(window)
+        # One run fewer when the pool was killed in the middle of one (that task
+        # expired, its outcome stored); never one more.
+        assert len(window) - 1 <= client.llen("beats") <= len(window)
     finally:
         client.close()
 
