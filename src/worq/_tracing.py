@@ -9,15 +9,17 @@ it sends, and the tasks that task sends.
 
 Tracing is on once the application set a tracer provider
 (``opentelemetry.trace.set_tracer_provider``, as the SDK's setup does).
-Without the ``opentelemetry-api`` package, or before a provider is set,
-every function here returns at once: a check of one module flag, or of the
-provider's type.
+worq never imports OpenTelemetry itself unless the application did: in a
+process where ``opentelemetry.trace`` was never imported no provider can be
+set, and every function here returns after one dictionary lookup; where it
+was, after a look at the provider's type.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 from worq._events import logger
 from worq.models import Envelope
@@ -25,33 +27,35 @@ from worq.models import Envelope
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-try:
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace
-    from opentelemetry.trace import Status, StatusCode
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    _PROPAGATOR: TraceContextTextMapPropagator | None = TraceContextTextMapPropagator()
-except ImportError:  # the extra is absent: no tracing, at no cost
-    _PROPAGATOR = None
-
 __all__ = ["TRACER_NAME", "current_traceparent", "running", "sending", "set_failed"]
 
 TRACER_NAME = "worq"
 
 _UNTRACED: contextlib.nullcontext[None] = contextlib.nullcontext()
+_propagators: list[Any] = []
+"""The W3C trace-context propagator, made on first use."""
 _warned_invalid = False
 """Whether this process already logged a malformed traceparent (logged once)."""
 
 
 def _tracer() -> Tracer | None:
     """worq's tracer, when the application set a tracer provider; else None."""
-    if _PROPAGATOR is None:
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:  # never imported here: no provider can have been set
         return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
-    return provider.get_tracer(TRACER_NAME)
+    tracer: Tracer = provider.get_tracer(TRACER_NAME)
+    return tracer
+
+
+def _propagator() -> Any:
+    if not _propagators:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        _propagators.append(TraceContextTextMapPropagator())
+    return _propagators[0]
 
 
 def sending(name: str, queue: str, count: int = 1) -> contextlib.AbstractContextManager[object]:
@@ -60,20 +64,22 @@ def sending(name: str, queue: str, count: int = 1) -> contextlib.AbstractContext
     tracer = _tracer()
     if tracer is None:
         return _UNTRACED
+    from opentelemetry.trace import SpanKind
+
     attributes: dict[str, str | int] = {"worq.task.name": name, "worq.queue": queue}
     if count != 1:
         attributes["worq.batch.size"] = count
     return tracer.start_as_current_span(
-        f"worq.send {name}", kind=trace.SpanKind.PRODUCER, attributes=attributes
+        f"worq.send {name}", kind=SpanKind.PRODUCER, attributes=attributes
     )
 
 
 def current_traceparent() -> str:
     """The ``traceparent`` of the current span, to send with a task; "" when none."""
-    if _tracer() is None or _PROPAGATOR is None:
+    if _tracer() is None:
         return ""
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
+    _propagator().inject(carrier)
     return carrier.get("traceparent", "")
 
 
@@ -85,19 +91,22 @@ def running(task: Envelope) -> contextlib.AbstractContextManager[Span | None]:
     (``trace.context_invalid``), and the run gets a span of its own.
     """
     tracer = _tracer()
-    if tracer is None or _PROPAGATOR is None:
+    if tracer is None:
         return _UNTRACED
-    parent = otel_context.Context()
+    from opentelemetry.context import Context
+    from opentelemetry.trace import SpanKind, get_current_span
+
+    parent = Context()
     if task.trace:
-        parent = _PROPAGATOR.extract({"traceparent": task.trace})
-        if not trace.get_current_span(parent).get_span_context().is_valid:
+        parent = _propagator().extract({"traceparent": task.trace})
+        if not get_current_span(parent).get_span_context().is_valid:
             _invalid(task)
     attributes: dict[str, str | int] = {
         "worq.task.id": task.id, "worq.task.name": task.name,
         "worq.queue": task.queue, "worq.attempt": task.attempt,
     }  # fmt: skip
     return tracer.start_as_current_span(
-        f"worq.run {task.name}", context=parent, kind=trace.SpanKind.CONSUMER,
+        f"worq.run {task.name}", context=parent, kind=SpanKind.CONSUMER,
         attributes=attributes, record_exception=False, set_status_on_exception=False,
     )  # fmt: skip
 
@@ -105,6 +114,8 @@ def running(task: Envelope) -> contextlib.AbstractContextManager[Span | None]:
 def set_failed(span: Span | None, error: str) -> None:
     """Mark a run's span failed, with the error its TaskFailure carries."""
     if span is not None:
+        from opentelemetry.trace import Status, StatusCode
+
         span.set_status(Status(StatusCode.ERROR, error))
         span.add_event("exception", {"exception.message": error})
 

@@ -21,19 +21,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import WorqError
 from worq.models import Envelope
 
-try:
-    import prometheus_client
-    from prometheus_client.core import GaugeMetricFamily
-    from prometheus_client.registry import Collector, CollectorRegistry
-except ImportError:  # pragma: no cover - the extra is installed wherever tests run
-    prometheus_client = None  # type: ignore[assignment]  # checked before any use
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
 
 __all__ = [
     "DEPTH_EVERY",
@@ -97,10 +93,14 @@ class PoolMetrics:
         port: int,
         host: str = "127.0.0.1",
     ) -> None:
-        if prometheus_client is None:
-            raise WorqError("metrics_port needs prometheus-client: pip install 'worq[metrics]'")
+        try:  # imported here: a pool without metrics, or a worker, never loads it
+            import prometheus_client
+        except ImportError:
+            raise WorqError(
+                "metrics_port needs prometheus-client: pip install 'worq[metrics]'"
+            ) from None
         self._queue = broker.name
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry: CollectorRegistry = prometheus_client.CollectorRegistry(auto_describe=True)
         self._tasks = prometheus_client.Counter(
             "worq_tasks", "Runs ended, by outcome.", ["queue", "task", "outcome"],
             registry=self.registry,
@@ -145,8 +145,9 @@ class PoolMetrics:
         self._thread.join()
 
 
-class _LiveCollector(Collector):
-    """What is read when scraped: runs in progress, workers, the queue's depths."""
+class _LiveCollector:
+    """What is read when scraped: runs in progress, workers, the queue's depths (a
+    prometheus-client collector, by its ``collect`` and ``describe`` methods)."""
 
     def __init__(self, broker: Broker, pool: str, workers: int, running: Callable[[], int]) -> None:
         self._broker, self._pool, self._workers, self._running = broker, pool, workers, running
@@ -158,6 +159,8 @@ class _LiveCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
         queue = self._broker.name
         in_progress = GaugeMetricFamily(
             "worq_tasks_in_progress", "Tasks the pool runs now.", labels=["queue"]
