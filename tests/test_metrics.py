@@ -168,3 +168,27 @@ def test_a_metrics_port_in_use_is_a_clear_error_and_starts_nothing(broker: Broke
         assert broker.live_pools() == []
     finally:
         taken.close()
+
+
+def test_a_failed_start_leaves_no_metrics_server_behind(broker: Broker) -> None:
+    """A pool whose start fails after its metrics began (a schedule of a task it does
+    not run) closes them again: the port is free, no observer is left."""
+    from worq._events import logger
+    from worq.exceptions import PoolError
+
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    broker.schedule("reports.elsewhere", every=10)
+    observers = list(logger.observers)
+    pool = ThreadPool(broker, metrics_port=port)
+    with pytest.raises(PoolError, match="does not run"):
+        pool.start(timeout=0.05)
+    assert logger.observers == observers
+    again = socket.socket()
+    try:
+        again.bind(("127.0.0.1", port))  # the metrics server let go of it
+    finally:
+        again.close()
+    assert broker.live_pools() == []

@@ -33,13 +33,12 @@ from typing import Any
 from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import PoolError
-from worq.metrics import PoolMetrics, start_metrics, stop_metrics
+from worq.metrics import PoolMetrics
 from worq.models import TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, describe, join_interrupting
 from worq.pool._pipeline import RunLost, TaskPipeline
-from worq.pool._presence import PoolPresence
-from worq.pool._scheduler import Scheduler, start_scheduler
+from worq.pool._services import PoolServices
 from worq.runner import EncodedOutcome
 
 __all__ = ["ARGUMENT_THREADS", "Error", "WorkerPool"]
@@ -103,8 +102,6 @@ class WorkerPool:
         self.scheduler = scheduler
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
-        self.metrics: PoolMetrics | None = None
-        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
         self.errors: list[BaseException] = []
         """BaseExceptions (SystemExit, say) that tasks raised; each failed its task
         (retried first if it had retries left) and the pool went on."""
@@ -113,8 +110,7 @@ class WorkerPool:
         self._leases: LeaseKeeper | None = None
         self._pipeline: TaskPipeline | None = None
         self._crashed: list[BaseException] = []
-        self._scheduler: Scheduler | None = None
-        self._presence: PoolPresence | None = None
+        self._services: PoolServices | None = None
 
     def start(self, timeout: float = 1) -> None:
         """Start the pool's event loop, in a thread of its own, and return.
@@ -129,20 +125,14 @@ class WorkerPool:
         if self._thread is not None:
             raise Error(f"asyncio pool on queue {self.broker.name!r} was already started")
         name = f"worq-{self.broker.name}"
-        if self.metrics_port is not None:  # first: a port in use leaves nothing started
-            self.metrics = start_metrics(
-                self.broker, name, self.concurrency, self._running_count,
-                self.metrics_port, self.metrics_host,
-            )  # fmt: skip
-        self._scheduler = start_scheduler(
-            self.broker, name, self.broker.runner.task_names(), self.scheduler
-        )
+        self._services = PoolServices(
+            self.broker, "asyncio", name, self.concurrency, self._activity,
+            scheduler=self.scheduler, metrics_port=self.metrics_port,
+            metrics_host=self.metrics_host,
+        )  # fmt: skip
+        self._services.start()  # first: if it fails, nothing runs
         self._leases = LeaseKeeper(self.broker, name)
         self._pipeline = TaskPipeline(self.broker, self._leases, self._stopping)
-        self._presence = PoolPresence(
-            self.broker, "asyncio", name, self.concurrency, self._leases.activity
-        )
-        self._presence.start()
         self._thread = threading.Thread(
             target=self._serve, args=(timeout,), name=f"{name}-loop", daemon=True
         )
@@ -165,9 +155,14 @@ class WorkerPool:
         if join:
             self.join()
 
-    def _running_count(self) -> int:
+    @property
+    def metrics(self) -> PoolMetrics | None:
+        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
+        return None if self._services is None else self._services.metrics
+
+    def _activity(self) -> tuple[int, list[str]]:
         leases = self._leases
-        return 0 if leases is None else len(leases.activity()[1])
+        return (0, []) if leases is None else leases.activity()
 
     def join(self) -> None:
         """Wait for the loop to end (call ``stop(join=False)`` first).
@@ -177,15 +172,8 @@ class WorkerPool:
         """
         if self._thread is not None:
             join_interrupting(self._thread, self.broker)
-        if self._scheduler is not None:
-            self._scheduler.close()
-            self._scheduler = None
-        if self._presence is not None:
-            self._presence.close()
-            self._presence = None
-        if self.metrics is not None:
-            stop_metrics(self.metrics)
-            self.metrics = None
+        if self._services is not None:
+            self._services.close()
         if self._leases is not None:
             self._leases.close()
             self._leases = None

@@ -38,13 +38,12 @@ from worq._checks import is_coroutine_function
 from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import BackendUnavailable, PoolError, TaskFailure
-from worq.metrics import Observation, PoolMetrics, start_metrics, stop_metrics
+from worq.metrics import Observation, PoolMetrics
 from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, fail_task, join_interrupting, persist
 from worq.pool._pipeline import RunLost, TaskPipeline
-from worq.pool._presence import PoolPresence
-from worq.pool._scheduler import Scheduler, start_scheduler
+from worq.pool._services import PoolServices
 from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import OwnTasks, worker_main
 from worq.runner import EncodedOutcome
@@ -127,12 +126,9 @@ class WorkerPool:
         self.max_worker_tasks = max_worker_tasks
         self.name = name or f"worq-{broker.name}"
         self.scheduler = scheduler
-        self._scheduler: Scheduler | None = None
-        self._presence: PoolPresence | None = None
+        self._services: PoolServices | None = None
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
-        self.metrics: PoolMetrics | None = None
-        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
         self._slots: list[_Slot] = []
         self._stopping = threading.Event()
         self._leases: LeaseKeeper | None = None
@@ -158,22 +154,16 @@ class WorkerPool:
             self._start(timeout)
 
     def _start(self, timeout: float) -> None:
-        if self.metrics_port is not None:  # first: a port in use leaves nothing started
-            self.metrics = start_metrics(
-                self.broker, self.name, self.workers, lambda: len(self._activity()[1]),
-                self.metrics_port, self.metrics_host,
-            )  # fmt: skip
-        self._scheduler = start_scheduler(
-            self.broker, self.name, self.broker.runner.task_names(), self.scheduler
-        )
+        self._services = PoolServices(
+            self.broker, "process", self.name, self.workers, self._activity,
+            scheduler=self.scheduler, metrics_port=self.metrics_port,
+            metrics_host=self.metrics_host,
+        )  # fmt: skip
+        self._services.start()  # first: if it fails, nothing runs
         self._leases = LeaseKeeper(self.broker, self.name)
         # memory:// lives in this process: only here can its tasks be taken.
         kind = _FeedingSlot if self.broker.backend_kind == "memory" else _OwnTasksSlot
         self._slots = [kind(self, number, timeout) for number in range(self.workers)]
-        self._presence = PoolPresence(
-            self.broker, "process", self.name, self.workers, self._activity
-        )
-        self._presence.start()
         for slot in self._slots:
             slot.thread.start()
         logger.info("pool.started", pool=self.name, queue=self.broker.name, workers=self.workers)
@@ -195,24 +185,23 @@ class WorkerPool:
         """Wait for the pool to stop (call after ``stop(join=False)``)."""
         for slot in self._slots:
             join_interrupting(slot.thread, self.broker)
-        if self._scheduler is not None:
-            self._scheduler.close()
-            self._scheduler = None
-        if self._presence is not None:
-            self._presence.close()
-            self._presence = None
-        if self.metrics is not None:
-            stop_metrics(self.metrics)
-            self.metrics = None
+        if self._services is not None:
+            self._services.close()
         if self._leases is not None:
             self._leases.close()
             self._leases = None
             logger.info("pool.stopped", pool=self.name, queue=self.broker.name)
 
+    @property
+    def metrics(self) -> PoolMetrics | None:
+        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
+        return None if self._services is None else self._services.metrics
+
     def _count(self, observed: list[Observation]) -> None:
         """Count what a worker observed, when the pool serves metrics."""
-        if self.metrics is not None and observed:
-            self.metrics.count(observed)
+        metrics = self.metrics
+        if metrics is not None and observed:
+            metrics.count(observed)
 
     def _activity(self) -> tuple[int, list[str]]:
         """Runs finished and tasks running: the pool's own (memory://, which it feeds
@@ -272,7 +261,7 @@ class _Slot:
         process = _spawn.Process(
             target=worker_main,
             args=(child_conn, pool.init_func, pool.broker.url, pool.init_args,
-                  pool.init_kwargs, pool.name, self._own_tasks(), pool.metrics is not None),
+                  pool.init_kwargs, pool.name, self._own_tasks(), pool.metrics_port is not None),
             name=f"{pool.name}-worker",
             daemon=True,
         )  # fmt: skip

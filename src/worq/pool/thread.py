@@ -12,13 +12,12 @@ from collections.abc import Callable, Mapping
 from worq._events import logger
 from worq.core import Broker
 from worq.exceptions import PoolError, TaskFailure
-from worq.metrics import PoolMetrics, start_metrics, stop_metrics
+from worq.metrics import PoolMetrics
 from worq.models import Envelope, TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, join_interrupting
 from worq.pool._pipeline import TaskPipeline
-from worq.pool._presence import PoolPresence
-from worq.pool._scheduler import Scheduler, start_scheduler
+from worq.pool._services import PoolServices
 from worq.runner import EncodedOutcome, close_thread_loop
 
 __all__ = ["Error", "WorkerPool"]
@@ -60,8 +59,6 @@ class WorkerPool:
         self.scheduler = scheduler
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
-        self.metrics: PoolMetrics | None = None
-        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
         self.errors: list[BaseException] = []
         """BaseExceptions (SystemExit, say) that tasks raised; each failed its task
         (retried first if it had retries left) and the worker went on."""
@@ -69,8 +66,7 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._leases: LeaseKeeper | None = None
         self._pipeline: TaskPipeline | None = None
-        self._scheduler: Scheduler | None = None
-        self._presence: PoolPresence | None = None
+        self._services: PoolServices | None = None
 
     def start(self, timeout: float = 1) -> None:
         """Start the worker threads and return.
@@ -85,20 +81,14 @@ class WorkerPool:
         if self._threads:
             raise Error(f"thread pool on queue {self.broker.name!r} was already started")
         name = f"worq-{self.broker.name}"
-        if self.metrics_port is not None:  # first: a port in use leaves nothing started
-            self.metrics = start_metrics(
-                self.broker, name, self.workers, self._running_count,
-                self.metrics_port, self.metrics_host,
-            )  # fmt: skip
-        self._scheduler = start_scheduler(
-            self.broker, name, self.broker.runner.task_names(), self.scheduler
-        )
+        self._services = PoolServices(
+            self.broker, "thread", name, self.workers, self._activity,
+            scheduler=self.scheduler, metrics_port=self.metrics_port,
+            metrics_host=self.metrics_host,
+        )  # fmt: skip
+        self._services.start()  # first: if it fails, nothing runs
         self._leases = LeaseKeeper(self.broker, name, on_overdue=self._overdue)
         self._pipeline = TaskPipeline(self.broker, self._leases, self._stopping)
-        self._presence = PoolPresence(
-            self.broker, "thread", name, self.workers, self._leases.activity
-        )
-        self._presence.start()
         for number in range(self.workers):
             thread = self.thread_factory(
                 target=self._work, args=(timeout,), name=f"{name}-worker-{number}"
@@ -128,23 +118,21 @@ class WorkerPool:
         if join:
             self.join()
 
-    def _running_count(self) -> int:
+    @property
+    def metrics(self) -> PoolMetrics | None:
+        """The pool's Prometheus metrics while it serves them (``metrics.port``: their port)."""
+        return None if self._services is None else self._services.metrics
+
+    def _activity(self) -> tuple[int, list[str]]:
         leases = self._leases
-        return 0 if leases is None else len(leases.activity()[1])
+        return (0, []) if leases is None else leases.activity()
 
     def join(self) -> None:
         """Wait for every worker thread to stop (call ``stop(join=False)`` first)."""
         for thread in self._threads:
             join_interrupting(thread, self.broker)
-        if self._scheduler is not None:
-            self._scheduler.close()
-            self._scheduler = None
-        if self._presence is not None:
-            self._presence.close()
-            self._presence = None
-        if self.metrics is not None:
-            stop_metrics(self.metrics)
-            self.metrics = None
+        if self._services is not None:
+            self._services.close()
         if self._leases is not None:
             self._leases.close()
             self._leases = None
