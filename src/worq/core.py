@@ -188,8 +188,6 @@ class Broker:
                 )
             self.runner.expose(name, fn)
 
-    # -- client side ----------------------------------------------------------
-
     # -- periodic tasks -------------------------------------------------------
 
     @overload
@@ -377,6 +375,8 @@ class Broker:
             skip_running=check_overlap and schedule.overlap == "skip",
         )  # fmt: skip
         return result, task_id
+
+    # -- client side ----------------------------------------------------------
 
     @overload
     def queue(

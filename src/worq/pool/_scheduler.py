@@ -65,7 +65,6 @@ class Scheduler:
         self._broker = broker
         self._pool = pool_name
         self._clock = clock
-        self._registered = False
         self._closing = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"{pool_name}-scheduler", daemon=True
@@ -73,10 +72,10 @@ class Scheduler:
 
     def start(self) -> None:
         """Register the schedules (so that listings show them once the pool started;
-        the thread tries again if the backend is down), then fire them in a thread."""
+        a look that finds them unregistered, the backend down now, registers them),
+        then fire them in a thread."""
         try:
             self._broker.register_schedules(self._now_ms())
-            self._registered = True
         except WorqError as exc:
             logger.warning(
                 "backend.unavailable", queue=self._broker.name, pool=self._pool,
@@ -109,11 +108,8 @@ class Scheduler:
 
     def tick(self, now_ms: int) -> float:
         """Fire what is due at ``now_ms``; seconds until something may be due next."""
-        if not self._registered:
-            self._broker.register_schedules(now_ms)
-            self._registered = True
         states, alive_until = self._broker.schedule_states(now_ms + round(ALIVE_FOR * 1000))
-        if any(s.name not in states for s in self._schedules):  # state dropped from outside
+        if any(s.name not in states for s in self._schedules):  # never registered, or dropped
             self._broker.register_schedules(now_ms)
             states, alive_until = self._broker.schedule_states()
         for schedule in self._schedules:

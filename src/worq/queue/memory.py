@@ -29,12 +29,6 @@ from worq.typing import DeferResult, FireResult, NewTask, ScheduleState, Taken
 __all__ = ["TaskQueue"]
 
 
-_UNFINISHED = frozenset(
-    {TaskStatus.ENQUEUED, TaskStatus.DELAYED, TaskStatus.PENDING, TaskStatus.PROCESSING}
-)
-"""The statuses of a task that waits or runs: a schedule's previous fire still going."""
-
-
 @attrs.define
 class _Record:
     """What the store knows of one task, from enqueue until its result is taken."""
@@ -178,6 +172,8 @@ class _Store:
 
 
 _NOT_STARTED = frozenset({TaskStatus.ENQUEUED, TaskStatus.DELAYED, TaskStatus.PENDING})
+_UNFINISHED = _NOT_STARTED | {TaskStatus.PROCESSING}
+"""The statuses of a task that waits or runs: a schedule's previous fire still going."""
 _COUNTED = (TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.ENQUEUED, TaskStatus.PROCESSING)
 """The states :meth:`TaskQueue.counts` reports, in a task's order."""
 
