@@ -518,6 +518,7 @@ def test_info_on_memory(workdir: Path) -> None:
         "backend": "memory",
         "pending": 0,
         "states": {"pending": 0, "delayed": 0, "enqueued": 0, "processing": 0},
+        "oldest_pending_s": None,
         "ping": None,
         "pools": [],
     }
@@ -530,7 +531,9 @@ def test_info_on_redis_counts_pending_tasks(workdir: Path, clean_redis_url: str)
     _enqueue_adds(url, 3)
     done = run(workdir, "info", url, "--queue", "default")
     assert done.returncode == 0, done.stderr
-    assert _table(done.stdout) == {
+    table = _table(done.stdout)
+    assert 0 <= float(table.pop("oldest_pending_s")) < WAIT  # the first one sent, waiting
+    assert table == {
         "queue": "default",
         "url": url,
         "backend": "redis",
@@ -824,3 +827,50 @@ def test_a_metrics_port_in_use_is_one_line_and_exit_2(workdir: Path) -> None:
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("worq: error: cannot serve metrics of pool 'worq-default'")
     assert f"127.0.0.1:{port}" in line
+
+
+def test_failed_lists_retries_and_purges_the_registry(workdir: Path, clean_redis_url: str) -> None:
+    url = clean_redis_url
+    broker = get_broker(url)
+    sent = [broker.queue("tasks").add(n, n) for n in range(3)]
+    for d in sent:
+        assert broker.task_failed(d, f"gave up on <{d.id}>")
+    listed = run(workdir, "failed", url)
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["id", "task", "status", "attempts", "failed", "error"]
+    assert [row.split()[:4] for row in rows] == [
+        [d.id, "tasks.add", "expired", "0"] for d in reversed(sent)
+    ]
+    as_json = json.loads(run(workdir, "failed", url, "--limit", "1", "--json").stdout)
+    (latest,) = as_json["failed"]
+    assert (latest["id"], latest["error"]) == (sent[2].id, f"gave up on <{sent[2].id}>")
+    assert latest["message"].startswith('{"v":3,"name":"tasks.add"}')
+
+    partly = run(workdir, "retry", url, sent[0].id, "no-such-id")
+    assert partly.returncode == 1
+    assert f"retried {sent[0].id}" in partly.stdout
+    assert "Retried 1 of 2 task(s)" in partly.stdout
+    assert "not retried no-such-id: not in the failed-task registry" in partly.stderr
+    assert run(workdir, "retry", url).returncode == 2  # neither ids nor --all
+    every = run(workdir, "retry", url, "--all")
+    assert every.returncode == 0, every.stderr
+    assert "Retried 2 of 2 task(s)" in every.stdout
+    assert _pending(url) == 3
+
+    broker.task_failed(sent[2], "again")
+    refused = run(workdir, "failed", url, "--purge", answer="n\n")
+    assert refused.returncode == 1
+    assert _failed_count(url) == 1
+    purged = run(workdir, "failed", url, "--purge", "--yes")
+    assert purged.returncode == 0, purged.stderr
+    assert "Discarded 1 failed task(s)" in purged.stdout
+    assert "No failed tasks" in run(workdir, "failed", url).stdout
+
+
+def _failed_count(url: str) -> int:
+    broker = get_broker(url)
+    try:
+        return len(broker.failed_tasks())
+    finally:
+        broker.close()

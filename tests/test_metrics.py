@@ -89,6 +89,10 @@ def test_runs_are_counted_by_outcome_and_timed(broker: Broker, kind: str, tmp_pa
     durations = "worq_task_duration_seconds_count"
     assert value(samples, durations, queue="measured", task="square") == 6
     assert value(samples, durations, queue="measured", task="flaky") == 2
+    waits = "worq_task_queue_wait_seconds"
+    assert value(samples, waits + "_count", queue="measured", task="square") == 6
+    assert value(samples, waits + "_count", queue="measured", task="flaky") == 1  # first runs
+    assert 0 <= value(samples, waits + "_sum", queue="measured", task="square") < 6 * WAIT
     assert value(samples, "worq_workers", queue="measured", pool="worq-measured") == 2
     assert value(samples, "worq_tasks_in_progress", queue="measured") == 0
     for state in ("pending", "delayed", "enqueued", "processing"):
@@ -153,6 +157,8 @@ def test_a_process_pool_counts_its_workers_runs(clean_redis_url: str, tmp_path: 
         pool.stop()
     durations = "worq_task_duration_seconds_count"
     assert value(samples, durations, queue="default", task="proc.add") == 7
+    waits = "worq_task_queue_wait_seconds_count"
+    assert value(samples, waits, queue="default", task="proc.add") == 7
     assert value(samples, "worq_workers", queue="default", pool="worq-default") == 2
 
 

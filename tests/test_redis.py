@@ -22,7 +22,7 @@ from worq.core import Broker
 from worq.pool.thread import WorkerPool
 from worq.queue.redis import _SCRIPTS, TaskQueue, _Request
 from worq.testing import WAIT, RedisServer, eventually, free_port, thread_worker
-from worq.typing import ScheduleState
+from worq.typing import FailureNote, ScheduleState
 
 ROOT = Path(__file__).parent.parent
 
@@ -228,6 +228,11 @@ def test_every_script_call_stays_in_one_slot(
         broker.taskqueue.fire_schedule("s", 1, 2, None, skip_running=True)
         broker.taskqueue.announce_pool("p", b"{}", 1)
         broker.taskqueue.live_pools()
+        broker.taskqueue.next_in_line()
+        broker.taskqueue.file_failure("f", b"{}\n", 1, FailureNote("failed", "e", 1, 1))
+        broker.taskqueue.failed_tasks(1)
+        broker.taskqueue.discard_failed(None)
+        broker.taskqueue.retry_failed(None)
     assert {script for script, _ in calls} == set(_SCRIPTS)
     for script, keys in calls:
         assert len({key_slot(key.encode()) for key in keys}) == 1, (script, keys)

@@ -24,7 +24,15 @@ from worq.const import TaskStatus
 from worq.queue._redis_keys import RedisKeys
 from worq.queue.redis import TaskQueue
 from worq.testing import WAIT, eventually
-from worq.typing import DeferResult, FireResult, NewTask, ScheduleState, Taken
+from worq.typing import (
+    DeferResult,
+    FailureNote,
+    FireResult,
+    NewTask,
+    RetryResult,
+    ScheduleState,
+    Taken,
+)
 
 NAMES = ["default", 'a:b*c [?] "é"\\']
 """Queue names: a plain one, and one with glob, quote, escape and non-ASCII characters."""
@@ -209,6 +217,23 @@ def workload(tq: TaskQueue) -> None:
     eventually(lambda: sorted(tq.live_pools()), ["live"])
     tq.announce_pool("live", b"{}", 0)
     assert tq.live_pools() == {}
+
+    # Failures filed (one under a lease, one handed to a pending dependant, one
+    # forgotten once taken), listed, retried (the dependant along), discarded.
+    note = FailureNote("failed", "boom", 10, 60)
+    assert tq.set_result("schedule:s:2", b"t", 60)
+    assert tq.enqueue_task("sour", b'{"v":3,"name":"n"}\n{}', keep_result=True, track=True)
+    assert tq.defer_task("sweet", b'{"v":3,"name":"n","refs":["sour"]}\n{}', ["sour"],
+                         keep_result=True) is DeferResult.STORED  # fmt: skip
+    assert tq.next_in_line() == ("sour", b'{"v":3,"name":"n"}')
+    assert tq.set_result("sour", b"f", 60, take(tq, "sour").lease, note)
+    assert tq.set_result("sweet", b"f", 60, take(tq, "sweet").lease, note)
+    tq.file_failure("forgotten", b'{"v":3,"name":"n"}\n{}', 1, note)
+    assert [f.task_id for f in tq.failed_tasks(10)] == ["forgotten", "sweet", "sour"]
+    assert tq.retry_failed(["sour"]) == [("sour", RetryResult.RETRIED),
+                                         ("sweet", RetryResult.RETRIED)]  # fmt: skip
+    assert tq.discard_failed(None) == ["forgotten"]
+    assert tq.discard_pending() == 2
 
     assert tq.name in tq.queue_names()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import re
 import sys
+import time
 import types
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ import attrs
 import orjson
 import pytest
 
+from worq import Task
 from worq._codec import JsonCodec, PickleCodec
 from worq._wire import VERSION, decode_envelope, decode_task, encode_task
 from worq.exceptions import SerializationError
@@ -211,3 +213,38 @@ def test_a_traceparent_travels_in_the_envelope_only_when_there_is_one() -> None:
     assert envelope.trace == parent
     odd, _ = decode_envelope(b'{"v":3,"name":"t","tp":42}\n{"args":[1]}', "a", "q")
     assert odd.trace == ""
+
+
+def test_when_a_task_was_due_costs_no_byte_when_its_id_says_so() -> None:
+    """A worq-made id (UUIDv7) carries its send time: the envelope writes ``t`` only for
+    another id, or a task due later (a delay); an envelope without either reads None."""
+    from worq import get_broker
+    from worq._ids import id_time_ms, new_task_id
+
+    broker = get_broker("memory://wire-due", "q")
+    before = time.time_ns() // 1_000_000
+    d = broker.queue().job()
+    Task(broker.queue().job, id="mine")()
+    later = Task(broker.queue().job, delay=60)()
+    after = time.time_ns() // 1_000_000
+    assert later is not None
+    sent = id_time_ms(d.id)
+    assert sent is not None
+    assert before <= sent <= after
+    line = broker.taskqueue.next_in_line()
+    assert line == (d.id, b'{"v":3,"name":"job"}')
+    found = {}
+    while (taken := broker.taskqueue.get(0)) is not None:
+        found[taken.task_id] = decode_envelope(taken.message, taken.task_id, "q")[0]
+    assert found[d.id].due_ms == sent
+    mine_due = found["mine"].due_ms
+    assert mine_due is not None
+    assert before <= mine_due <= after
+    broker.taskqueue.discard_pending()
+    assert id_time_ms(new_task_id(5)) == 5
+    assert id_time_ms("mine") is None
+    assert id_time_ms("0" * 32) is None
+    legacy, _ = decode_envelope(b'{"v":3,"name":"job"}\n{"args":[]}', "0" * 32, "q")
+    assert legacy.due_ms is None
+    delayed = TaskMessage(id=d.id, name="job", queue="q", due_ms=sent + 60_000)
+    assert b'"t":' in encode_task(JsonCodec(), delayed)

@@ -7,7 +7,7 @@ from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 from worq._urls import mask_url
-from worq.const import DEFAULT
+from worq.const import DEFAULT, FAILED_LIMIT, FAILED_TTL
 from worq.core import MAX_MESSAGE_SIZE, Broker
 from worq.deferred import Deferred
 from worq.exceptions import WorqError
@@ -98,6 +98,8 @@ def get_broker(
     *args: Any,
     serializer: str = "json",
     max_message_size: int = MAX_MESSAGE_SIZE,
+    failed_limit: int = FAILED_LIMIT,
+    failed_ttl: float = FAILED_TTL,
     **kw: Any,
 ) -> Broker:
     """Create a broker for queue ``name`` on the backend at ``url``.
@@ -108,10 +110,15 @@ def get_broker(
         *args: Passed to the backend's TaskQueue.
         serializer: ``"json"`` (default) or ``"pickle"`` (trusted deployments only).
         max_message_size: Largest encoded task message accepted, in bytes.
+        failed_limit: How many failed tasks the failed-task registry keeps.
+        failed_ttl: How long it keeps each, in seconds.
         **kw: Passed to the backend's TaskQueue.
     """
     taskqueue = make_taskqueue(url, name, *args, **kw)
-    return Broker(taskqueue, serializer=serializer, max_message_size=max_message_size)
+    return Broker(
+        taskqueue, serializer=serializer, max_message_size=max_message_size,
+        failed_limit=failed_limit, failed_ttl=failed_ttl,
+    )  # fmt: skip
 
 
 @overload

@@ -10,7 +10,11 @@ The envelope (:class:`~worq.models.Envelope`) is JSON whatever the serializer:
 ``"options"`` (the :class:`~worq.models.TaskOptions` fields that differ from
 their defaults, in worq's JSON value encoding, see :mod:`worq._codec`;
 absent when none does) and ``"refs"`` (the ids of the tasks whose results the
-backend hands over; absent when there are none). Leaving defaults out keeps
+backend hands over; absent when there are none), ``"tp"`` (the sender's W3C
+traceparent; absent when it traced nothing) and ``"t"`` (when the task was
+due, ms since the epoch; absent when its id says so: a UUIDv7 id that worq
+made carries the time it was sent, see :mod:`worq._ids`, and most tasks
+are due when sent). Leaving defaults out keeps
 the common task's message small, which is most of what Redis stores per
 pending task. The task's ``id`` and ``queue`` are not written either: the
 backend stores the bytes under both and hands them over with the message, as
@@ -47,11 +51,20 @@ import attrs
 import orjson
 
 from worq._codec import children, decode_error, decode_tree, dump_json, encode_tree, explain
+from worq._ids import id_time_ms
 from worq.exceptions import SerializationError
 from worq.models import DEFAULT_OPTIONS, Envelope, TaskMessage, TaskOptions
 from worq.typing import Codec
 
-__all__ = ["VERSION", "decode_envelope", "decode_task", "encode_task"]
+__all__ = [
+    "VERSION",
+    "decode_envelope",
+    "decode_task",
+    "encode_task",
+    "envelope_line",
+    "envelope_refs",
+    "join_task",
+]
 
 VERSION = 3
 """The format's version, ``"v"`` in the envelope."""
@@ -86,6 +99,12 @@ def encode_task(codec: Codec, message: TaskMessage) -> bytes:
     return b"\n".join((_encode_envelope(message), payload))
 
 
+def join_task(envelope: Envelope, payload: bytes) -> bytes:
+    """The bytes to store for a task whose payload is already encoded (a worker holding
+    it undecoded)."""
+    return b"\n".join((_encode_envelope(envelope), payload))
+
+
 def _encode_envelope(envelope: Envelope) -> bytes:
     # No pickle hint: with the pickle serializer the envelope is still JSON.
     return dump_json(envelope, _tree, _roots, within=_WITHIN, suggest_pickle=False)
@@ -99,6 +118,8 @@ def _tree(envelope: Envelope) -> dict[str, Any]:
         tree["refs"] = envelope.refs
     if envelope.trace:
         tree["tp"] = envelope.trace
+    if envelope.due_ms is not None and envelope.due_ms != id_time_ms(envelope.id):
+        tree["t"] = envelope.due_ms
     return tree
 
 
@@ -171,6 +192,7 @@ def decode_envelope(data: bytes, task_id: str, queue: str) -> tuple[Envelope, by
             options=_options(obj),
             refs=tuple(_task_id(r) for r in obj.get("refs", ())),
             trace=trace if type(trace := obj.get("tp", "")) is str else "",
+            due_ms=due if type(due := obj.get("t")) is int else id_time_ms(task_id),
         )
     except (SerializationError, TypeError, ValueError) as exc:
         raise decode_error(_WHAT, data, explain(exc)) from exc
@@ -199,3 +221,21 @@ def _task_id(ref: object) -> str:
     if type(ref) is not str:
         raise TypeError(f"refs must hold str task ids, not {ref!r:.40}")
     return ref
+
+
+def envelope_line(data: bytes) -> bytes:
+    """A stored task's envelope, unparsed: its bytes up to the first newline (all of
+    them without one)."""
+    end = data.find(b"\n")
+    return data if end < 0 else data[:end]
+
+
+def envelope_refs(data: bytes) -> list[str]:
+    """The ids of the tasks whose results a stored task takes as arguments, read from
+    its envelope alone (a backend storing a failed task again needs them); none when
+    the envelope cannot be read."""
+    try:
+        refs = orjson.loads(envelope_line(data)).get("refs", [])
+    except (orjson.JSONDecodeError, AttributeError):
+        return []
+    return [r for r in refs if type(r) is str] if type(refs) is list else []

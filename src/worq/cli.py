@@ -30,6 +30,7 @@ from worq._logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from worq._urls import mask_url
 from worq.core import Broker
 from worq.exceptions import PoolError, WorqError
+from worq.models import Envelope
 from worq.pool._scheduler import check_schedules
 from worq.pool._signals import run_until_stop_signal
 from worq.pool.asyncio import WorkerPool as AsyncioPool
@@ -37,7 +38,7 @@ from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
 from worq.schedules import format_ms
 from worq.task import TaskSpace
-from worq.typing import ScheduleState
+from worq.typing import RetryResult, ScheduleState
 
 __all__ = ["main"]
 
@@ -151,6 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the schedules the pools registered, with their last and next fire times",
     )  # fmt: skip
     schedules.set_defaults(run=_schedules, default_level="warning")
+
+    failed = commands.add_parser(
+        "failed", parents=[logging_options],
+        help="list a queue's failed-task registry (tasks that ended failed or expired)",
+    )  # fmt: skip
+    failed.add_argument("url", metavar="URL")
+    failed.add_argument("--queue", metavar="NAME", default="default", help="(default: default)")
+    failed.add_argument(
+        "--limit", metavar="N", type=_positive_int, default=100,
+        help="the latest N failures (default: 100)",
+    )  # fmt: skip
+    failed.add_argument("--json", action="store_true", help="print one JSON object")
+    failed.add_argument("--purge", action="store_true", help="empty the registry instead")
+    failed.add_argument("--yes", action="store_true", help="do not ask before --purge")
+    failed.set_defaults(run=_failed, default_level="warning")
+
+    retry = commands.add_parser(
+        "retry", parents=[logging_options],
+        help="send failed tasks of the registry again (their dependants along)",
+    )  # fmt: skip
+    retry.add_argument("url", metavar="URL")
+    retry.add_argument("task_ids", metavar="TASK_ID", nargs="*")
+    retry.add_argument("--queue", metavar="NAME", default="default", help="(default: default)")
+    retry.add_argument("--all", action="store_true", help="every task of the registry")
+    retry.set_defaults(run=_retry, default_level="warning", parser=retry)
 
     purge = commands.add_parser(
         "purge", parents=[logging_options], help="discard a queue's pending tasks"
@@ -310,8 +336,9 @@ def _run_asyncio_pool(
 
 
 def _info(args: argparse.Namespace) -> int:
-    """Print a queue's name, URL, backend, pending count, counts by state, ping and live
-    pools (each with its host, pid, kind, workers, tasks done and running)."""
+    """Print a queue's name, URL, backend, pending count, counts by state, how long the
+    task next in line has waited, ping and live pools (each with its host, pid, kind,
+    workers, tasks done and running)."""
     if args.queue is None:
         return _info_all(args)
     with _reported(args.url):
@@ -323,6 +350,7 @@ def _info(args: argparse.Namespace) -> int:
                 "backend": broker.backend_kind,
                 "pending": broker.size(),
                 "states": {str(state): count for state, count in broker.counts().items()},
+                "oldest_pending_s": _waited(broker.next_in_line()),
                 "ping": _ping(broker),
             }
             pools = broker.live_pools()
@@ -354,6 +382,13 @@ def _info(args: argparse.Namespace) -> int:
             ],
         )
     return 0
+
+
+def _waited(envelope: Envelope | None) -> float | None:
+    """Seconds the task next in line has waited since it was due; None if unknown."""
+    if envelope is None or envelope.due_ms is None:
+        return None
+    return max(0.0, round(time.time() - envelope.due_ms / 1000, 3))
 
 
 def _print_rows(fields: dict[str, Any]) -> None:
@@ -481,6 +516,81 @@ def _purge(args: argparse.Namespace) -> int:
             broker.close()
     print(f"Discarded {_tasks(count)} from {where}.")
     return 0
+
+
+def _failed(args: argparse.Namespace) -> int:
+    """List the failed-task registry of a queue, the latest first; or empty it (``--purge``,
+    after asking unless ``--yes``)."""
+    with _reported(args.url):
+        broker = get_broker(args.url, args.queue)
+        try:
+            where = f"queue {broker.name!r} at {mask_url(broker.url)}"
+            if args.purge:
+                prompt = f"Empty the failed-task registry of {where}? [y/N] "
+                if not args.yes and not _confirm(prompt):
+                    print("Aborted: nothing discarded.", file=sys.stderr)
+                    return 1
+                dropped = broker.discard_failed()
+                print(f"Discarded {len(dropped)} failed task(s) from the registry of {where}.")
+                return 0
+            tasks = broker.failed_tasks(args.limit)
+        finally:
+            broker.close()
+    if args.json:
+        listed = [
+            {**attrs.asdict(t, filter=lambda a, _: a.name != "message"),
+             "message": t.message.decode("utf-8", "backslashreplace")}
+            for t in tasks
+        ]  # fmt: skip
+        print(json.dumps({"queue": args.queue, "url": mask_url(args.url), "failed": listed}))
+        return 0
+    if not tasks:
+        print(f"No failed tasks in the registry of {where}.")
+        return 0
+    _print_table(
+        ["id", "task", "status", "attempts", "failed", "error"],
+        [
+            [t.id, t.name, t.status, t.attempts, _when(t.failed_at), _one_line(t.error)[:80]]
+            for t in tasks
+        ],
+    )
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    """Send failed tasks again, naming what happened to each; 1 when some could not be."""
+    if bool(args.task_ids) == args.all:
+        args.parser.error("give TASK_IDs or --all (not both)")
+    with _reported(args.url):
+        broker = get_broker(args.url, args.queue)
+        try:
+            where = f"queue {broker.name!r} at {mask_url(broker.url)}"
+            done = broker.retry_failed(None if args.all else args.task_ids)
+        finally:
+            broker.close()
+    if not done:
+        print(f"No failed tasks in the registry of {where}: nothing retried.")
+        return 0
+    why = {
+        RetryResult.UNKNOWN: "not in the failed-task registry (see worq failed)",
+        RetryResult.BUSY: "a task of that id exists again (sent anew, or retried already)",
+        RetryResult.MISSING_ARGUMENT: (
+            "the result of a task it takes as an argument is gone; send it anew"
+        ),
+    }
+    for task_id, result in done.items():
+        if result is RetryResult.RETRIED:
+            print(f"retried {task_id}")
+        else:
+            print(f"not retried {task_id}: {why[result]}", file=sys.stderr)
+    retried = sum(result is RetryResult.RETRIED for result in done.values())
+    print(f"Retried {retried} of {len(done)} task(s) on {where}.")
+    return 0 if retried == len(done) else 1
+
+
+def _when(seconds: float) -> str:
+    """A time as UTC, to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))
 
 
 def _confirm(prompt: str) -> bool:

@@ -16,6 +16,8 @@ __all__ = [
     "ENQUEUED",
     "EXPIRED",
     "FAILED",
+    "FAILED_LIMIT",
+    "FAILED_TTL",
     "LAPSED",
     "PENDING",
     "PROCESSING",
@@ -26,6 +28,11 @@ __all__ = [
 
 DEFAULT = "default"
 """Name of the queue used when none is given."""
+
+FAILED_LIMIT = 10_000
+"""How many failed tasks a queue's failed-task registry keeps by default (the latest)."""
+FAILED_TTL = 7 * 24 * 3600.0
+"""How long, in seconds, the registry keeps each by default: a week."""
 
 
 class TaskStatus(enum.StrEnum):

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVarTuple, Unpack, overload
 
 import attrs
 
-from worq._checks import check_task_id
+from worq._checks import check_seconds, check_task_id
 from worq._codec import make_codec
 from worq._deadline import Deadline
 from worq._events import logger
 from worq._extract import ExtractedArguments, extract_refs
+from worq._ids import id_time_ms
 from worq._tracing import current_traceparent, sending
 from worq._urls import mask_url
 from worq._wire import decode_envelope, encode_task
-from worq.const import TaskStatus
+from worq.const import EXPIRED, FAILED, FAILED_LIMIT, FAILED_TTL, TaskStatus
 from worq.deferred import Deferred, ResultHandle
 from worq.exceptions import (
     DependencyUnavailable,
@@ -35,20 +37,24 @@ from worq.exceptions import (
 from worq.models import (
     DEFAULT_OPTIONS,
     Envelope,
+    FailedTask,
     Outcome,
     PoolRecord,
     SentTask,
     TaskMessage,
     TaskOptions,
 )
-from worq.runner import NOOP_TASK, ExposedTask, Runner
+from worq.runner import NOOP_TASK, EncodedOutcome, ExposedTask, Runner
 from worq.schedules import CatchUp, Overlap, Schedule, ScheduleError, ScheduleOptions
 from worq.task import Queue, TaskSpace, task_name_of
 from worq.typing import (
     Codec,
     DeferResult,
+    FailureNote,
+    FiledFailure,
     FireResult,
     NewTask,
+    RetryResult,
     ScheduleState,
     Taken,
     TaskLike,
@@ -109,6 +115,9 @@ class Broker:
             such writer is trusted.
         max_message_size: Largest encoded task message accepted, in bytes
             (16 MiB by default); a larger one is refused when sent.
+        failed_limit: How many failed tasks the queue's failed-task registry
+            keeps (the latest), as filed through this broker.
+        failed_ttl: How long it keeps each, in seconds (7 days by default).
     """
 
     def __init__(
@@ -117,11 +126,20 @@ class Broker:
         *,
         serializer: str = "json",
         max_message_size: int = MAX_MESSAGE_SIZE,
+        failed_limit: int = FAILED_LIMIT,
+        failed_ttl: float = FAILED_TTL,
     ) -> None:
         if type(max_message_size) is not int or max_message_size < 1:
             raise ValueError(
                 f"max_message_size must be a positive number of bytes, got {max_message_size!r}"
             )
+        if type(failed_limit) is not int or failed_limit < 1:
+            raise ValueError(
+                f"failed_limit must be a positive number of tasks, got {failed_limit!r}"
+            )
+        check_seconds("failed_ttl", failed_ttl)
+        self.failed_limit = failed_limit
+        self.failed_ttl = failed_ttl
         self.taskqueue = taskqueue
         self.runner = Runner(make_codec(serializer))
         """Runs this broker's exposed tasks; a process pool's workers use only this."""
@@ -334,6 +352,64 @@ class Broker:
         scheduler was last said to run (see ``TaskQueue.schedule_states``)."""
         return self.taskqueue.schedule_states(alive_until_ms)
 
+    # -- failed-task registry ----------------------------------------------------
+
+    def failed_tasks(self, limit: int = 100) -> list[FailedTask]:
+        """The queue's failed-task registry, the latest failure first, at most ``limit``."""
+        if type(limit) is not int or limit < 1:
+            raise ValueError(f"limit must be a positive number of tasks, got {limit!r}")
+        return [self._failed_task(filed) for filed in self.taskqueue.failed_tasks(limit)]
+
+    def _failed_task(self, filed: FiledFailure) -> FailedTask:
+        try:
+            envelope, _ = decode_envelope(filed.message, filed.task_id, self.name)
+            name, due_ms = envelope.name, envelope.due_ms
+        except SerializationError:
+            name, due_ms = "?", None
+        return FailedTask(
+            id=filed.task_id, name=name, queue=self.name, status=filed.status,
+            error=filed.error, attempts=filed.attempt, failed_at=filed.failed_ms / 1000,
+            due_at=None if due_ms is None else due_ms / 1000, message=filed.message,
+            dependants=filed.dependants,
+        )  # fmt: skip
+
+    def retry_failed(self, task_ids: Sequence[str] | None = None) -> dict[str, RetryResult]:
+        """Send failed tasks of the registry again (``None``: all), in one atomic step.
+
+        Each goes as a new attempt of the same id, in the order they failed;
+        its waiter gets the new outcome; the pending tasks its failure was
+        handed to wait for the new one; and the registry's tasks that failed
+        because it did are retried along (see ``TaskQueue.retry_failed``).
+
+        Returns:
+            What happened to each id (retried, unknown, busy, missing_argument),
+            the dependants retried along included, in the order handled.
+        """
+        done = dict(self.taskqueue.retry_failed(None if task_ids is None else list(task_ids)))
+        retried = [i for i, result in done.items() if result is RetryResult.RETRIED]
+        refused = {
+            i: str(result) for i, result in done.items() if result is not RetryResult.RETRIED
+        }
+        logger.info("failed.retried", queue=self.name, retried=retried, refused=refused)
+        return done
+
+    def discard_failed(self, task_ids: Sequence[str] | None = None) -> list[str]:
+        """Drop tasks from the failed-task registry (``None``: all); the ids dropped."""
+        dropped = self.taskqueue.discard_failed(None if task_ids is None else list(task_ids))
+        logger.info("failed.discarded", queue=self.name, count=len(dropped))
+        return dropped
+
+    def next_in_line(self) -> Envelope | None:
+        """The envelope of the runnable task a worker would take next (its ``due_ms``
+        tells how long it has waited); None when none waits or it cannot be read."""
+        found = self.taskqueue.next_in_line()
+        if found is None:
+            return None
+        try:
+            return decode_envelope(found[1] + b"\n", found[0], self.name)[0]
+        except SerializationError:
+            return None
+
     # -- live pools ------------------------------------------------------------
 
     def announce_pool(self, record: PoolRecord, ttl: float) -> None:
@@ -367,7 +443,7 @@ class Broker:
         if send:
             message, _, data = self._encode(
                 schedule.task, task_id, schedule.args, dict(schedule.kwargs),
-                schedule.options, 0, False, "",
+                schedule.options, 0, False, "", fire_ms,
             )  # fmt: skip
             task = NewTask(task_id, data, not schedule.options.ignore_result, message.tracked)
         result = self.taskqueue.fire_schedule(
@@ -458,13 +534,21 @@ class Broker:
         delay: float,
         scheduled: bool,
         item: str,
+        due_ms: int | None = None,
     ) -> tuple[TaskMessage, ExtractedArguments, bytes]:
         """A task's message, its extracted Deferred arguments and its encoding.
 
         Args:
             item: ``" (item 3 of the batch)"`` for a task of a batch, else "".
+            due_ms: When the task is due (a schedule's time); by default when
+                it is sent (the time its id carries, else now) plus ``delay``.
         """
         check_task_id(task_id, f"task {name!r}{item} on queue {self.name!r}")
+        if due_ms is None:
+            sent_ms = id_time_ms(task_id)
+            if sent_ms is None:
+                sent_ms = time.time_ns() // 1_000_000
+            due_ms = sent_ms + round(delay * 1000)
         extracted = extract_refs(args, kwargs)
         message = TaskMessage(
             id=task_id,
@@ -476,6 +560,7 @@ class Broker:
             refs=extracted.refs,
             resolved=extracted.resolved,
             trace=current_traceparent(),
+            due_ms=due_ms,
         )
         try:
             data = encode_task(self.codec, message)
@@ -861,18 +946,22 @@ class Broker:
         """Fail a task whose envelope is unusable, so its waiter learns why."""
         logger.error("task.rejected", task_id=taken.task_id, queue=self.name, error=reason)
         failure = TaskFailure("?", self.name, taken.task_id, reason)
-        self.taskqueue.set_result(
-            taken.task_id,
-            self.codec.encode_value(failure),
-            DEFAULT_RESULT_TIMEOUT,
-            taken.lease or None,
-        )
+        data = self.codec.encode_value(failure)
+        if taken.lease:
+            note = self._note(FAILED, reason)
+            self.taskqueue.set_result(
+                taken.task_id, data, DEFAULT_RESULT_TIMEOUT, taken.lease, note
+            )
+        else:  # forgotten once taken: only the registry keeps it
+            self.taskqueue.file_failure(
+                taken.task_id, taken.message, taken.attempt, self._note(FAILED, reason)
+            )
 
     def _reject(self, task: Envelope, reason: str) -> None:
         """Fail a task whose arguments cannot be decoded here: no run would do better."""
         logger.error("task.rejected", task, error=reason)
         failure = TaskFailure(task.name, task.queue, task.id, reason)
-        self._store(task, self.runner.encode_outcome(task, failure))
+        self._store(task, self.runner.encode(task, failure))
 
     def invoke(self, task: TaskMessage) -> None:
         """Run a task taken with :meth:`next_task`, then store its outcome or retry it.
@@ -883,9 +972,7 @@ class Broker:
                 that a worker loop built on this method can stop, as in WorQ 1.1.
         """
         outcome = self.execute(task)
-        self.record_outcome(
-            task, self.runner.encode_outcome(task, outcome.value), outcome.retry_reason
-        )
+        self.record(task, self.runner.encode(task, outcome.value, outcome.retry_reason))
         if outcome.aborted is not None:
             raise outcome.aborted
 
@@ -905,24 +992,37 @@ class Broker:
         """The encoded results handed to ``task`` as arguments (none unless it has refs)."""
         return self.taskqueue.get_arguments(task.id) if task.refs else {}
 
-    def record_outcome(self, task: Envelope, data: bytes, retry_reason: str | None = None) -> None:
+    def record_outcome(
+        self,
+        task: Envelope,
+        data: bytes,
+        retry_reason: str | None = None,
+        error: str | None = None,
+    ) -> None:
         """End a run: run the task again if it failed and may retry, else store ``data``.
-
-        The one way a run's outcome reaches the backend, whichever pool ran it.
 
         Args:
             task: The task, with the attempt and lease it was taken with.
-            data: The encoded outcome (see ``Runner.encode_outcome``).
+            data: The encoded outcome (see ``Runner.encode``).
             retry_reason: Why another run may succeed; None if it may not.
+            error: The failure's error when the run failed: stored, the
+                failure is also filed in the failed-task registry.
         """
-        if retry_reason is not None and self._retry(task, retry_reason):
+        self.record(task, EncodedOutcome(data, retry_reason, error))
+
+    def record(self, task: Envelope, ended: EncodedOutcome) -> None:
+        """End a run with its encoded outcome (see :meth:`record_outcome`).
+
+        The one way a run's outcome reaches the backend, whichever pool ran it.
+        """
+        if ended.retry_reason is not None and self._retry(task, ended.retry_reason):
             return
-        self._store(task, data)
+        self._store(task, ended)
 
     def record_outcome_and_take(
-        self, task: Envelope, data: bytes, retry_reason: str | None = None
+        self, task: Envelope, ended: EncodedOutcome
     ) -> tuple[Envelope, bytes] | None:
-        """:meth:`record_outcome`, then :meth:`take` without waiting.
+        """:meth:`record`, then :meth:`take` without waiting.
 
         A worker that finished a task asks for its next one with the outcome:
         one backend call (``TaskQueue.set_result_and_get``) when the outcome is
@@ -931,13 +1031,13 @@ class Broker:
         Returns:
             The next task, as :meth:`take` returns it; None when none is runnable now.
         """
-        if retry_reason is not None and self._retry(task, retry_reason):
+        if ended.retry_reason is not None and self._retry(task, ended.retry_reason):
             return self.take(0)
-        if not (task.tracked and task.lease):  # nothing to store under a lease
-            self._store(task, data)
+        if not (task.tracked and task.lease) or ended.error is not None:  # or a failure to file
+            self._store(task, ended)
             return self.take(0)
         stored, taken = self.taskqueue.set_result_and_get(
-            task.id, data, task.options.result_timeout, task.lease
+            task.id, ended.data, task.options.result_timeout, task.lease
         )
         if not stored:
             logger.warning("task.lease_lost", task, attempt=task.attempt)
@@ -949,7 +1049,7 @@ class Broker:
         The manual's name: :meth:`record_outcome` without a retry. A value the
         serializer refuses is replaced by a TaskFailure saying so.
         """
-        self.record_outcome(task, self.runner.encode_outcome(task, result))
+        self.record(task, self.runner.encode(task, result))
 
     def _retry(self, task: Envelope, reason: str) -> bool:
         """Queue the task again, after its backoff, if it has retries left.
@@ -966,18 +1066,28 @@ class Broker:
             logger.warning("task.lease_lost", task, attempt=task.attempt, error=reason)
         return True
 
-    def _store(self, task: Envelope, data: bytes) -> None:
-        """Store an encoded outcome, unless the task's lease was lost meanwhile.
+    def _store(self, task: Envelope, ended: EncodedOutcome) -> None:
+        """Store an encoded outcome, unless the task's lease was lost meanwhile; file a
+        failure in the failed-task registry too.
 
         A lost lease means the task was reclaimed (its lease lapsed) and retried
         or expired: the outcome of this late run is dropped, with an event. An
-        untracked task (fire and forget, no retries) has nothing to store.
+        untracked task (fire and forget, no retries) has nothing to store; a
+        failure of one is filed with the message its runner gave back.
         """
+        note = None if ended.error is None else self._note(FAILED, ended.error)
         if not task.tracked:
+            if note is not None and ended.message is not None:
+                self.taskqueue.file_failure(task.id, ended.message, task.attempt, note)
             return
         lease = task.lease or None
-        if not self.taskqueue.set_result(task.id, data, task.options.result_timeout, lease):
+        timeout = task.options.result_timeout
+        if not self.taskqueue.set_result(task.id, ended.data, timeout, lease, note):
             logger.warning("task.lease_lost", task, attempt=task.attempt)
+
+    def _note(self, status: str, error: str) -> FailureNote:
+        """What a failure files in the registry, bounded as this broker says."""
+        return FailureNote(status, error, self.failed_limit, self.failed_ttl)
 
     def renew_lease(self, task: Envelope) -> None:
         """Renew a running task's lease, a few heartrates long."""
@@ -1016,14 +1126,16 @@ class Broker:
                 self.runner.encode_outcome(task, expired),
                 task.options.result_timeout,
                 task.lease,
+                self._note(EXPIRED, reason),
             )
             if stored:
                 logger.error("task.expired", task, attempt=task.attempt, error=reason)
             return stored
         expired = TaskExpired(task.name, self.name, task.id, reason)
         stored = self.taskqueue.set_result(
-            task.id, self.codec.encode_value(expired), DEFAULT_RESULT_TIMEOUT
-        )
+            task.id, self.codec.encode_value(expired), DEFAULT_RESULT_TIMEOUT, None,
+            self._note(EXPIRED, reason),
+        )  # fmt: skip
         if stored:
             logger.error(
                 "task.expired", task_id=task.id, task_name=task.name, queue=self.name,

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEPTH_EVERY",
     "OUTCOMES",
+    "WAITED",
+    "WAIT_BUCKETS",
     "Observation",
     "PoolMetrics",
     "observation",
@@ -50,18 +52,29 @@ OUTCOMES = {
 }
 """The events counted in ``worq_tasks_total``, and the ``outcome`` label of each."""
 
+WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+"""Queue waits range from milliseconds to a backlog's hours: prometheus-client's
+default buckets stop at 10 s."""
+
 DEPTH_EVERY = 1.0
 """Seconds a read of the queue's depths is reused for, however often it is scraped."""
 
+WAITED = "waited"
+"""The observation of a first run's start, which the queue-wait histogram counts."""
+
 Observation = tuple[str, str, float | None]
-"""One counted event, as a worker process sends it to its pool: the outcome, the
-task's name, and how long the run took (seconds; None for outcomes without a run)."""
+"""One counted event, as a worker process sends it to its pool: the outcome (or
+:data:`WAITED`), the task's name, and seconds (how long the run took, or waited in
+the queue; None for outcomes without a run)."""
 
 
 def observation(event: str, task: Envelope, fields: dict[str, Any]) -> Observation | None:
-    """What ``worq_tasks_total`` and the duration histogram count of an event; None for
-    events they do not count (a failed run that will retry counts as failed, then
-    as retried)."""
+    """What ``worq_tasks_total`` and the duration and queue-wait histograms count of an
+    event; None for events they do not count (a failed run that will retry counts as
+    failed, then as retried)."""
+    if event == "task.started":
+        wait = fields.get("queue_wait_s")
+        return (WAITED, task.name, float(wait)) if isinstance(wait, int | float) else None
     outcome = OUTCOMES.get(event)
     if outcome is None:
         return None
@@ -109,6 +122,11 @@ class PoolMetrics:
             "worq_task_duration_seconds", "How long runs took (succeeded or failed).",
             ["queue", "task"], registry=self.registry,
         )  # fmt: skip
+        self._waits = prometheus_client.Histogram(
+            "worq_task_queue_wait_seconds",
+            "How long tasks waited in the queue, from due (sent, or delay over) to first run.",
+            ["queue", "task"], registry=self.registry, buckets=WAIT_BUCKETS,
+        )  # fmt: skip
         self.registry.register(_LiveCollector(broker, pool, workers, running))
         try:
             self._server, self._thread = prometheus_client.start_http_server(
@@ -133,10 +151,14 @@ class PoolMetrics:
 
     def count(self, observations: Iterable[Observation]) -> None:
         """Count runs observed here or in a worker process."""
-        for outcome, task, duration in observations:
+        for outcome, task, seconds in observations:
+            if outcome == WAITED:
+                if seconds is not None:
+                    self._waits.labels(self._queue, task).observe(seconds)
+                continue
             self._tasks.labels(self._queue, task, outcome).inc()
-            if duration is not None:
-                self._durations.labels(self._queue, task).observe(duration)
+            if seconds is not None:
+                self._durations.labels(self._queue, task).observe(seconds)
 
     def close(self) -> None:
         """Stop serving."""

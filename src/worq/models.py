@@ -27,6 +27,7 @@ __all__ = [
     "RUNNING_SHOWN",
     "ArgumentRef",
     "Envelope",
+    "FailedTask",
     "OnError",
     "Outcome",
     "Payload",
@@ -151,6 +152,10 @@ class Envelope:
             that is not tracked.
         trace: The W3C ``traceparent`` of the span that sent the task (see
             :mod:`worq._tracing`); "" when the sender traced nothing.
+        due_ms: When the task was due to run (ms since the epoch, the
+            sender's clock): when it was sent, plus its delay; a scheduled
+            task's scheduled time. None for a task sent by a worq that did not
+            record it. Queue waits are measured from it.
     """
 
     id: str
@@ -161,6 +166,7 @@ class Envelope:
     attempt: int = 1
     lease: str = ""
     trace: str = ""
+    due_ms: int | None = None
 
     @property
     def tracked(self) -> bool:
@@ -216,6 +222,7 @@ class TaskMessage(Envelope):
             attempt=envelope.attempt,
             lease=envelope.lease,
             trace=envelope.trace,
+            due_ms=envelope.due_ms,
             args=payload.args,
             kwargs=payload.kwargs,
             resolved=payload.resolved,
@@ -233,6 +240,7 @@ class TaskMessage(Envelope):
             attempt=self.attempt,
             lease=self.lease,
             trace=self.trace,
+            due_ms=self.due_ms,
         )
 
     @property
@@ -281,6 +289,38 @@ class SentTask:
     args: tuple[Any, ...] | None = None
     kwargs: dict[str, Any] | None = None
     options: TaskOptions | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FailedTask:
+    """A task of the failed-task registry: it ended failed or expired, no retry left.
+
+    Attributes:
+        id: The task's id.
+        name: Its dotted name ("?" when its message cannot be read).
+        queue: The queue it was sent to.
+        status: ``"failed"`` (it raised, or could not run) or ``"expired"``
+            (it ran out of time: its worker died, its lease lapsed).
+        error: What went wrong, as its waiter reads it.
+        attempts: How many runs it had (0: it never started).
+        failed_at: When it was filed (seconds since the epoch).
+        due_at: When it was due to run (seconds since the epoch: sent, or its
+            delay over); None when unknown.
+        message: Its message as sent: a JSON envelope, a newline, then its
+            arguments as the queue's serializer wrote them.
+        dependants: Ids of the pending tasks its failure was handed to.
+    """
+
+    id: str
+    name: str
+    queue: str
+    status: str
+    error: str
+    attempts: int
+    failed_at: float
+    due_at: float | None
+    message: bytes
+    dependants: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

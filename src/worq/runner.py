@@ -30,6 +30,7 @@ from worq._arguments import resolve_refs
 from worq._checks import is_coroutine_function
 from worq._events import logger
 from worq._tracing import running, set_failed
+from worq._wire import encode_task, join_task
 from worq.exceptions import SerializationError, TaskFailure
 from worq.models import Envelope, Outcome, TaskMessage
 from worq.typing import Codec
@@ -223,10 +224,16 @@ class EncodedOutcome:
     Attributes:
         data: The encoded value or TaskFailure.
         retry_reason: Why another run may succeed; None if it may not.
+        error: The TaskFailure's error when the run failed (what the failed-task
+            registry files, should no retry follow); None when it succeeded.
+        message: For a failed task the backend forgot once taken (fire and
+            forget, not tracked), its message as sent, for the registry to keep.
     """
 
     data: bytes
     retry_reason: str | None = None
+    error: str | None = None
+    message: bytes | None = None
 
 
 class Runner:
@@ -258,7 +265,7 @@ class Runner:
         :func:`run_coroutine_here`).
         """
         with running(task) as span:
-            logger.info("task.started", task, attempt=task.attempt)
+            logger.info("task.started", task, attempt=task.attempt, queue_wait_s=queue_wait(task))
             started = time.perf_counter()
             call = self._prepare(task, arguments)
             outcome = call if isinstance(call, Outcome) else self._call(task, call)
@@ -293,7 +300,7 @@ class Runner:
         watch: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]] | None,
         span: Span | None,
     ) -> Outcome:
-        logger.info("task.started", task, attempt=task.attempt)
+        logger.info("task.started", task, attempt=task.attempt, queue_wait_s=queue_wait(task))
         started = time.perf_counter()
         call = self._prepare(task, arguments)
         if isinstance(call, Outcome):
@@ -353,20 +360,46 @@ class Runner:
             reason = f"worker could not decode the message ({self.codec.name}): {exc}"
             logger.error("task.rejected", envelope, error=reason)
             failure = TaskFailure(envelope.name, envelope.queue, envelope.id, reason)
-            return EncodedOutcome(self.encode_outcome(envelope, failure))
+            return self.encode(envelope, failure, sent=(envelope, payload))
         outcome = self.run(task, arguments)
-        return EncodedOutcome(self.encode_outcome(task, outcome.value), outcome.retry_reason)
+        return self.encode(task, outcome.value, outcome.retry_reason, (envelope, payload))
+
+    def encode(
+        self,
+        task: Envelope,
+        value: Any,
+        retry_reason: str | None = None,
+        sent: tuple[Envelope, bytes] | None = None,
+    ) -> EncodedOutcome:
+        """A task's outcome as it is stored, saying whether it failed and why; a value the
+        serializer refuses becomes a TaskFailure.
+
+        Args:
+            sent: The task's envelope and payload bytes, when the caller holds
+                them undecoded (a process pool's worker); else ``task`` is
+                encoded again when its message is needed (see EncodedOutcome).
+        """
+        try:
+            data = self.codec.encode_value(value)
+        except SerializationError as exc:
+            logger.error("result.unencodable", task, error=str(exc))
+            value = TaskFailure(
+                task.name, task.queue, task.id, f"result could not be encoded: {exc}"
+            )
+            data = self.codec.encode_value(value)
+        if not isinstance(value, TaskFailure):
+            return EncodedOutcome(data, retry_reason)
+        message = None
+        if not task.tracked:
+            if sent is not None:
+                message = join_task(*sent)
+            elif isinstance(task, TaskMessage):
+                message = encode_task(self.codec, task)
+        return EncodedOutcome(data, retry_reason, value.error, message)
 
     def encode_outcome(self, task: Envelope, value: Any) -> bytes:
         """Encode a task's outcome; one the serializer refuses becomes a TaskFailure."""
-        try:
-            return self.codec.encode_value(value)
-        except SerializationError as exc:
-            logger.error("result.unencodable", task, error=str(exc))
-            failure = TaskFailure(
-                task.name, task.queue, task.id, f"result could not be encoded: {exc}"
-            )
-            return self.codec.encode_value(failure)
+        return self.encode(task, value).data
 
     def _prepare(
         self, task: TaskMessage, arguments: Mapping[str, bytes]
@@ -429,6 +462,17 @@ class Runner:
             "and its outcome will be dropped)"
         )
         return Outcome(TaskFailure(task.name, task.queue, task.id, error))
+
+
+def queue_wait(task: Envelope) -> float | None:
+    """Seconds a task waited in its queue before its first run began: from when it was
+    due (sent, or its delay or schedule came) to now. None for later runs (their wait
+    is the retry's backoff), for tasks that wait for Deferred arguments (theirs is
+    their dependencies' run time) and for tasks whose due time is unknown; 0 when the
+    sender's clock is ahead of this one."""
+    if task.attempt != 1 or task.refs or task.due_ms is None:
+        return None
+    return max(0.0, round(time.time() - task.due_ms / 1000, 3))
 
 
 def _unknown(tasks: Mapping[str, ExposedTask], task: TaskMessage) -> TaskFailure:

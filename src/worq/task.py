@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import typing
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import (
@@ -24,6 +23,7 @@ import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from worq._checks import check_seconds, check_task_id, is_coroutine_function
+from worq._ids import new_task_id
 from worq.deferred import Deferred
 from worq.exceptions import DuplicateTask, TaskExpired, TaskFailure
 from worq.models import DEFAULT_OPTIONS, OnError, TaskOptions
@@ -699,7 +699,7 @@ def _check_task_id(task_id: object, where: str) -> None:
 
 def _task_id(task_id: TaskId | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     if task_id is None:
-        return uuid.uuid4().hex
+        return new_task_id()
     if isinstance(task_id, str):
         return task_id
     computed = task_id(*args, **kwargs)

@@ -21,8 +21,11 @@ __all__ = [
     "AsyncTaskQueue",
     "Codec",
     "DeferResult",
+    "FailureNote",
+    "FiledFailure",
     "FireResult",
     "NewTask",
+    "RetryResult",
     "ScheduleState",
     "Taken",
     "TaskLike",
@@ -130,6 +133,60 @@ class Taken:
     message: bytes
     attempt: int = 1
     lease: str = ""
+
+
+@attrs.frozen
+class FailureNote:
+    """What a failed or expired outcome files in its queue's failed-task registry.
+
+    Attributes:
+        status: ``"failed"`` (the task raised, or could not run) or ``"expired"``
+            (it ran out of time or retries without an outcome: its worker died).
+        error: What went wrong, as the task's waiter reads it.
+        limit: The registry keeps the latest ``limit`` entries of its queue.
+        keep_for: And each for this many seconds.
+    """
+
+    status: str
+    error: str
+    limit: int
+    keep_for: float
+
+
+@attrs.frozen
+class FiledFailure:
+    """One entry of a queue's failed-task registry.
+
+    Attributes:
+        task_id: The task's id.
+        status: ``"failed"`` or ``"expired"`` (see :class:`FailureNote`).
+        error: What went wrong.
+        attempt: How many runs it had (0: it never started).
+        failed_ms: When it was filed (ms since the epoch, the backend's clock).
+        message: The encoded task message, as it was sent: what a retry sends again.
+        dependants: Ids of the pending tasks the failure was handed to as an argument.
+    """
+
+    task_id: str
+    status: str
+    error: str
+    attempt: int
+    failed_ms: int
+    message: bytes
+    dependants: tuple[str, ...] = ()
+
+
+class RetryResult(enum.StrEnum):
+    """What :meth:`TaskQueue.retry_failed` did with one task id."""
+
+    RETRIED = "retried"
+    """Queued again (or waiting again for its arguments), out of the registry."""
+    UNKNOWN = "unknown"
+    """Nothing: no entry of that id in the registry."""
+    BUSY = "busy"
+    """Nothing: a task of that id exists again (sent anew, or retried already)."""
+    MISSING_ARGUMENT = "missing_argument"
+    """Nothing: the result of a task it takes as an argument is gone (taken or expired)."""
 
 
 class TaskQueue(Protocol):
@@ -260,11 +317,20 @@ class TaskQueue(Protocol):
         ...
 
     def set_result(
-        self, task_id: str, message: bytes, timeout: float, lease: str | None = None
+        self,
+        task_id: str,
+        message: bytes,
+        timeout: float,
+        lease: str | None = None,
+        failure: FailureNote | None = None,
     ) -> bool:
         """Finish a task: keep its result ``timeout`` seconds, hand it to its dependants.
 
-        A task that ignores its result is just forgotten.
+        A task that ignores its result is just forgotten. With a ``failure``
+        (the outcome is a TaskFailure), the task is also filed in the queue's
+        failed-task registry, in the same atomic step: its message, the note,
+        its attempts and the dependants the failure is handed to (see
+        :meth:`failed_tasks`).
 
         With a ``lease``, only the run holding it may finish the task. Without
         one (None), the task is finished from outside whatever its state
@@ -395,6 +461,42 @@ class TaskQueue(Protocol):
 
     def live_pools(self) -> dict[str, bytes]:
         """The records of the pools whose announcement has not lapsed, by pool id."""
+        ...
+
+    def next_in_line(self) -> tuple[str, bytes] | None:
+        """The runnable task a worker would take next: its id and its message's
+        envelope (the bytes up to the first newline, without the payload);
+        None when none waits."""
+        ...
+
+    def file_failure(self, task_id: str, message: bytes, attempt: int, note: FailureNote) -> None:
+        """File a failed task the backend no longer holds (a fire-and-forget task,
+        forgotten once taken) in the failed-task registry."""
+        ...
+
+    def failed_tasks(self, limit: int) -> list[FiledFailure]:
+        """The registry's entries, the latest first, at most ``limit``; entries past their
+        time are dropped first."""
+        ...
+
+    def retry_failed(self, task_ids: Sequence[str] | None) -> list[tuple[str, RetryResult]]:
+        """Send failed tasks again, each as a new attempt of the same id, in one atomic step.
+
+        Tasks go in the order they failed (``None``: every entry), so a
+        dependency is queued before its dependants. A retried task leaves the
+        registry; its stored failure is dropped, so its waiter gets the new
+        outcome; the pending tasks its failure was handed to wait for the new
+        one instead; and the registry's tasks that failed because it did (their
+        Deferred argument) are retried with it, waiting for it.
+
+        Returns:
+            What happened to each id asked for and to each dependant retried along,
+            in the order they were handled.
+        """
+        ...
+
+    def discard_failed(self, task_ids: Sequence[str] | None) -> list[str]:
+        """Drop entries from the registry (``None``: all of them); the ids dropped."""
         ...
 
     def queue_names(self) -> list[str]:

@@ -130,13 +130,13 @@ class TaskPipeline:
                 fail_task(broker, task, ended.reason, stopping)
             elif take_next:
                 return persist(
-                    lambda: broker.record_outcome_and_take(task, ended.data, ended.retry_reason),
+                    lambda: broker.record_outcome_and_take(task, ended),
                     broker,
                     stopping,
                 )
             else:
                 persist(
-                    lambda: broker.record_outcome(task, ended.data, ended.retry_reason),
+                    lambda: broker.record(task, ended),
                     broker,
                     stopping,
                 )

@@ -23,7 +23,7 @@ Messages on the pipe:
   ``("init_failed", reason)``
 - pool → worker, fed: ``("run", Envelope, payload_bytes, {arg_id: result_bytes})``
   (the envelope carries the run's ``attempt`` and ``lease``), ``("stop",)``;
-  worker → pool, fed: ``("done", outcome_bytes, retry_reason_or_None, observed)``
+  worker → pool, fed: ``("done", EncodedOutcome, observed)``
 - pool → worker, taking: ``("stop",)``; worker → pool, taking:
   ``("started", Envelope, observed)``, ``("finished", observed)``; a "started"
   while a task runs says that one finished too (the worker took the next with
@@ -155,7 +155,7 @@ def _run_fed_tasks(
             return
         _, envelope, payload, arguments = request
         outcome = runner.run_encoded(envelope, payload, arguments)
-        conn.send(("done", outcome.data, outcome.retry_reason, observed.drain()))
+        conn.send(("done", outcome, observed.drain()))
 
 
 def _broker(returned: object) -> Broker:

@@ -353,7 +353,7 @@ class _Loop:
             )
             if outcome.aborted is not None:
                 self._pool.errors.append(outcome.aborted)
-            ended = EncodedOutcome(runner.encode_outcome(task, outcome.value), outcome.retry_reason)
+            ended = runner.encode(task, outcome.value, outcome.retry_reason)
         except Exception as exc:
             ended = pipeline.pool_failed(task, exc)
         self._ended.put((task, ended))

@@ -295,7 +295,7 @@ class _Slot:
         logger.error("task.time_limit_exceeded", task, time_limit_s=limit)
         self._forget_worker()
         failure = TaskFailure(task.name, task.queue, task.id, reason)
-        return EncodedOutcome(self.pool.broker.runner.encode_outcome(task, failure), reason)
+        return self.pool.broker.runner.encode(task, failure, reason)
 
     def _died_running(self, task: Envelope, process: BaseProcess) -> str:
         """Log a worker that died in ``task`` and forget it; the reason, for the task."""
@@ -414,9 +414,7 @@ class _OwnTasksSlot(_Slot):
         if reply is _TIMED_OUT and running is not None:
             self._running = None
             ended = self._overran(running.task, process)
-            record = functools.partial(
-                self.pool.broker.record_outcome, running.task, ended.data, ended.retry_reason
-            )
+            record = functools.partial(self.pool.broker.record, running.task, ended)
             try:
                 persist(record, self.pool.broker, self.pool._stopping)
             except BackendUnavailable as exc:  # stopping: its lease lapses, a reaper settles it
@@ -514,9 +512,9 @@ class _FeedingSlot(_Slot):
         if reply is None:
             return RunLost(self._died_running(task, process))
         self.tasks_done += 1
-        _, data, retry_reason, observed = reply
+        _, outcome, observed = reply
         self.pool._count(observed)
-        return EncodedOutcome(data, retry_reason)
+        return outcome  # type: ignore[no-any-return]  # the pipe carries objects untyped
 
 
 def _check_positive(name: str, value: object) -> None:

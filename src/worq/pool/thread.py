@@ -174,7 +174,7 @@ class WorkerPool:
         outcome = runner.run(task, arguments)
         if outcome.aborted is not None:
             self.errors.append(outcome.aborted)
-        return EncodedOutcome(runner.encode_outcome(task, outcome.value), outcome.retry_reason)
+        return runner.encode(task, outcome.value, outcome.retry_reason)
 
     def _overdue(self, task: Envelope) -> None:
         """A run passed its time limit: fail the task now; its thread cannot be stopped."""

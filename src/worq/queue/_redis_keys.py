@@ -105,6 +105,18 @@ class RedisKeys:
         """ZSET of pool ids scored by when their record lapses (ms since the epoch)."""
         return self.prefix + "pools_alive"
 
+    @property
+    def failed(self) -> str:
+        """ZSET of failed task ids scored by when their registry entry lapses (ms since
+        the epoch): the failed-task registry's order."""
+        return self.prefix + "failed"
+
+    @property
+    def failed_tasks(self) -> str:
+        """HASH of failed task ids to their registry entries: a JSON line (status, error,
+        attempt, failed, keep, track, dependants), a newline, the task's message."""
+        return self.prefix + "failed_tasks"
+
     def task(self, task_id: str) -> str:
         """HASH of one task: status, message, arguments."""
         return f"{self.prefix}task:{task_id}"

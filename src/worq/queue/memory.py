@@ -23,8 +23,18 @@ from contextlib import contextmanager
 import attrs
 
 from worq._deadline import Deadline
+from worq._wire import envelope_line, envelope_refs
 from worq.const import DEFAULT, TaskStatus
-from worq.typing import DeferResult, FireResult, NewTask, ScheduleState, Taken
+from worq.typing import (
+    DeferResult,
+    FailureNote,
+    FiledFailure,
+    FireResult,
+    NewTask,
+    RetryResult,
+    ScheduleState,
+    Taken,
+)
 
 __all__ = ["TaskQueue"]
 
@@ -56,6 +66,16 @@ class _Record:
         return self.status is TaskStatus.PROCESSING and self.lease_deadline <= now
 
 
+@attrs.frozen
+class _Filed:
+    """A failed-task registry entry, with what a retry needs to store the task again."""
+
+    entry: FiledFailure
+    keep_result: bool
+    track: bool
+    lapses_ms: int
+
+
 @attrs.define
 class _Store:
     """The state of one memory queue, guarded by ``cond``."""
@@ -79,6 +99,20 @@ class _Store:
     schedulers_alive_until: int = 0
     pools: dict[str, tuple[bytes, float]] = attrs.Factory(dict)
     """Live pools' records, by pool id, with when each lapses (monotonic)."""
+    failed: dict[str, _Filed] = attrs.Factory(dict)
+    """The failed-task registry, oldest first."""
+
+    def file_failure(self, filed: _Filed, limit: int) -> None:
+        """Add an entry to the failed-task registry, dropping the lapsed and the oldest."""
+        self.failed.pop(filed.entry.task_id, None)
+        self.failed[filed.entry.task_id] = filed
+        self.drop_lapsed_failures(filed.entry.failed_ms)
+        for task_id in list(self.failed)[: max(0, len(self.failed) - limit)]:
+            del self.failed[task_id]
+
+    def drop_lapsed_failures(self, now_ms: int) -> None:
+        for task_id in [i for i, f in self.failed.items() if f.lapses_ms <= now_ms]:
+            del self.failed[task_id]
 
     def tell(self, task_id: str) -> None:
         """Call the watchers of ``task_id``: its outcome is stored, or it is gone."""
@@ -342,6 +376,16 @@ class TaskQueue:
         self._store.track_lease(task_id, record, now + self.initial_lease)
         return Taken(task_id, record.message, record.attempt, str(record.lease))
 
+    def next_in_line(self) -> tuple[str, bytes] | None:
+        store = self._store
+        with store.cond:
+            store.promote_due(time.monotonic())
+            for task_id in store.queue:
+                record = store.records.get(task_id)
+                if record is not None and record.status is TaskStatus.ENQUEUED:
+                    return task_id, envelope_line(record.message)
+            return None
+
     def size(self) -> int:
         with self._store.cond:
             return len(self._store.not_started())
@@ -395,7 +439,12 @@ class TaskQueue:
             return TaskStatus.LAPSED if record.lapsed(now) else record.status
 
     def set_result(
-        self, task_id: str, message: bytes, timeout: float, lease: str | None = None
+        self,
+        task_id: str,
+        message: bytes,
+        timeout: float,
+        lease: str | None = None,
+        failure: FailureNote | None = None,
     ) -> bool:
         store = self._store
         with store.cond:
@@ -405,26 +454,121 @@ class TaskQueue:
                 return False
             if lease is not None and not record.holds(lease):
                 return False
+            sent, handed = record.message, []
             if not record.keep_result:
                 del store.records[task_id]
-                store.cond.notify_all()
-                store.tell(task_id)
-                return True
-            record.status = TaskStatus.COMPLETED
-            record.result, record.message, record.arguments = message, b"", {}
-            store.keep_result_until(record, now + timeout)
-            for dependant_id in record.dependants:
-                dependant = store.records.get(dependant_id)
-                if dependant is None or dependant.status is not TaskStatus.PENDING:
-                    continue
-                dependant.arguments[task_id] = message
-                dependant.waiting_on.discard(task_id)
-                if not dependant.waiting_on:
-                    store.schedule(dependant_id, dependant, 0, now)
-            record.dependants = []
+            else:
+                record.status = TaskStatus.COMPLETED
+                record.result, record.message, record.arguments = message, b"", {}
+                store.keep_result_until(record, now + timeout)
+                for dependant_id in record.dependants:
+                    dependant = store.records.get(dependant_id)
+                    if dependant is None or dependant.status is not TaskStatus.PENDING:
+                        continue
+                    dependant.arguments[task_id] = message
+                    dependant.waiting_on.discard(task_id)
+                    handed.append(dependant_id)
+                    if not dependant.waiting_on:
+                        store.schedule(dependant_id, dependant, 0, now)
+                record.dependants = []
+            if failure is not None:
+                self._file(task_id, sent, record.attempt, failure, record, tuple(handed))
             store.cond.notify_all()
             store.tell(task_id)
             return True
+
+    def _file(
+        self,
+        task_id: str,
+        message: bytes,
+        attempt: int,
+        note: FailureNote,
+        record: _Record | None,
+        dependants: tuple[str, ...] = (),
+    ) -> None:
+        """File a failure in the registry, the store's lock held (``record``: the task's,
+        None for a task the store forgot when it was taken)."""
+        now_ms = time.time_ns() // 1_000_000
+        entry = FiledFailure(task_id, note.status, note.error, attempt, now_ms, message, dependants)
+        keep, track = (False, False) if record is None else (record.keep_result, record.track)
+        lapses = now_ms + round(note.keep_for * 1000)
+        self._store.file_failure(_Filed(entry, keep, track, lapses), note.limit)
+
+    def file_failure(self, task_id: str, message: bytes, attempt: int, note: FailureNote) -> None:
+        with self._store.cond:
+            self._file(task_id, message, attempt, note, None)
+
+    def failed_tasks(self, limit: int) -> list[FiledFailure]:
+        store = self._store
+        with store.cond:
+            store.drop_lapsed_failures(time.time_ns() // 1_000_000)
+            return [filed.entry for filed in reversed(store.failed.values())][:limit]
+
+    def discard_failed(self, task_ids: Sequence[str] | None) -> list[str]:
+        store = self._store
+        with store.cond:
+            asked = list(store.failed) if task_ids is None else list(dict.fromkeys(task_ids))
+            return [i for i in asked if store.failed.pop(i, None) is not None]
+
+    def retry_failed(self, task_ids: Sequence[str] | None) -> list[tuple[str, RetryResult]]:
+        store = self._store
+        with store.cond:
+            now = time.monotonic()
+            store.drop_lapsed_failures(time.time_ns() // 1_000_000)
+            order = {task_id: n for n, task_id in enumerate(store.failed)}
+            asked = list(store.failed) if task_ids is None else list(dict.fromkeys(task_ids))
+            work = sorted(asked, key=lambda i: order.get(i, -1))
+            done: dict[str, RetryResult] = {}
+            for task_id in work:  # grows with the dependants retried along
+                if task_id not in done:
+                    done[task_id] = self._retry_one(task_id, now, work)
+            store.cond.notify_all()
+            return list(done.items())
+
+    def _retry_one(self, task_id: str, now: float, work: list[str]) -> RetryResult:
+        """Store one failed task again, the store's lock held; append to ``work`` the
+        registry's dependants that failed with it."""
+        store = self._store
+        filed = store.failed.get(task_id)
+        if filed is None:
+            return RetryResult.UNKNOWN
+        old = self._known(task_id, now)
+        if old is not None and old.status is not TaskStatus.COMPLETED:
+            return RetryResult.BUSY
+        entry = filed.entry
+        refs = envelope_refs(entry.message)
+        arguments: dict[str, bytes] = {}
+        for ref in refs:
+            arg = store.records.get(ref)
+            if arg is None or not arg.keep_result:
+                return RetryResult.MISSING_ARGUMENT
+            if arg.status is TaskStatus.COMPLETED and arg.result is not None:
+                arguments[ref] = arg.result
+        del store.failed[task_id]
+        status = TaskStatus.PENDING if refs else TaskStatus.ENQUEUED
+        record = _Record(status, filed.keep_result, filed.track or bool(refs), entry.message)
+        record.attempt, record.arguments = entry.attempt, arguments
+        for ref in refs:
+            if ref not in arguments:
+                record.waiting_on.add(ref)
+                store.records[ref].dependants.append(task_id)
+        store.records[task_id] = record
+        if not record.waiting_on:
+            store.schedule(task_id, record, 0, now)
+        for dependant_id in entry.dependants:
+            dependant = store.records.get(dependant_id)
+            if (
+                dependant is not None
+                and dependant.status in (TaskStatus.PENDING, TaskStatus.ENQUEUED)
+                and task_id in dependant.arguments
+            ):
+                del dependant.arguments[task_id]
+                dependant.status = TaskStatus.PENDING
+                dependant.waiting_on.add(task_id)
+                record.dependants.append(dependant_id)
+            elif dependant_id in store.failed:
+                work.append(dependant_id)
+        return RetryResult.RETRIED
 
     def set_result_and_get(
         self, task_id: str, message: bytes, timeout: float, lease: str

@@ -51,10 +51,20 @@ from worq._urls import (
 )
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
+from worq.queue._failures import encode_note, read_filed
 from worq.queue._redis_connections import Command, pack
 from worq.queue._redis_keys import RedisKeys
 from worq.queue._redis_route import ClusterRoute, Route, ServerRoute
-from worq.typing import DeferResult, FireResult, NewTask, ScheduleState, Taken
+from worq.typing import (
+    DeferResult,
+    FailureNote,
+    FiledFailure,
+    FireResult,
+    NewTask,
+    RetryResult,
+    ScheduleState,
+    Taken,
+)
 
 __all__ = ["TaskQueue"]
 
@@ -137,6 +147,11 @@ _SCRIPTS = (
     "schedule_fire",
     "pool_announce",
     "live_pools",
+    "next_in_line",
+    "file_failure",
+    "failed_tasks",
+    "retry_failed",
+    "discard_failed",
 )
 
 _QUEUE_OF_KEY = re.compile(rb"^worq:\{([^{}]+)\}:")
@@ -819,13 +834,23 @@ class TaskQueue:
             return None
 
     def set_result(
-        self, task_id: str, message: bytes, timeout: float, lease: str | None = None
+        self,
+        task_id: str,
+        message: bytes,
+        timeout: float,
+        lease: str | None = None,
+        failure: FailureNote | None = None,
     ) -> bool:
-        call = self._set_result_call(task_id, message, timeout, lease or "")
+        call = self._set_result_call(task_id, message, timeout, lease or "", failure)
         return self._read("set_result", self._run(call.script, call.keys, call.args), _boolean)
 
     def _set_result_call(
-        self, task_id: str, message: bytes, timeout: float, lease: str
+        self,
+        task_id: str,
+        message: bytes,
+        timeout: float,
+        lease: str,
+        failure: FailureNote | None = None,
     ) -> _ScriptCall:
         """The set_result.lua call finishing ``task_id`` (``lease`` "": from outside)."""
         k = self.keys
@@ -837,6 +862,8 @@ class TaskQueue:
         args: list[_Arg] = [
             k.prefix, task_id, message, _ms(timeout), lease, request, self._replay_ms,
         ]  # fmt: skip
+        if failure is not None:
+            args += [encode_note(failure), failure.limit, _ms(failure.keep_for)]
         return _ScriptCall("set_result", keys, args)
 
     def set_result_and_get(
@@ -1009,6 +1036,39 @@ class TaskQueue:
         k = self.keys
         reply = self._run("live_pools", [k.pools, k.pools_alive], [k.prefix])
         return self._read("live_pools", reply, _read_pairs)
+
+    def next_in_line(self) -> tuple[str, bytes] | None:
+        k = self.keys
+        reply = cast(list[bytes], self._run("next_in_line", [k.queue], [k.prefix]))
+        return (reply[0].decode(), reply[1]) if reply else None
+
+    def file_failure(self, task_id: str, message: bytes, attempt: int, note: FailureNote) -> None:
+        k = self.keys
+        args: list[_Arg] = [
+            k.prefix, task_id, message, attempt, encode_note(note), note.limit,
+            _ms(note.keep_for),
+        ]  # fmt: skip
+        self._run("file_failure", [k.failed, k.failed_tasks], args)
+
+    def failed_tasks(self, limit: int) -> list[FiledFailure]:
+        k = self.keys
+        reply = self._run("failed_tasks", [k.failed, k.failed_tasks], [k.prefix, limit])
+        return self._read("failed_tasks", reply, _read_failed)
+
+    def retry_failed(self, task_ids: Sequence[str] | None) -> list[tuple[str, RetryResult]]:
+        k = self.keys
+        which: list[_Arg] = ["all"] if task_ids is None else ["", *task_ids]
+        reply = self._run("retry_failed", [k.failed, k.failed_tasks], [k.prefix, *which])
+        flat = cast(list[bytes], reply)
+        return [
+            (flat[i].decode(), RetryResult(flat[i + 1].decode())) for i in range(0, len(flat), 2)
+        ]
+
+    def discard_failed(self, task_ids: Sequence[str] | None) -> list[str]:
+        k = self.keys
+        which: list[_Arg] = ["all"] if task_ids is None else ["", *task_ids]
+        reply = self._run("discard_failed", [k.failed, k.failed_tasks], [k.prefix, *which])
+        return [i.decode() for i in cast(list[bytes], reply)]
 
     def ping(self) -> bool:
         """True when the server answers.
@@ -1194,6 +1254,12 @@ class _Waiting:
         with self._lock:
             self.epoch += 1
             return list(self._blocked)
+
+
+def _read_failed(reply: object) -> list[FiledFailure]:
+    """A failed_tasks reply: ids and registry entries (a JSON line, then the message)."""
+    pairs = _read_pairs(reply)
+    return [read_filed(task_id, entry) for task_id, entry in pairs.items()]
 
 
 def _read_pairs(reply: object) -> dict[str, bytes]:

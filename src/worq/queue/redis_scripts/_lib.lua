@@ -26,6 +26,12 @@
 --   P.."pools"          HASH  pool id -> its record (JSON): a live pool's
 --                             announcement, refreshed by its heartbeat
 --   P.."pools_alive"    ZSET  pool id -> when its record lapses (ms since the epoch)
+--   P.."failed"         ZSET  failed task id -> when its registry entry lapses (ms
+--                             since the epoch): the failed-task registry's order
+--   P.."failed_tasks"   HASH  failed task id -> its entry: a JSON line (status,
+--                             error, attempt, failed (ms), keep, track, dependants:
+--                             the pending tasks handed the failure), a newline,
+--                             then the task's message as it was sent
 --   P.."task:"..id      HASH  status, msg, keep ("0": drop the result; absent:
 --                             keep it), track ("0": no lease; absent: leased),
 --                             attempt (absent until first taken), lease (the
@@ -61,6 +67,8 @@ function key.schedule_state(prefix) return prefix .. 'schedule_state' end
 function key.schedulers_alive(prefix) return prefix .. 'schedulers_alive' end
 function key.pools(prefix) return prefix .. 'pools' end
 function key.pools_alive(prefix) return prefix .. 'pools_alive' end
+function key.failed(prefix) return prefix .. 'failed' end
+function key.failed_tasks(prefix) return prefix .. 'failed_tasks' end
 function key.task(prefix, id) return prefix .. 'task:' .. id end
 function key.result(prefix, id) return prefix .. 'result:' .. id end
 function key.deps(prefix, id) return prefix .. 'deps:' .. id end
@@ -151,12 +159,22 @@ end
 
 -- Hand result ``message`` of task ``id`` to the dependant whose hash is
 -- ``task``: one shared copy for all of them, counted, never one copy each.
+-- The copy is written each time: a failed task sent again from the failed-task
+-- registry hands over its new result where the old failure may still be held.
 local function hand_over(prefix, task, id, message)
     local shared = key.shared(prefix, id)
-    if redis.call('HINCRBY', shared, 'refs', 1) == 1 then
-        redis.call('HSET', shared, 'v', message)
-    end
+    redis.call('HINCRBY', shared, 'refs', 1)
+    redis.call('HSET', shared, 'v', message)
     redis.call('HSET', task, 'arg:' .. id, '')
+end
+
+-- Let go of one hold on the shared result of task ``id``, deleting it when
+-- nobody holds it any more.
+local function release_argument(prefix, id)
+    local shared = key.shared(prefix, id)
+    if redis.call('HINCRBY', shared, 'refs', -1) <= 0 then
+        redis.call('DEL', shared)
+    end
 end
 
 -- A task that took arguments is going away (finished or dropped): let go of
@@ -164,11 +182,44 @@ end
 local function release_arguments(prefix, task)
     for _, field in ipairs(redis.call('HKEYS', task)) do
         if string.sub(field, 1, 4) == 'arg:' then
-            local shared = key.shared(prefix, string.sub(field, 5))
-            if redis.call('HINCRBY', shared, 'refs', -1) <= 0 then
-                redis.call('DEL', shared)
-            end
+            release_argument(prefix, string.sub(field, 5))
         end
+    end
+end
+
+-- Drop the failed-task registry's entries whose time is up (at most 1,000 a call).
+local function drop_lapsed_failures(prefix, now)
+    local lapsed = redis.call('ZRANGEBYSCORE', key.failed(prefix), '-inf', now, 'LIMIT', 0, 1000)
+    if #lapsed > 0 then
+        redis.call('HDEL', key.failed_tasks(prefix), unpack(lapsed))
+        redis.call('ZREM', key.failed(prefix), unpack(lapsed))
+    end
+end
+
+-- File a failed task in the registry: ``note`` is the JSON object of its status
+-- and error, to which the attempt, the time, the keep and track flags and the
+-- dependants handed the failure are added; then the lapsed entries go, and the
+-- oldest beyond ``limit`` (at most 1,000 a call, so a lowered limit catches up).
+local function file_failure(prefix, id, message, attempt, keep, track, dependants, note,
+                            limit, keep_for)
+    local t = redis.call('TIME')  -- to the microsecond: filings within a millisecond keep their order
+    local precise = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+    local now = math.floor(precise)
+    local handed = #dependants > 0 and cjson.encode(dependants) or '[]'
+    local entry = '{"attempt":' .. attempt .. ',"failed":' .. now .. ',"keep":"' .. keep
+        .. '","track":"' .. track .. '","dependants":' .. handed .. ',' .. string.sub(note, 2)
+    redis.call('HSET', key.failed_tasks(prefix), id, entry .. '\n' .. message)
+    redis.call('ZADD', key.failed(prefix), precise + keep_for, id)
+    -- The registry lapses whole when nothing failed for as long as it keeps an entry.
+    redis.call('PEXPIRE', key.failed(prefix), keep_for + 1000)
+    redis.call('PEXPIRE', key.failed_tasks(prefix), keep_for + 1000)
+    drop_lapsed_failures(prefix, now)
+    local over = math.min(redis.call('ZCARD', key.failed(prefix)) - limit, 1000)
+    if over > 0 then
+        local gone = redis.call('ZPOPMIN', key.failed(prefix), over)
+        local ids = {}
+        for i = 1, #gone, 2 do ids[#ids + 1] = gone[i] end
+        redis.call('HDEL', key.failed_tasks(prefix), unpack(ids))
     end
 end
 

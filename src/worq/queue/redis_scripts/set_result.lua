@@ -9,6 +9,9 @@
 -- ARGV[1] key prefix  ARGV[2] task id   ARGV[3] result message
 -- ARGV[4] result timeout (ms)   ARGV[5] lease token ("": finish from outside)
 -- ARGV[6] "1" on a retry after a lost reply   ARGV[7] request record TTL (ms)
+-- ARGV[8] the failure's note (JSON: status, error) when the outcome is a
+--         failure to file in the failed-task registry, else ""
+-- ARGV[9] the registry's limit   ARGV[10] how long it keeps an entry (ms)
 -- A waiter that asked to be told (the task hash's "notify" field names its
 -- channel) gets the task id published there once the outcome is stored.
 -- Returns 1, or 0 (nothing changed) when the task is not running under the
@@ -47,6 +50,7 @@ end
 if f[3] == '1' then
     release_arguments(prefix, KEYS[1])
 end
+local failed = (ARGV[8] or '') ~= '' and redis.call('HMGET', KEYS[1], 'msg', 'attempt', 'track')
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[4], id)
 if f[2] ~= '0' then
@@ -57,21 +61,23 @@ end
 if f[6] then
     redis.call('PUBLISH', f[6], id)
 end
-if f[2] == '0' then
-    return 1
-end
-if f[5] ~= '1' then
-    return 1  -- no pending task takes this result
-end
-for _, dep in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    local task = key.task(prefix, dep)
-    if redis.call('HGET', task, 'status') == 'pending' then
-        hand_over(prefix, task, id, message)
-        if redis.call('HINCRBY', task, 'waiting', -1) <= 0 then
-            redis.call('SREM', KEYS[7], dep)
-            schedule(prefix, dep, 0)
+local handed = {}
+if f[2] ~= '0' and f[5] == '1' then  -- some pending task takes this result
+    for _, dep in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+        local task = key.task(prefix, dep)
+        if redis.call('HGET', task, 'status') == 'pending' then
+            hand_over(prefix, task, id, message)
+            handed[#handed + 1] = dep
+            if redis.call('HINCRBY', task, 'waiting', -1) <= 0 then
+                redis.call('SREM', KEYS[7], dep)
+                schedule(prefix, dep, 0)
+            end
         end
     end
+    redis.call('DEL', KEYS[3])
 end
-redis.call('DEL', KEYS[3])
+if failed then
+    file_failure(prefix, id, failed[1] or '', tonumber(failed[2] or '0'), f[2] or '1',
+                 failed[3] or '1', handed, ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]))
+end
 return 1
