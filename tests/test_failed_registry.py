@@ -164,6 +164,31 @@ def test_a_retry_takes_the_dependants_along(broker: Broker) -> None:
         broken.clear()
 
 
+def test_a_dependant_sent_after_the_failure_is_taken_along_too(
+    broker: Broker, pool: ThreadPool
+) -> None:
+    broken.add("early")
+    q = broker.queue()
+    root = q.reg.fragile("early")
+    eventually(lambda: failed_ids(broker), [root.id])
+    late = q.reg.join(root, "late")
+    eventually(lambda: failed_ids(broker), [late.id, root.id])
+    waits = q.reg.hold()
+    later = q.reg.join(root, waits)  # handed the failure, still waiting for the other
+    (entry,) = [t for t in broker.failed_tasks() if t.id == root.id]
+    assert entry.dependants == (late.id, later.id)
+    broken.clear()
+    assert broker.retry_failed([root.id]) == {
+        root.id: RetryResult.RETRIED,
+        late.id: RetryResult.RETRIED,
+    }
+    assert late.wait(WAIT)
+    assert late.value == "early ok+late"
+    held.set()
+    assert later.wait(WAIT)
+    assert later.value == "early ok+held"
+
+
 def test_what_cannot_be_retried_is_said_and_left(broker: Broker, pool: ThreadPool) -> None:
     broken.update({"gone", "again"})
     q = broker.queue()

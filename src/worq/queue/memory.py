@@ -110,6 +110,15 @@ class _Store:
         for task_id in list(self.failed)[: max(0, len(self.failed) - limit)]:
             del self.failed[task_id]
 
+    def link_dependant(self, failed_id: str, dependant: str) -> None:
+        """A task sent taking the result of ``failed_id``, which had already failed and is
+        in the registry: note it among that entry's dependants, so that a retry of the
+        failed task takes it along (see ``TaskQueue.retry_failed``)."""
+        filed = self.failed.get(failed_id)
+        if filed is not None:
+            entry = attrs.evolve(filed.entry, dependants=(*filed.entry.dependants, dependant))
+            self.failed[failed_id] = attrs.evolve(filed, entry=entry)
+
     def drop_lapsed_failures(self, now_ms: int) -> None:
         for task_id in [i for i, f in self.failed.items() if f.lapses_ms <= now_ms]:
             del self.failed[task_id]
@@ -340,6 +349,7 @@ class TaskQueue:
         for arg_id, arg in arguments:
             if arg.status is TaskStatus.COMPLETED and arg.result is not None:
                 record.arguments[arg_id] = arg.result
+                store.link_dependant(arg_id, task_id)
             else:
                 record.waiting_on.add(arg_id)
                 arg.dependants.append(task_id)
@@ -545,6 +555,8 @@ class TaskQueue:
             if arg.status is TaskStatus.COMPLETED and arg.result is not None:
                 arguments[ref] = arg.result
         del store.failed[task_id]
+        for ref in arguments:
+            store.link_dependant(ref, task_id)
         status = TaskStatus.PENDING if refs else TaskStatus.ENQUEUED
         record = _Record(status, filed.keep_result, filed.track or bool(refs), entry.message)
         record.attempt, record.arguments = entry.attempt, arguments

@@ -196,6 +196,23 @@ local function drop_lapsed_failures(prefix, now)
     end
 end
 
+-- A task that takes the result of ``failed_id``, a task of the failed-task
+-- registry, was just handed that failure when it was sent (its dependency
+-- had failed already): note it among the entry's dependants, so that a retry
+-- of the failed task takes it along, as it does those handed it later.
+local function link_dependant(prefix, failed_id, dependant)
+    local entry = redis.call('HGET', key.failed_tasks(prefix), failed_id)
+    if not entry then
+        return
+    end
+    local nl = string.find(entry, '\n', 1, true)
+    local info = cjson.decode(string.sub(entry, 1, nl - 1))
+    info.dependants = info.dependants or {}
+    info.dependants[#info.dependants + 1] = dependant  -- not empty: encoded as an array
+    redis.call('HSET', key.failed_tasks(prefix), failed_id,
+               cjson.encode(info) .. string.sub(entry, nl))
+end
+
 -- File a failed task in the registry: ``note`` is the JSON object of its status
 -- and error, to which the attempt, the time, the keep and track flags and the
 -- dependants handed the failure are added; then the lapsed entries go, and the

@@ -34,6 +34,7 @@ redis.call('HSET', KEYS[1], 'status', 'pending', 'keep', ARGV[4],
            'msg', ARGV[3], 'deferred', '1', 'waiting', #pending)
 for _, pair in ipairs(ready) do
     hand_over(ARGV[1], KEYS[1], pair[1], pair[2])
+    link_dependant(ARGV[1], pair[1], ARGV[2])
 end
 for _, pair in ipairs(pending) do
     redis.call('HSET', pair[1], 'deps', '1')

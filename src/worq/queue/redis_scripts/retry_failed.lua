@@ -76,6 +76,7 @@ local function retry(id)
                    'deferred', '1', 'waiting', #args.pending)
         for _, pair in ipairs(args.ready) do
             hand_over(prefix, task, pair[1], pair[2])
+            link_dependant(prefix, pair[1], id)
         end
         for _, ref in ipairs(args.pending) do
             redis.call('HSET', key.task(prefix, ref), 'deps', '1')
