@@ -235,6 +235,11 @@ def workload(tq: TaskQueue) -> None:
     assert tq.discard_failed(None) == ["forgotten"]
     assert tq.discard_pending() == 2
 
+    # Per-minute counts added by two heartbeats, and read back.
+    tq.add_stats({(7, "succeeded"): 2, (7, "d3"): 2, (8, "failed"): 1}, 60)
+    tq.add_stats({(7, "succeeded"): 1}, 60)
+    assert tq.stats(6, 9) == {7: {"succeeded": 3, "d3": 2}, 8: {"failed": 1}}
+
     assert tq.name in tq.queue_names()
 
 

@@ -46,6 +46,7 @@ from worq.models import (
 )
 from worq.runner import NOOP_TASK, EncodedOutcome, ExposedTask, Runner
 from worq.schedules import CatchUp, Overlap, Schedule, ScheduleError, ScheduleOptions
+from worq.stats import KEEP_MINUTES, MinuteStats
 from worq.task import Queue, TaskSpace, task_name_of
 from worq.typing import (
     Codec,
@@ -409,6 +410,24 @@ class Broker:
             return decode_envelope(found[1] + b"\n", found[0], self.name)[0]
         except SerializationError:
             return None
+
+    # -- per-minute stats ------------------------------------------------------
+
+    def add_stats(self, counts: Mapping[tuple[int, str], int]) -> None:
+        """Add a pool's per-minute counts to the queue's (see :mod:`worq.stats`)."""
+        self.taskqueue.add_stats(counts, KEEP_MINUTES)
+
+    def stats(self, minutes: int = KEEP_MINUTES) -> list[MinuteStats]:
+        """The queue's runs of the last ``minutes`` minutes (this one included), one
+        entry per minute, oldest first; minutes without runs have empty counts."""
+        if type(minutes) is not int or not 1 <= minutes <= KEEP_MINUTES:
+            raise ValueError(f"minutes must be from 1 to {KEEP_MINUTES}, got {minutes!r}")
+        last = int(time.time() // 60)
+        found = self.taskqueue.stats(last - minutes + 1, last)
+        return [
+            MinuteStats.from_fields(minute, found.get(minute, {}))
+            for minute in range(last - minutes + 1, last + 1)
+        ]
 
     # -- live pools ------------------------------------------------------------
 

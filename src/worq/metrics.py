@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from worq._events import logger
+from worq._observations import OUTCOMES, WAITED, Observation, observation
 from worq.core import Broker
 from worq.exceptions import WorqError
 from worq.models import Envelope
@@ -43,43 +44,12 @@ __all__ = [
     "stop_metrics",
 ]
 
-OUTCOMES = {
-    "task.succeeded": "succeeded",
-    "task.failed": "failed",
-    "task.retrying": "retried",
-    "task.expired": "expired",
-    "task.lease_lost": "lease_lost",
-}
-"""The events counted in ``worq_tasks_total``, and the ``outcome`` label of each."""
-
 WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 """Queue waits range from milliseconds to a backlog's hours: prometheus-client's
 default buckets stop at 10 s."""
 
 DEPTH_EVERY = 1.0
 """Seconds a read of the queue's depths is reused for, however often it is scraped."""
-
-WAITED = "waited"
-"""The observation of a first run's start, which the queue-wait histogram counts."""
-
-Observation = tuple[str, str, float | None]
-"""One counted event, as a worker process sends it to its pool: the outcome (or
-:data:`WAITED`), the task's name, and seconds (how long the run took, or waited in
-the queue; None for outcomes without a run)."""
-
-
-def observation(event: str, task: Envelope, fields: dict[str, Any]) -> Observation | None:
-    """What ``worq_tasks_total`` and the duration and queue-wait histograms count of an
-    event; None for events they do not count (a failed run that will retry counts as
-    failed, then as retried)."""
-    if event == "task.started":
-        wait = fields.get("queue_wait_s")
-        return (WAITED, task.name, float(wait)) if isinstance(wait, int | float) else None
-    outcome = OUTCOMES.get(event)
-    if outcome is None:
-        return None
-    duration = fields.get("duration_s") if event in ("task.succeeded", "task.failed") else None
-    return outcome, task.name, float(duration) if isinstance(duration, int | float) else None
 
 
 class PoolMetrics:

@@ -9,7 +9,7 @@ match them, and mypy checks that they do.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -461,6 +461,16 @@ class TaskQueue(Protocol):
 
     def live_pools(self) -> dict[str, bytes]:
         """The records of the pools whose announcement has not lapsed, by pool id."""
+        ...
+
+    def add_stats(self, counts: Mapping[tuple[int, str], int], keep_minutes: int) -> None:
+        """Add a pool's counts to the queue's: (minute since the epoch, field) -> how
+        many; each minute kept ``keep_minutes`` minutes (see :mod:`worq.stats`)."""
+        ...
+
+    def stats(self, first_minute: int, last_minute: int) -> dict[int, dict[str, int]]:
+        """The queue's counts of the minutes from ``first_minute`` to ``last_minute``
+        (since the epoch) that have any, by minute."""
         ...
 
     def next_in_line(self) -> tuple[str, bytes] | None:

@@ -6,7 +6,8 @@ and which it runs now. A thread of its own announces it again every
 :data:`ANNOUNCE_EVERY` seconds, each record living :data:`ANNOUNCE_TTL`
 seconds: a pool that dies, SIGKILLed or cut off, stops announcing, and its
 record lapses on its own. A pool that stops says so. ``worq info`` lists the
-records (``Broker.live_pools``).
+records (``Broker.live_pools``). Each announcement also adds the pool's
+per-minute counts of the runs it ended to the queue's (:mod:`worq.stats`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from worq._events import logger
 from worq.core import Broker
 from worq.models import RUNNING_SHOWN, PoolRecord
 from worq.pool._outages import describe
+from worq.stats import PoolStats
 
 __all__ = ["ANNOUNCE_EVERY", "ANNOUNCE_TTL", "Activity", "PoolPresence"]
 
@@ -45,12 +47,20 @@ class PoolPresence:
         name: The pool's name.
         workers: Its workers (threads, processes, or the asyncio pool's concurrency).
         activity: Reads its finished count and running task ids.
+        stats: Its per-minute counts, sent with each announcement.
     """
 
     def __init__(
-        self, broker: Broker, kind: str, name: str, workers: int, activity: Activity
+        self,
+        broker: Broker,
+        kind: str,
+        name: str,
+        workers: int,
+        activity: Activity,
+        stats: PoolStats,
     ) -> None:
         self._broker = broker
+        self._stats = stats
         self._kind, self._name, self._workers = kind, name, workers
         self._activity = activity
         self._host = socket.gethostname()
@@ -70,6 +80,7 @@ class PoolPresence:
         if self._thread.is_alive():
             self._thread.join()
         try:
+            self._send_stats()
             self._broker.announce_pool(self.record(), 0)
         except Exception as exc:  # the backend is down: the record lapses on its own
             logger.warning("pool.announce_failed", queue=self._broker.name, pool=self._name,
@@ -91,6 +102,18 @@ class PoolPresence:
     def _announce(self) -> None:
         try:
             self._broker.announce_pool(self.record(), ANNOUNCE_TTL)
+            self._send_stats()
         except Exception as exc:  # an outage: the pool's other threads report it too
             logger.warning("pool.announce_failed", queue=self._broker.name, pool=self._name,
                            error=describe(exc))  # fmt: skip
+
+    def _send_stats(self) -> None:
+        """Add the counts since the last announcement to the queue's; kept for the next
+        one when the backend refuses them."""
+        counts = self._stats.drain()
+        if counts:
+            try:
+                self._broker.add_stats(counts)
+            except BaseException:
+                self._stats.restore(counts)
+                raise

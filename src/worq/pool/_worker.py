@@ -29,8 +29,8 @@ Messages on the pipe:
   while a task runs says that one finished too (the worker took the next with
   its outcome)
 
-``observed`` lists what the worker counted for its pool's metrics since its
-last message (see :mod:`worq.metrics`); empty unless the pool serves metrics.
+``observed`` lists what the worker counted for its pool's metrics and per-minute
+stats since its last message (see :mod:`worq._observations`).
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ import structlog
 
 from worq._events import logger
 from worq._logging import configure_logging_from_environment
+from worq._observations import Observation, observation
 from worq.core import Broker
-from worq.metrics import Observation, observation
 from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off
@@ -90,13 +90,12 @@ def worker_main(
     init_kwargs: Mapping[str, Any],
     pool_name: str,
     own_tasks: OwnTasks | None = None,
-    observe: bool = False,
 ) -> None:
     """Entry point of a worker process (spawned, never forked).
 
     With ``own_tasks`` the worker takes its own tasks from ``broker_url``;
-    without, its pool sends it each one. With ``observe`` it counts its runs
-    for its pool's metrics.
+    without, its pool sends it each one. It counts its runs for its pool's
+    metrics and per-minute stats.
     """
     # Ctrl-C and a SIGTERM sent to the whole process group (systemd, docker)
     # are the pool's to handle: it lets running tasks finish. A do-nothing
@@ -115,8 +114,7 @@ def worker_main(
         return
     conn.send(("ready", os.getpid(), broker.runner.task_names()))
     observed = _Observed()
-    if observe:
-        logger.observers.append(observed.keep)
+    logger.observers.append(observed.keep)
     try:
         if own_tasks is not None:
             _take_own_tasks(conn, broker, own_tasks, pool_name, observed)

@@ -198,10 +198,9 @@ class WorkerPool:
         return None if self._services is None else self._services.metrics
 
     def _count(self, observed: list[Observation]) -> None:
-        """Count what a worker observed, when the pool serves metrics."""
-        metrics = self.metrics
-        if metrics is not None and observed:
-            metrics.count(observed)
+        """Count what a worker observed (the pool's metrics and per-minute stats)."""
+        if self._services is not None:
+            self._services.count(observed)
 
     def _activity(self) -> tuple[int, list[str]]:
         """Runs finished and tasks running: the pool's own (memory://, which it feeds
@@ -261,7 +260,7 @@ class _Slot:
         process = _spawn.Process(
             target=worker_main,
             args=(child_conn, pool.init_func, pool.broker.url, pool.init_args,
-                  pool.init_kwargs, pool.name, self._own_tasks(), pool.metrics_port is not None),
+                  pool.init_kwargs, pool.name, self._own_tasks()),
             name=f"{pool.name}-worker",
             daemon=True,
         )  # fmt: skip

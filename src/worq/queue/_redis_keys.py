@@ -117,6 +117,11 @@ class RedisKeys:
         attempt, failed, keep, track, dependants), a newline, the task's message."""
         return self.prefix + "failed_tasks"
 
+    def stats(self, minute: int) -> str:
+        """HASH of one minute's counts (minute since the epoch), added by the pools'
+        heartbeats: runs by outcome, and per run-time bucket (``d<i>``); with a TTL."""
+        return f"{self.prefix}stats:{minute}"
+
     def task(self, task_id: str) -> str:
         """HASH of one task: status, message, arguments."""
         return f"{self.prefix}task:{task_id}"

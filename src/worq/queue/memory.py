@@ -16,8 +16,8 @@ import itertools
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import attrs
@@ -101,6 +101,8 @@ class _Store:
     """Live pools' records, by pool id, with when each lapses (monotonic)."""
     failed: dict[str, _Filed] = attrs.Factory(dict)
     """The failed-task registry, oldest first."""
+    stats: dict[int, Counter[str]] = attrs.Factory(dict)
+    """The pools' per-minute counts, by minute since the epoch."""
 
     def file_failure(self, filed: _Filed, limit: int) -> None:
         """Add an entry to the failed-task registry, dropping the lapsed and the oldest."""
@@ -385,6 +387,23 @@ class TaskQueue:
         record.lease = next(self._store.lease_tokens)
         self._store.track_lease(task_id, record, now + self.initial_lease)
         return Taken(task_id, record.message, record.attempt, str(record.lease))
+
+    def add_stats(self, counts: Mapping[tuple[int, str], int], keep_minutes: int) -> None:
+        store = self._store
+        with store.cond:
+            for (minute, field), count in counts.items():
+                store.stats.setdefault(minute, Counter())[field] += count
+            oldest = time.time() // 60 - keep_minutes
+            for minute in [m for m in store.stats if m < oldest]:
+                del store.stats[minute]
+
+    def stats(self, first_minute: int, last_minute: int) -> dict[int, dict[str, int]]:
+        with self._store.cond:
+            return {
+                minute: dict(counts)
+                for minute, counts in sorted(self._store.stats.items())
+                if first_minute <= minute <= last_minute
+            }
 
     def next_in_line(self) -> tuple[str, bytes] | None:
         store = self._store

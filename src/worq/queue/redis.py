@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -152,6 +152,8 @@ _SCRIPTS = (
     "failed_tasks",
     "retry_failed",
     "discard_failed",
+    "stats_add",
+    "stats_read",
 )
 
 _QUEUE_OF_KEY = re.compile(rb"^worq:\{([^{}]+)\}:")
@@ -1036,6 +1038,27 @@ class TaskQueue:
         k = self.keys
         reply = self._run("live_pools", [k.pools, k.pools_alive], [k.prefix])
         return self._read("live_pools", reply, _read_pairs)
+
+    def add_stats(self, counts: Mapping[tuple[int, str], int], keep_minutes: int) -> None:
+        if not counts:
+            return
+        k = self.keys
+        flat: list[_Arg] = [k.prefix, keep_minutes * 60_000]
+        for (minute, field), count in counts.items():
+            flat += [minute, field, count]
+        self._run("stats_add", [k.stats(next(iter(counts))[0])], flat)
+
+    def stats(self, first_minute: int, last_minute: int) -> dict[int, dict[str, int]]:
+        k = self.keys
+        args: list[_Arg] = [k.prefix, first_minute, last_minute]
+        reply = cast(list[Any], self._run("stats_read", [k.stats(first_minute)], args))
+        found: dict[int, dict[str, int]] = {}
+        for i in range(0, len(reply), 2):
+            flat = reply[i + 1]
+            found[int(reply[i])] = {
+                flat[j].decode(): int(flat[j + 1]) for j in range(0, len(flat), 2)
+            }
+        return found
 
     def next_in_line(self) -> tuple[str, bytes] | None:
         k = self.keys

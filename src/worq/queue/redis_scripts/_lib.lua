@@ -32,6 +32,9 @@
 --                             error, attempt, failed (ms), keep, track, dependants:
 --                             the pending tasks handed the failure), a newline,
 --                             then the task's message as it was sent
+--   P.."stats:"..minute HASH  one minute's counts (minute since the epoch): runs by
+--                             outcome, and per run-time bucket ("d"..i), added by
+--                             the pools' heartbeats; with a TTL (the last hour's)
 --   P.."task:"..id      HASH  status, msg, keep ("0": drop the result; absent:
 --                             keep it), track ("0": no lease; absent: leased),
 --                             attempt (absent until first taken), lease (the
@@ -69,6 +72,7 @@ function key.pools(prefix) return prefix .. 'pools' end
 function key.pools_alive(prefix) return prefix .. 'pools_alive' end
 function key.failed(prefix) return prefix .. 'failed' end
 function key.failed_tasks(prefix) return prefix .. 'failed_tasks' end
+function key.stats(prefix, minute) return prefix .. 'stats:' .. minute end
 function key.task(prefix, id) return prefix .. 'task:' .. id end
 function key.result(prefix, id) return prefix .. 'result:' .. id end
 function key.deps(prefix, id) return prefix .. 'deps:' .. id end
