@@ -235,6 +235,7 @@ def test_every_script_call_stays_in_one_slot(
         broker.taskqueue.retry_failed(None)
         broker.taskqueue.add_stats({(1, "succeeded"): 1, (2, "failed"): 1}, 1)
         broker.taskqueue.stats(1, 2)
+        broker.taskqueue.inspect("x")
     assert {script for script, _ in calls} == set(_SCRIPTS)
     for script, keys in calls:
         assert len({key_slot(key.encode()) for key in keys}) == 1, (script, keys)

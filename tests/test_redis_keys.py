@@ -232,6 +232,10 @@ def workload(tq: TaskQueue) -> None:
     assert [f.task_id for f in tq.failed_tasks(10)] == ["forgotten", "sweet", "sour"]
     assert tq.retry_failed(["sour"]) == [("sour", RetryResult.RETRIED),
                                          ("sweet", RetryResult.RETRIED)]  # fmt: skip
+    record = tq.inspect("sweet")
+    assert record is not None
+    assert record.status == "pending"
+    assert record.filed is None
     assert tq.discard_failed(None) == ["forgotten"]
     assert tq.discard_pending() == 2
 

@@ -1,4 +1,5 @@
-"""Task ids worq makes: UUIDv7 (RFC 9562) in hex, which carry the time they were made.
+"""Task ids worq makes: UUIDv7 (RFC 9562) in hex, which carry the time they were made;
+and the label of the process that takes a task.
 
 A default id is 32 hex digits, like ``uuid4().hex`` before it, but its first
 48 bits are the Unix time in milliseconds. The envelope then need not spell
@@ -13,9 +14,10 @@ answers None for it, and the envelope carries the time instead.
 from __future__ import annotations
 
 import os
+import socket
 import time
 
-__all__ = ["id_time_ms", "new_task_id"]
+__all__ = ["id_time_ms", "new_task_id", "worker_label"]
 
 _VERSION = 0x7 << 76
 _VARIANT = 0x2 << 62
@@ -38,3 +40,11 @@ def id_time_ms(task_id: str) -> int | None:
         return None
     stamp = task_id[:12]
     return int(stamp, 16) if _HEX.issuperset(stamp) else None
+
+
+_HOST = socket.gethostname()
+
+
+def worker_label() -> str:
+    """Who takes a task, as its record shows it: ``host:pid`` of this process."""
+    return f"{_HOST}:{os.getpid()}"

@@ -41,6 +41,7 @@ from worq.models import (
     Outcome,
     PoolRecord,
     SentTask,
+    TaskInfo,
     TaskMessage,
     TaskOptions,
 )
@@ -362,11 +363,9 @@ class Broker:
         return [self._failed_task(filed) for filed in self.taskqueue.failed_tasks(limit)]
 
     def _failed_task(self, filed: FiledFailure) -> FailedTask:
-        try:
-            envelope, _ = decode_envelope(filed.message, filed.task_id, self.name)
-            name, due_ms = envelope.name, envelope.due_ms
-        except SerializationError:
-            name, due_ms = "?", None
+        envelope = self._readable_envelope(filed.task_id, filed.message)
+        name = "?" if envelope is None else envelope.name
+        due_ms = None if envelope is None else envelope.due_ms
         return FailedTask(
             id=filed.task_id, name=name, queue=self.name, status=filed.status,
             error=filed.error, attempts=filed.attempt, failed_at=filed.failed_ms / 1000,
@@ -400,16 +399,50 @@ class Broker:
         logger.info("failed.discarded", queue=self.name, count=len(dropped))
         return dropped
 
+    def inspect(self, task_id: str) -> TaskInfo | None:
+        """All that is known of a task now (see :class:`~worq.models.TaskInfo`); None
+        when the backend holds nothing of it (unknown, or finished and taken)."""
+        record = self.taskqueue.inspect(task_id)
+        if record is None:
+            return None
+        filed = record.filed
+        finished = record.status == "completed"
+        message = record.message or (filed.message if filed is not None else b"")
+        envelope = self._readable_envelope(task_id, message)
+        unnamed = "?" if message else ""  # its message unreadable, or finished and gone
+        name = unnamed if envelope is None else envelope.name
+        last_run = not finished and record.started_ms is not None
+        return TaskInfo(
+            id=task_id,
+            queue=self.name,
+            name=name,
+            status=filed.status if finished and filed is not None else record.status,
+            attempts=filed.attempt if finished and filed is not None else record.attempt,
+            due_at=None if envelope is None or envelope.due_ms is None else envelope.due_ms / 1000,
+            started_at=record.started_ms / 1000 if last_run and record.started_ms else None,
+            worker=record.worker if last_run else "",
+            failed_at=None if filed is None else filed.failed_ms / 1000,
+            error=None if filed is None else filed.error,
+            message=message or None,
+            outcome=record.outcome,
+            refs=() if envelope is None else envelope.refs,
+            dependants=record.dependants,
+        )
+
+    def _readable_envelope(self, task_id: str, message: bytes) -> Envelope | None:
+        """The envelope of a stored message; None for none, or one that cannot be read."""
+        if not message:
+            return None
+        try:
+            return decode_envelope(message, task_id, self.name)[0]
+        except SerializationError:
+            return None
+
     def next_in_line(self) -> Envelope | None:
         """The envelope of the runnable task a worker would take next (its ``due_ms``
         tells how long it has waited); None when none waits or it cannot be read."""
         found = self.taskqueue.next_in_line()
-        if found is None:
-            return None
-        try:
-            return decode_envelope(found[1] + b"\n", found[0], self.name)[0]
-        except SerializationError:
-            return None
+        return None if found is None else self._readable_envelope(found[0], found[1] + b"\n")
 
     # -- per-minute stats ------------------------------------------------------
 

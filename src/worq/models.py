@@ -33,6 +33,7 @@ __all__ = [
     "Payload",
     "PoolRecord",
     "SentTask",
+    "TaskInfo",
     "TaskMessage",
     "TaskOptions",
 ]
@@ -321,6 +322,52 @@ class FailedTask:
     due_at: float | None
     message: bytes
     dependants: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class TaskInfo:
+    """All that is known of one task, for a look at it (``Broker.inspect``).
+
+    A task's message (its name, arguments and the Deferred arguments it waits
+    on) is held until it finishes; after that only its outcome (until taken)
+    and, if it failed, its failed-task registry entry remain.
+
+    Attributes:
+        id: The task's id.
+        queue: Its queue.
+        name: Its dotted name; "" once finished, unless it is in the registry.
+        status: ``pending``, ``delayed``, ``enqueued``, ``processing``,
+            ``completed`` (its outcome waits to be taken), or ``failed`` /
+            ``expired`` (in the failed-task registry).
+        attempts: Runs so far.
+        due_at: When it was due (seconds since the epoch); None when unknown.
+        started_at: When its latest run began; None before the first (and
+            once finished).
+        worker: Who took it for that run (``host:pid``); "" when unknown.
+        failed_at: When it was filed as failed or expired; None otherwise.
+        error: The failure's error, when filed.
+        message: Its message as sent (JSON envelope, newline, arguments as
+            the queue's serializer wrote them); None once finished, unless filed.
+        outcome: Its stored outcome as the serializer wrote it, until taken.
+        refs: The tasks whose results it takes as arguments (known while its
+            message is).
+        dependants: The pending tasks waiting for its result.
+    """
+
+    id: str
+    queue: str
+    name: str
+    status: str
+    attempts: int
+    due_at: float | None
+    started_at: float | None
+    worker: str
+    failed_at: float | None
+    error: str | None
+    message: bytes | None
+    outcome: bytes | None
+    refs: tuple[str, ...]
+    dependants: tuple[str, ...]
 
 
 @attrs.frozen(kw_only=True)

@@ -30,6 +30,7 @@ __all__ = [
     "Taken",
     "TaskLike",
     "TaskQueue",
+    "TaskRecord",
     "WorkerPool",
 ]
 
@@ -174,6 +175,33 @@ class FiledFailure:
     failed_ms: int
     message: bytes
     dependants: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class TaskRecord:
+    """What a backend holds of one task, for a look at it (:meth:`TaskQueue.inspect`).
+
+    Attributes:
+        status: ``"pending"``, ``"delayed"``, ``"enqueued"``, ``"processing"``, or
+            ``"completed"`` once finished (while its outcome waits to be taken,
+            or it is in the failed-task registry).
+        message: The task's message as sent, while it is not finished; b"" after.
+        attempt: Runs so far (0 before the first).
+        started_ms: When its latest run began (ms since the epoch); None before.
+        worker: Who took it for that run (``host:pid``); "" before.
+        outcome: Its stored outcome, while not taken; None otherwise.
+        dependants: Ids of the pending tasks waiting for its result.
+        filed: Its failed-task registry entry, if it has one.
+    """
+
+    status: str
+    message: bytes = b""
+    attempt: int = 0
+    started_ms: int | None = None
+    worker: str = ""
+    outcome: bytes | None = None
+    dependants: tuple[str, ...] = ()
+    filed: FiledFailure | None = None
 
 
 class RetryResult(enum.StrEnum):
@@ -471,6 +499,10 @@ class TaskQueue(Protocol):
     def stats(self, first_minute: int, last_minute: int) -> dict[int, dict[str, int]]:
         """The queue's counts of the minutes from ``first_minute`` to ``last_minute``
         (since the epoch) that have any, by minute."""
+        ...
+
+    def inspect(self, task_id: str) -> TaskRecord | None:
+        """All the backend holds of a task, read at once; None when it holds nothing."""
         ...
 
     def next_in_line(self) -> tuple[str, bytes] | None:

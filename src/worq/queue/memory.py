@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import attrs
 
 from worq._deadline import Deadline
+from worq._ids import worker_label
 from worq._wire import envelope_line, envelope_refs
 from worq.const import DEFAULT, TaskStatus
 from worq.typing import (
@@ -34,6 +35,7 @@ from worq.typing import (
     RetryResult,
     ScheduleState,
     Taken,
+    TaskRecord,
 )
 
 __all__ = ["TaskQueue"]
@@ -54,6 +56,10 @@ class _Record:
     lease: int = 0
     """The current lease's token, which holders must show; 0 before the first."""
     lease_deadline: float = math.inf
+    started_ms: int | None = None
+    """When its latest run began (ms since the epoch)."""
+    worker: str = ""
+    """Who took it for that run (``host:pid``)."""
     waiting_on: set[str] = attrs.Factory(set)
     arguments: dict[str, bytes] = attrs.Factory(dict)
     dependants: list[str] = attrs.Factory(list)
@@ -377,6 +383,7 @@ class TaskQueue:
                         del store.records[task_id]
                         return Taken(task_id, record.message)
                     record.attempt += 1
+                    record.started_ms, record.worker = time.time_ns() // 1_000_000, worker_label()
                     return self._lease(task_id, record, now)
                 if deadline.passed(now) or self._interrupts != epoch:
                     return None
@@ -404,6 +411,20 @@ class TaskQueue:
                 for minute, counts in sorted(self._store.stats.items())
                 if first_minute <= minute <= last_minute
             }
+
+    def inspect(self, task_id: str) -> TaskRecord | None:
+        store = self._store
+        with store.cond:
+            record = self._known(task_id, time.monotonic())
+            filed = store.failed.get(task_id)
+            entry = None if filed is None else filed.entry
+            if record is None:
+                return None if entry is None else TaskRecord(status="completed", filed=entry)
+            return TaskRecord(
+                status=str(record.status), message=record.message, attempt=record.attempt,
+                started_ms=record.started_ms, worker=record.worker, outcome=record.result,
+                dependants=tuple(record.dependants), filed=entry,
+            )  # fmt: skip
 
     def next_in_line(self) -> tuple[str, bytes] | None:
         store = self._store

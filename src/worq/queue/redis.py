@@ -42,6 +42,7 @@ from redis.retry import Retry
 
 from worq._deadline import Deadline
 from worq._events import logger
+from worq._ids import worker_label
 from worq._urls import (
     CLUSTER_SCHEMES,
     ClusterURL,
@@ -64,6 +65,7 @@ from worq.typing import (
     RetryResult,
     ScheduleState,
     Taken,
+    TaskRecord,
 )
 
 __all__ = ["TaskQueue"]
@@ -154,6 +156,7 @@ _SCRIPTS = (
     "discard_failed",
     "stats_add",
     "stats_read",
+    "inspect",
 )
 
 _QUEUE_OF_KEY = re.compile(rb"^worq:\{([^{}]+)\}:")
@@ -684,7 +687,9 @@ class TaskQueue:
         """The get.lua call under ``request``; ``claimed`` "1" right after a BLMOVE."""
         k = self.keys
         keys = [k.queue, k.claimed, k.delayed, k.claimed_since, k.request(request.token)]
-        args: list[_Arg] = [k.prefix, _ms(self.initial_lease), claimed, self._replay_ms, request]
+        args: list[_Arg] = [
+            k.prefix, _ms(self.initial_lease), claimed, self._replay_ms, request, worker_label(),
+        ]  # fmt: skip
         return _ScriptCall("get", keys, args)
 
     def _get(self, request: _Request, timeout: float | None) -> Taken | None:
@@ -1059,6 +1064,21 @@ class TaskQueue:
                 flat[j].decode(): int(flat[j + 1]) for j in range(0, len(flat), 2)
             }
         return found
+
+    def inspect(self, task_id: str) -> TaskRecord | None:
+        k = self.keys
+        keys = [k.task(task_id), k.result(task_id), k.deps(task_id), k.failed_tasks]
+        reply = cast(list[Any], self._run("inspect", keys, [task_id]))
+        if not reply:
+            return None
+        status, message, attempt, started, worker, outcome, dependants, filed = reply
+        return TaskRecord(
+            status=status.decode(), message=message, attempt=int(attempt),
+            started_ms=int(started) if started else None, worker=worker.decode(),
+            outcome=outcome[0] if outcome else None,
+            dependants=tuple(sorted(d.decode() for d in dependants)),
+            filed=read_filed(task_id, filed[0]) if filed else None,
+        )  # fmt: skip
 
     def next_in_line(self) -> tuple[str, bytes] | None:
         k = self.keys

@@ -38,7 +38,8 @@
 --   P.."task:"..id      HASH  status, msg, keep ("0": drop the result; absent:
 --                             keep it), track ("0": no lease; absent: leased),
 --                             attempt (absent until first taken), lease (the
---                             current lease's token), deps ("1": some pending
+--                             current lease's token), started and worker (when
+--                             its latest run began, ms, and who took it), deps ("1": some pending
 --                             task takes this one's result, see P.."deps:"),
 --                             deferred ("1"), waiting (arguments still missing),
 --                             "arg:"..arg_id ("": that result was handed over,
@@ -133,12 +134,14 @@ end
 -- so that it is unique across every incarnation of an id: a stale run of a
 -- task sent before under the same id can never finish the new one. get.lua,
 -- which starts a new attempt, passes the message and attempt it already read
--- (and the time), saving commands; reclaim.lua passes nil and they are read.
-local function lease(prefix, id, ms, message, attempt, now)
+-- (and the time), saving commands, and who runs it (recorded with the start,
+-- for the dashboard); reclaim.lua passes nil and they are read.
+local function lease(prefix, id, ms, message, attempt, now, worker)
     local task = key.task(prefix, id)
     local token = redis.call('INCR', key.leases(prefix))
     if message then
-        redis.call('HSET', task, 'status', 'processing', 'lease', token, 'attempt', attempt)
+        redis.call('HSET', task, 'status', 'processing', 'lease', token, 'attempt', attempt,
+                   'started', now, 'worker', worker)
     else
         redis.call('HSET', task, 'status', 'processing', 'lease', token)
         local f = redis.call('HMGET', task, 'msg', 'attempt')

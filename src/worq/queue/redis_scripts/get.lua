@@ -12,6 +12,7 @@
 --         next and finds this one's instead: every BLMOVE is followed by one
 --         such call, so no id is left behind); "" to pop the queue
 -- ARGV[4] how long to keep the request record (ms)   ARGV[5] "1" on a retry
+-- ARGV[6] who takes it ("host:pid"), recorded with the run's start
 -- Returns {"task", id, message, attempt, lease}, lease "" for an untracked
 -- task; {"garbage", id} for an id with no task that is no wake-up call (the
 -- worker logs it and stores nothing); or {"none", wait_ms} when there is
@@ -63,7 +64,7 @@ while id do
             redis.call('SET', KEYS[5], cmsgpack.pack(id, '', f[3] or ''), 'PX', ARGV[4])
             return {'task', id, f[3] or '', 1, ''}
         end
-        local taken = lease(prefix, id, ms, f[3] or '', tonumber(f[4] or '0') + 1, now)
+        local taken = lease(prefix, id, ms, f[3] or '', tonumber(f[4] or '0') + 1, now, ARGV[6])
         redis.call('SET', KEYS[5], cmsgpack.pack(id, taken[4]), 'PX', ARGV[4])
         return {'task', taken[1], taken[2], taken[3], taken[4]}
     end
