@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 		{ echo "worq needs Python 3.11 or newer: set PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,redis,metrics,otel]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,redis,metrics,otel,dashboard]'
 	touch $(STAMP)
 
 # The Redis tests start their own private redis-server (and make TLS

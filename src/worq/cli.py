@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import ipaddress
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -178,6 +180,27 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--all", action="store_true", help="every task of the registry")
     retry.set_defaults(run=_retry, default_level="warning", parser=retry)
 
+    dashboard = commands.add_parser(
+        "dashboard", parents=[logging_options],
+        help="serve a live web page of the queues, pools, tasks and failures at a URL",
+    )  # fmt: skip
+    dashboard.add_argument("url", metavar="URL")
+    dashboard.add_argument(
+        "--queue", metavar="NAME", action="append", dest="queues",
+        help="show this queue (repeat for more; default: every queue at URL)",
+    )  # fmt: skip
+    dashboard.add_argument("--host", default="127.0.0.1", help="(default: 127.0.0.1)")
+    dashboard.add_argument("--port", type=_port_or_any, default=8090, help="(default: 8090)")
+    who = dashboard.add_mutually_exclusive_group()
+    who.add_argument(
+        "--auth", metavar="USER:PASSWORD", help="ask for these (HTTP basic authentication)"
+    )
+    who.add_argument(
+        "--auth-env", metavar="VAR",
+        help="ask for the USER:PASSWORD held in this environment variable",
+    )  # fmt: skip
+    dashboard.set_defaults(run=_dashboard, default_level="warning")
+
     purge = commands.add_parser(
         "purge", parents=[logging_options], help="discard a queue's pending tasks"
     )
@@ -194,6 +217,11 @@ def _port(text: str) -> int:
     if port > 65535:
         raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {text!r}")
     return port
+
+
+def _port_or_any(text: str) -> int:
+    """A TCP port number, or 0 for any free one."""
+    return 0 if text == "0" else _port(text)
 
 
 def _positive_int(text: str) -> int:
@@ -591,6 +619,54 @@ def _retry(args: argparse.Namespace) -> int:
 def _when(seconds: float) -> str:
     """A time as UTC, to the second."""
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard until SIGTERM or SIGINT; refuse to serve beyond loopback
+    without authentication."""
+    auth = args.auth
+    if args.auth_env is not None:
+        auth = os.environ.get(args.auth_env)
+        if not auth:
+            raise CliError(f"--auth-env {args.auth_env}: that environment variable is not set")
+    if auth is not None and ":" not in auth:
+        raise CliError("--auth takes USER:PASSWORD (a colon between them)")
+    if auth is None and not _loopback(args.host):
+        raise CliError(
+            f"--host {args.host} would show your queues and let anyone retry or discard "
+            "their failed tasks: give --auth USER:PASSWORD (or --auth-env VAR)"
+        )
+    try:
+        import uvicorn
+
+        from worq.dashboard import app
+    except ImportError:
+        raise CliError("worq dashboard needs its extra: pip install 'worq[dashboard]'") from None
+    with _reported(args.url):
+        get_broker(args.url).close()  # a malformed URL is reported here, not at the first page
+        served = app(args.url, args.queues, auth=auth)
+    try:
+        listening = socket.create_server((args.host, args.port))
+    except OSError as exc:
+        raise CliError(
+            f"cannot serve the dashboard on {args.host}:{args.port}: {exc.strerror or exc}; "
+            "choose another --port"
+        ) from None
+    port = listening.getsockname()[1]
+    print(f"worq dashboard of {mask_url(args.url)} on http://{args.host}:{port}/", flush=True)
+    config = uvicorn.Config(served, log_level=args.log_level or "warning", log_config=None)
+    uvicorn.Server(config).run(sockets=[listening])
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _confirm(prompt: str) -> bool:

@@ -426,7 +426,7 @@ class Broker:
             message=message or None,
             outcome=record.outcome,
             refs=() if envelope is None else envelope.refs,
-            dependants=record.dependants,
+            dependants=record.dependants or (() if filed is None else filed.dependants),
         )
 
     def _readable_envelope(self, task_id: str, message: bytes) -> Envelope | None:

@@ -351,7 +351,8 @@ class TaskInfo:
         outcome: Its stored outcome as the serializer wrote it, until taken.
         refs: The tasks whose results it takes as arguments (known while its
             message is).
-        dependants: The pending tasks waiting for its result.
+        dependants: The pending tasks waiting for its result; for a failed task,
+            those its failure was handed to.
     """
 
     id: str
