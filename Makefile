@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-faults lint typecheck pytest demo bench bench-peers redis-server clean
+.PHONY: test test-faults lint typecheck pytest demo bench bench-peers redis-server chromium screenshots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -21,6 +21,12 @@ redis-server:
 		command -v openssl >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq redis-server redis-tools openssl >/dev/null; }
 
+# The dashboard's browser tests drive Debian's Chromium headless through its
+# ChromeDriver (nothing downloads a browser); install both when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src tests examples bench
@@ -28,8 +34,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) redis-server
+pytest: $(STAMP) redis-server chromium
 	$(BIN)/pytest -m "not faults"
+
+# Regenerate the dashboard's screenshots in docs/images (from its browser tests).
+screenshots: $(STAMP) redis-server chromium
+	WORQ_SCREENSHOTS=1 $(BIN)/pytest tests/test_dashboard_browser.py
 
 test: lint typecheck pytest
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -20,6 +29,7 @@ from worq.dashboard._data import REFRESH
 from worq.pool.thread import WorkerPool
 from worq.testing import WAIT, eventually
 
+SRC = Path(__file__).resolve().parent.parent / "src"
 ts = TaskSpace("dash")
 PLANTED = "<script>alert('planted')</script>"
 
@@ -198,9 +208,17 @@ def test_the_app_mounts_in_another(url: str) -> None:
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
+    sent = get_broker(url).queue().dash.price("x")
     outer = Starlette(routes=[Mount("/ops/worq", app(url))])
     with TestClient(outer) as client:
         assert client.get("/ops/worq/api/overview").json()["queues"]
+        page = client.get("/ops/worq/").text
+        assert 'src="/ops/worq/static/dashboard.js"' in page
+        assert 'data-live="/ops/worq/api/overview"' in page
+        assert client.get("/ops/worq/static/dashboard.js").status_code == 200
+        found = client.get(f"/ops/worq/tasks?id={sent.id}", follow_redirects=False)
+        assert found.headers["location"] == f"/ops/worq/tasks/{sent.id}"
+        assert client.get(found.headers["location"]).status_code == 200
 
 
 def test_queues_shown_are_those_asked_for(url: str) -> None:
@@ -208,3 +226,68 @@ def test_queues_shown_are_those_asked_for(url: str) -> None:
     get_broker(url, "beta").queue().dash.price("x")
     with TestClient(app(url, ["beta"])) as client:
         assert [q["name"] for q in client.get("/api/overview").json()["queues"]] == ["beta"]
+
+
+def worq_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-P", "-m", "worq", "dashboard", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC), **(env or {})},
+    )  # fmt: skip
+
+
+def test_worq_dashboard_serves_until_stopped(clean_redis_url: str) -> None:
+    env = {"WORQ_TEST_AUTH": "ops:pw"}
+    proc = worq_command(clean_redis_url, "--port", "0", "--auth-env", "WORQ_TEST_AUTH", env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+/)$", line.strip())
+        assert found is not None, line
+        site = found.group(1)
+        with pytest.raises(urllib.error.HTTPError, match="401") as refused:
+            urllib.request.urlopen(site, timeout=WAIT)
+        refused.value.close()
+        request = urllib.request.Request(site + "api/overview")
+        request.add_header("Authorization", "Basic " + base64.b64encode(b"ops:pw").decode())
+        with urllib.request.urlopen(request, timeout=WAIT) as response:
+            assert "queues" in json.loads(response.read())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=WAIT)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0"], "--host 0.0.0.0 would show your queues"),
+        (["--auth", "nocolon"], "--auth takes USER:PASSWORD"),
+        (
+            ["--auth-env", "WORQ_TEST_UNSET"],
+            "WORQ_TEST_UNSET: that environment variable is not set",
+        ),
+    ],
+)
+def test_worq_dashboard_refuses_unsafe_or_bad_options(
+    clean_redis_url: str, args: list[str], message: str
+) -> None:
+    proc = worq_command(clean_redis_url, *args)
+    _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 2
+    assert message in err
+
+
+def test_worq_dashboard_on_a_port_in_use_says_so(clean_redis_url: str) -> None:
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        proc = worq_command(clean_redis_url, "--port", str(taken.getsockname()[1]))
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        taken.close()
+    assert proc.returncode == 2
+    assert "cannot serve the dashboard on 127.0.0.1:" in err
+    assert "choose another --port" in err

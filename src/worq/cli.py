@@ -17,6 +17,7 @@ import importlib
 import ipaddress
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -655,7 +656,13 @@ def _dashboard(args: argparse.Namespace) -> int:
     port = listening.getsockname()[1]
     print(f"worq dashboard of {mask_url(args.url)} on http://{args.host}:{port}/", flush=True)
     config = uvicorn.Config(served, log_level=args.log_level or "warning", log_config=None)
-    uvicorn.Server(config).run(sockets=[listening])
+    # uvicorn stops on SIGTERM, then raises it again once stopped: caught here, it
+    # ends the command with status 0 instead of killing the process.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.Server(config).run(sockets=[listening])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

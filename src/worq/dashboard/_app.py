@@ -123,7 +123,8 @@ class _Pages:
         self._templates.env.filters.update(shown=shown, when=_when, payload=_payload)
 
     def _render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        context.update(csrf=self._csrf, url=mask_url(self._dashboard.url))
+        root = str(request.scope.get("root_path", ""))
+        context.update(csrf=self._csrf, url=mask_url(self._dashboard.url), root=root)
         return self._templates.TemplateResponse(request, name, context, status_code=status)
 
     async def overview(self, request: Request) -> Response:
@@ -137,7 +138,7 @@ class _Pages:
         """The search box: a task id (and the queue chosen, if any)."""
         task_id = request.query_params.get("id", "").strip()
         if not task_id:
-            return RedirectResponse("/", status_code=303)
+            return RedirectResponse(request.url_for("overview").path, status_code=303)
         queue = request.query_params.get("queue") or ""
         where = f"?queue={queue}" if queue else ""
         return RedirectResponse(request.url_for("task", task_id=task_id).path + where, 303)

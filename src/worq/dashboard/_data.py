@@ -23,13 +23,25 @@ from worq.core import Broker
 from worq.models import FailedTask, TaskInfo
 from worq.stats import DURATION_BOUNDS, KEEP_MINUTES, MinuteStats, percentile
 
-__all__ = ["GRAPH_SIDE", "RECENT_MINUTES", "REFRESH", "Dashboard", "GraphNode", "shown"]
+__all__ = [
+    "GRAPH_SIDE",
+    "QUEUES_EVERY",
+    "RECENT_MINUTES",
+    "REFRESH",
+    "Dashboard",
+    "GraphNode",
+    "shown",
+]
 
 REFRESH = 2.0
 """Seconds an overview read is reused for, whatever the number of open pages."""
 
 RECENT_MINUTES = 5
 """The window of the overview's throughput, failure rate and run-time percentiles."""
+
+QUEUES_EVERY = 60.0
+"""Seconds the list of queues found at the URL is reused for: finding them scans the
+whole key space (Redis SCAN), too much to do at every refresh of a big backend."""
 
 GRAPH_SIDE = 12
 """At most this many tasks are drawn on each side of a task's dependency graph."""
@@ -76,6 +88,8 @@ class Dashboard:
         self._overview: dict[str, Any] | None = None
         self._read_at = -float("inf")
         self._settled: dict[str, dict[int, MinuteStats]] = {}
+        self._found: list[str] = []
+        self._found_at = -float("inf")
 
     def broker(self, queue: str) -> Broker:
         """The broker of one queue, made once."""
@@ -85,10 +99,17 @@ class Dashboard:
             return self._brokers[queue]
 
     def queues(self) -> list[str]:
-        """The queues shown: those given, else every queue the backend holds."""
+        """The queues shown: those given, else every queue the backend holds (looked
+        for again every :data:`QUEUES_EVERY` seconds)."""
         if self._fixed is not None:
             return list(self._fixed)
-        return self.broker(DEFAULT).queue_names() or [DEFAULT]
+        with self._lock:
+            if time.monotonic() - self._found_at < QUEUES_EVERY:
+                return list(self._found)
+        found = self.broker(DEFAULT).queue_names() or [DEFAULT]
+        with self._lock:
+            self._found, self._found_at = found, time.monotonic()
+        return list(found)
 
     def close(self) -> None:
         with self._lock:

@@ -9,6 +9,11 @@ function csrf() {
   return document.querySelector('meta[name="csrf-token"]').content;
 }
 
+function root() {
+  // where the app is mounted ("" at the top of its own server)
+  return document.querySelector('meta[name="root"]').content;
+}
+
 function percent(rate) {
   return rate === null ? "—" : (rate * 100).toFixed(1) + " %";
 }
@@ -115,7 +120,7 @@ async function act(box, action, scope, id) {
     if (!window.confirm(action + " every failed task matching the filter?")) return;
     body = {queue: queue, match: {task: box.dataset.task, error: box.dataset.error}};
   }
-  const response = await fetch("/api/failed/" + action, {
+  const response = await fetch(root() + "/api/failed/" + action, {
     method: "POST",
     headers: {"Content-Type": "application/json", "X-Worq-Csrf": csrf()},
     body: JSON.stringify(body),
