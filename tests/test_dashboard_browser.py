@@ -207,6 +207,10 @@ def test_a_failed_task_retried_from_the_page_succeeds(
 
         until(lambda: plum_status() == "completed", "the retried task did not succeed")
         assert text(chrome, "#outcome") == "4"
+        assert text(chrome, "#name") == "shop.price"
+        assert text(chrome, "#worker").startswith(pool_id_prefix().rsplit(":", 2)[0])
+        assert text(chrome, "#finished") >= text(chrome, "#started") > "2026"
+        assert text(chrome, "#attempts") == "2"
         assert [d.wait(WAIT) for d in (plum, fig, kiwi)] == [True] * 3
         assert plum.value == 4
     finally:

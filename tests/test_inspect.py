@@ -28,6 +28,11 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@ts.task
+def size(text: str) -> int:
+    return len(text)
+
+
 def test_a_task_seen_through_its_life(url: str) -> None:
     broker = get_broker(url, "look")
     broker.expose(ts)
@@ -62,14 +67,20 @@ def test_a_task_seen_through_its_life(url: str) -> None:
         assert running is not None
         assert running.worker == f"{socket.gethostname()}:{os.getpid()}"
         assert running.started_at is not None
-        assert before <= running.started_at <= time.time()
+        assert before - 0.001 <= running.started_at <= time.time()
         assert running.attempts == 1
         release.set()
         assert waiting.wait(WAIT)
         done = broker.inspect(first.id)
         assert done is not None
-        assert done.status == "completed"
-        assert (done.name, done.message, done.outcome) == ("", None, b"1")
+        assert done.status == "completed"  # its outcome waits, its run's record with it
+        assert (done.name, done.outcome, done.attempts) == ("look.slow", b"1", 1)
+        assert done.worker == running.worker
+        assert done.started_at == running.started_at
+        assert done.finished_at is not None
+        assert running.started_at <= done.finished_at <= time.time()
+        assert first.wait(WAIT)
+        assert broker.inspect(first.id) is None  # taken: nothing is left
         failing = q.look.slow(-1)
         eventually(lambda: getattr(broker.inspect(failing.id), "status", None), "failed")
         failed = broker.inspect(failing.id)
@@ -82,4 +93,30 @@ def test_a_task_seen_through_its_life(url: str) -> None:
     finally:
         release.set()
         pool.stop()
+        release.clear()
+
+
+def test_a_finished_task_keeps_a_big_message_only_in_part(url: str) -> None:
+    broker = get_broker(url, "look")
+    broker.expose(ts)
+    release.set()
+    try:
+        q = broker.queue()
+        small = q.look.add(1, 2)
+        big = q.look.size("x" * 5000)
+        pool = WorkerPool(broker, workers=1)
+        pool.start(timeout=0.05)
+        try:
+            eventually(lambda: getattr(broker.inspect(big.id), "status", None), "completed")
+            eventually(lambda: getattr(broker.inspect(small.id), "status", None), "completed")
+        finally:
+            pool.stop()
+        kept, cut = broker.inspect(small.id), broker.inspect(big.id)
+        assert kept is not None
+        assert kept.message is not None
+        assert kept.message.endswith(b'{"args":[1,2]}')
+        assert cut is not None
+        assert cut.message == b'{"v":3,"name":"look.size"}\n'  # its envelope alone
+        assert cut.name == "look.size"
+    finally:
         release.clear()

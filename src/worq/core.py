@@ -411,7 +411,6 @@ class Broker:
         envelope = self._readable_envelope(task_id, message)
         unnamed = "?" if message else ""  # its message unreadable, or finished and gone
         name = unnamed if envelope is None else envelope.name
-        last_run = not finished and record.started_ms is not None
         return TaskInfo(
             id=task_id,
             queue=self.name,
@@ -419,8 +418,9 @@ class Broker:
             status=filed.status if finished and filed is not None else record.status,
             attempts=filed.attempt if finished and filed is not None else record.attempt,
             due_at=None if envelope is None or envelope.due_ms is None else envelope.due_ms / 1000,
-            started_at=record.started_ms / 1000 if last_run and record.started_ms else None,
-            worker=record.worker if last_run else "",
+            started_at=None if record.started_ms is None else record.started_ms / 1000,
+            finished_at=None if record.finished_ms is None else record.finished_ms / 1000,
+            worker=record.worker,
             failed_at=None if filed is None else filed.failed_ms / 1000,
             error=None if filed is None else filed.error,
             message=message or None,

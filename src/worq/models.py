@@ -329,8 +329,9 @@ class TaskInfo:
     """All that is known of one task, for a look at it (``Broker.inspect``).
 
     A task's message (its name, arguments and the Deferred arguments it waits
-    on) is held until it finishes; after that only its outcome (until taken)
-    and, if it failed, its failed-task registry entry remain.
+    on) is held until it finishes, then kept with its outcome (its arguments
+    only up to 4 KiB) until the outcome is taken; a failed task's registry
+    entry keeps it too. A task whose outcome was taken has left nothing.
 
     Attributes:
         id: The task's id.
@@ -341,13 +342,14 @@ class TaskInfo:
             ``expired`` (in the failed-task registry).
         attempts: Runs so far.
         due_at: When it was due (seconds since the epoch); None when unknown.
-        started_at: When its latest run began; None before the first (and
-            once finished).
+        started_at: When its latest run began; None before the first, or
+            unknown (its outcome taken, or stored from outside a run).
+        finished_at: When it finished, while its outcome waits; None otherwise.
         worker: Who took it for that run (``host:pid``); "" when unknown.
         failed_at: When it was filed as failed or expired; None otherwise.
         error: The failure's error, when filed.
         message: Its message as sent (JSON envelope, newline, arguments as
-            the queue's serializer wrote them); None once finished, unless filed.
+            the queue's serializer wrote them); None when not kept.
         outcome: Its stored outcome as the serializer wrote it, until taken.
         refs: The tasks whose results it takes as arguments (known while its
             message is).
@@ -362,6 +364,7 @@ class TaskInfo:
     attempts: int
     due_at: float | None
     started_at: float | None
+    finished_at: float | None
     worker: str
     failed_at: float | None
     error: str | None

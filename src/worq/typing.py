@@ -190,8 +190,14 @@ class TaskRecord:
         started_ms: When its latest run began (ms since the epoch); None before.
         worker: Who took it for that run (``host:pid``); "" before.
         outcome: Its stored outcome, while not taken; None otherwise.
+        finished_ms: When it finished (ms since the epoch), while its outcome
+            waits to be taken; None otherwise.
         dependants: Ids of the pending tasks waiting for its result.
         filed: Its failed-task registry entry, if it has one.
+
+    While a finished task's outcome waits, ``message`` (cut to its envelope's
+    line when over 4 KiB), ``attempt``, ``started_ms`` and ``worker`` are
+    those of its last run, kept with the outcome.
     """
 
     status: str
@@ -200,6 +206,7 @@ class TaskRecord:
     started_ms: int | None = None
     worker: str = ""
     outcome: bytes | None = None
+    finished_ms: int | None = None
     dependants: tuple[str, ...] = ()
     filed: FiledFailure | None = None
 

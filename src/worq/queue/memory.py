@@ -38,7 +38,11 @@ from worq.typing import (
     TaskRecord,
 )
 
-__all__ = ["TaskQueue"]
+__all__ = ["RUN_RECORD_MESSAGE", "TaskQueue"]
+
+RUN_RECORD_MESSAGE = 4096
+"""A finished task's message is kept with its outcome (for a look at the task) up to
+this many bytes; a bigger one keeps only its envelope. As on Redis (``_lib.lua``)."""
 
 
 @attrs.define
@@ -49,7 +53,7 @@ class _Record:
     keep_result: bool
     track: bool
     message: bytes = b""
-    """Kept until the task finishes, so that it can run again."""
+    """Kept so that it can run again, then (cut) while its outcome waits."""
     result: bytes | None = None
     result_expires: float = math.inf
     attempt: int = 0
@@ -58,6 +62,8 @@ class _Record:
     lease_deadline: float = math.inf
     started_ms: int | None = None
     """When its latest run began (ms since the epoch)."""
+    finished_ms: int | None = None
+    """When it finished (ms since the epoch)."""
     worker: str = ""
     """Who took it for that run (``host:pid``)."""
     waiting_on: set[str] = attrs.Factory(set)
@@ -423,6 +429,7 @@ class TaskQueue:
             return TaskRecord(
                 status=str(record.status), message=record.message, attempt=record.attempt,
                 started_ms=record.started_ms, worker=record.worker, outcome=record.result,
+                finished_ms=record.finished_ms,
                 dependants=tuple(record.dependants), filed=entry,
             )  # fmt: skip
 
@@ -509,7 +516,10 @@ class TaskQueue:
                 del store.records[task_id]
             else:
                 record.status = TaskStatus.COMPLETED
-                record.result, record.message, record.arguments = message, b"", {}
+                record.result, record.arguments = message, {}
+                record.finished_ms = time.time_ns() // 1_000_000
+                if len(record.message) > RUN_RECORD_MESSAGE:  # as the Redis backend keeps it
+                    record.message = envelope_line(record.message) + b"\n"
                 store.keep_result_until(record, now + timeout)
                 for dependant_id in record.dependants:
                     dependant = store.records.get(dependant_id)

@@ -52,7 +52,7 @@ from worq._urls import (
 )
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
-from worq.queue._failures import encode_note, read_filed
+from worq.queue._failures import encode_note, read_filed, read_run
 from worq.queue._redis_connections import Command, pack
 from worq.queue._redis_keys import RedisKeys
 from worq.queue._redis_route import ClusterRoute, Route, ServerRoute
@@ -562,7 +562,7 @@ class TaskQueue:
         """Wait up to ``block`` seconds for list ``key`` (a result) to have an element,
         then run ``then``, in one round trip on a held connection.
 
-        Moving the one-element list onto itself waits for the result without
+        Moving the list's first element onto its head waits for the result without
         taking it: ``then`` (pop_result.lua) takes it, under its own token,
         as soon as it is there, with no round trip of its own.
 
@@ -868,6 +868,7 @@ class TaskQueue:
         ]  # fmt: skip
         args: list[_Arg] = [
             k.prefix, task_id, message, _ms(timeout), lease, request, self._replay_ms,
+            time.time_ns() // 1_000_000,
         ]  # fmt: skip
         if failure is not None:
             args += [encode_note(failure), failure.limit, _ms(failure.keep_for)]
@@ -1072,13 +1073,14 @@ class TaskQueue:
         if not reply:
             return None
         status, message, attempt, started, worker, outcome, dependants, filed = reply
-        return TaskRecord(
+        record = TaskRecord(
             status=status.decode(), message=message, attempt=int(attempt),
             started_ms=int(started) if started else None, worker=worker.decode(),
             outcome=outcome[0] if outcome else None,
             dependants=tuple(sorted(d.decode() for d in dependants)),
             filed=read_filed(task_id, filed[0]) if filed else None,
         )  # fmt: skip
+        return read_run(record, outcome[1]) if len(outcome) > 1 else record
 
     def next_in_line(self) -> tuple[str, bytes] | None:
         k = self.keys

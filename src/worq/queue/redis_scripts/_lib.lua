@@ -44,7 +44,8 @@
 --                             deferred ("1"), waiting (arguments still missing),
 --                             "arg:"..arg_id ("": that result was handed over,
 --                             and lives in P.."shared:"..arg_id)
---   P.."result:"..id    LIST  the result message (one element), with a TTL
+--   P.."result:"..id    LIST  the result message, then its run's record (see
+--                             run_record), with a TTL
 --   P.."deps:"..id      SET   ids of pending tasks that take id's result
 --   P.."shared:"..id    HASH  v: id's result, stored once however many pending
 --                             tasks take it; refs: how many still hold it (the
@@ -93,6 +94,23 @@ local function drop_lapsed_pools(prefix, now)
         redis.call('HDEL', key.pools(prefix), unpack(lapsed))
         redis.call('ZREMRANGEBYSCORE', key.pools_alive(prefix), '-inf', now)
     end
+end
+
+-- What the result list keeps of a finished run beside its result, for a look at
+-- the task (inspect.lua) until the result is taken: a JSON line (started,
+-- finished, worker, attempt; "cut" when the message was too big to keep),
+-- a newline, then the task's message (only its envelope's line when over
+-- RUN_RECORD_MESSAGE bytes).
+local RUN_RECORD_MESSAGE = 4096
+local function run_record(message, attempt, started, worker, finished)
+    local cut = #message > RUN_RECORD_MESSAGE
+    if cut then
+        local nl = string.find(message, '\n', 1, true)
+        message = string.sub(message, 1, math.min((nl or 1) - 1, RUN_RECORD_MESSAGE)) .. '\n'
+    end
+    return '{"started":' .. (started ~= '' and started or 'null') .. ',"finished":' .. finished
+        .. ',"worker":' .. cjson.encode(worker) .. ',"attempt":' .. attempt
+        .. ',"cut":' .. tostring(cut) .. '}\n' .. message
 end
 
 -- Put the id of a task whose status already says so in the queue (runnable

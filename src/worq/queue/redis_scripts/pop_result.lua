@@ -19,6 +19,7 @@ if ARGV[3] == '1' then
 end
 local message = redis.call('LMOVE', KEYS[1], KEYS[4], 'LEFT', 'LEFT')
 if message then
+    redis.call('DEL', KEYS[1])  -- the run's record, kept beside the result until now
     redis.call('PEXPIRE', KEYS[4], ARGV[2])
     return {'ready', message}
 end

@@ -9,9 +9,12 @@
 -- ARGV[1] key prefix  ARGV[2] task id   ARGV[3] result message
 -- ARGV[4] result timeout (ms)   ARGV[5] lease token ("": finish from outside)
 -- ARGV[6] "1" on a retry after a lost reply   ARGV[7] request record TTL (ms)
--- ARGV[8] the failure's note (JSON: status, error) when the outcome is a
+-- ARGV[8] when it finished (ms since the epoch, the finisher's clock)
+-- ARGV[9] the failure's note (JSON: status, error) when the outcome is a
 --         failure to file in the failed-task registry, else ""
--- ARGV[9] the registry's limit   ARGV[10] how long it keeps an entry (ms)
+-- ARGV[10] the registry's limit   ARGV[11] how long it keeps an entry (ms)
+-- The result list holds the result, then the run's record (see run_record in
+-- _lib.lua), which pop_result.lua drops with the list when it takes the result.
 -- A waiter that asked to be told (the task hash's "notify" field names its
 -- channel) gets the task id published there once the outcome is stored.
 -- Returns 1, or 0 (nothing changed) when the task is not running under the
@@ -22,7 +25,8 @@
 -- finished is gone and its result stored (wrong only if, within the retry
 -- window, the lease lapsed and someone else settled the task).
 local prefix, id, message = ARGV[1], ARGV[2], ARGV[3]
-local f = redis.call('HMGET', KEYS[1], 'status', 'keep', 'deferred', 'lease', 'deps', 'notify')
+local f = redis.call('HMGET', KEYS[1], 'status', 'keep', 'deferred', 'lease', 'deps', 'notify',
+                     'msg', 'attempt', 'track', 'started', 'worker')
 if ARGV[6] == '1' then
     if redis.call('EXISTS', KEYS[8]) == 1 then
         return 1
@@ -50,12 +54,12 @@ end
 if f[3] == '1' then
     release_arguments(prefix, KEYS[1])
 end
-local failed = (ARGV[8] or '') ~= '' and redis.call('HMGET', KEYS[1], 'msg', 'attempt', 'track')
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[4], id)
 if f[2] ~= '0' then
     -- No result list is there to clear: one is made only as its task's hash goes.
-    redis.call('RPUSH', KEYS[2], message)
+    redis.call('RPUSH', KEYS[2], message,
+               run_record(f[7] or '', f[8] or '0', f[10] or '', f[11] or '', ARGV[8]))
     redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
 end
 if f[6] then
@@ -76,8 +80,8 @@ if f[2] ~= '0' and f[5] == '1' then  -- some pending task takes this result
     end
     redis.call('DEL', KEYS[3])
 end
-if failed then
-    file_failure(prefix, id, failed[1] or '', tonumber(failed[2] or '0'), f[2] or '1',
-                 failed[3] or '1', handed, ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]))
+if (ARGV[9] or '') ~= '' then
+    file_failure(prefix, id, f[7] or '', tonumber(f[8] or '0'), f[2] or '1', f[9] or '1',
+                 handed, ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11]))
 end
 return 1
