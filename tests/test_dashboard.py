@@ -165,6 +165,13 @@ def test_forged_and_malformed_actions_are_refused(broker: Broker, client: TestCl
     bad = client.post("/api/failed/retry", json={"queue": "default", "ids": "x"}, headers=token)
     assert bad.status_code == 400
     assert client.get("/api/failed/retry").status_code == 405
+    garbled = client.post("/api/failed/retry", content=b"{", headers={
+        **token, "Content-Type": "application/json"})  # fmt: skip
+    assert garbled.status_code == 400
+    elsewhere = {"queue": "not-shown{}", "ids": ["x"]}
+    assert client.post("/api/failed/retry", json=elsewhere, headers=token).status_code == 404
+    assert client.get("/failed?queue=not-shown").status_code == 404
+    assert client.get("/tasks/x?queue=bad{name}").status_code == 404
     page = client.get("/")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"

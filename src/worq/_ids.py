@@ -23,7 +23,6 @@ _VERSION = 0x7 << 76
 _VARIANT = 0x2 << 62
 _KEEP = ~((0xF << 76) | (0x3 << 62))
 """Clears the version and variant bits of the random part."""
-_HEX = frozenset("0123456789abcdef")
 
 
 def new_task_id(now_ms: int | None = None) -> str:
@@ -39,7 +38,12 @@ def id_time_ms(task_id: str) -> int | None:
     if len(task_id) != 32 or task_id[12] != "7" or task_id[16] not in "89ab":
         return None
     stamp = task_id[:12]
-    return int(stamp, 16) if _HEX.issuperset(stamp) else None
+    if not (stamp.isascii() and stamp.isalnum()):  # what int() would also take: "_", "+", " "
+        return None
+    try:
+        return int(stamp, 16)
+    except ValueError:  # letters beyond f
+        return None
 
 
 _HOST = socket.gethostname()

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from worq._observations import OUTCOMES, WAITED, Observation, observation
+from worq._observations import OUTCOMES, WAITED, Observation
 from worq.models import Envelope
 
 __all__ = [
@@ -71,6 +71,10 @@ class MinuteStats:
 
 
 _OUTCOME_NAMES = frozenset(OUTCOMES.values())
+_TIMED = frozenset({"succeeded", "failed"})
+"""The outcomes of a run that went to its end, whose time is counted."""
+_BUCKET_FIELDS = tuple(f"d{i}" for i in range(len(DURATION_BOUNDS)))
+_LAST_BUCKET = len(DURATION_BOUNDS) - 1
 
 
 def percentile(durations: Sequence[int], fraction: float) -> float | None:
@@ -102,23 +106,31 @@ class PoolStats:
         self._counts: Counter[tuple[int, str]] = Counter()
 
     def observe(self, event: str, task: Envelope, fields: dict[str, Any]) -> None:
-        """An event observer (see ``worq._events``): count this queue's runs."""
-        if task.queue == self._queue:
-            seen = observation(event, task, fields)
-            if seen is not None:
-                self.count([seen])
+        """An event observer (see ``worq._events``): count this queue's runs.
+
+        It runs with every event of every task, so it does the least it can:
+        other events and other queues' tasks return at once.
+        """
+        outcome = OUTCOMES.get(event)
+        if outcome is None or task.queue != self._queue:
+            return
+        seconds = fields.get("duration_s") if outcome in _TIMED else None
+        self._add(int(time.time() // 60), outcome, seconds)
 
     def count(self, observations: Iterable[Observation]) -> None:
         """Count runs observed here or in a worker process, in the current minute."""
         minute = int(time.time() // 60)
+        for outcome, _, seconds in observations:
+            if outcome != WAITED:
+                self._add(minute, outcome, seconds)
+
+    def _add(self, minute: int, outcome: str, seconds: object) -> None:
         with self._lock:
-            for outcome, _, seconds in observations:
-                if outcome == WAITED:
-                    continue
-                self._counts[minute, outcome] += 1
-                if seconds is not None:
-                    bucket = bisect.bisect_left(DURATION_BOUNDS, seconds)
-                    self._counts[minute, f"d{min(bucket, len(DURATION_BOUNDS) - 1)}"] += 1
+            counts = self._counts
+            counts[minute, outcome] += 1
+            if isinstance(seconds, int | float):
+                bucket = min(bisect.bisect_left(DURATION_BOUNDS, seconds), _LAST_BUCKET)
+                counts[minute, _BUCKET_FIELDS[bucket]] += 1
 
     def drain(self) -> dict[tuple[int, str], int]:
         """The counts to send, cleared here (:meth:`restore` them if sending fails)."""

@@ -146,6 +146,8 @@ class _Pages:
     async def task(self, request: Request) -> Response:
         task_id = request.path_params["task_id"]
         queue = request.query_params.get("queue") or None
+        if queue is not None and queue not in await run_in_threadpool(self._dashboard.queues):
+            return self._render(request, "missing.html", 404, task_id="", queue=queue)
         info = await run_in_threadpool(self._dashboard.find, task_id, queue)
         if info is None:
             return self._render(request, "missing.html", 404, task_id=task_id, queue=queue)
@@ -156,6 +158,8 @@ class _Pages:
         queues = await run_in_threadpool(self._dashboard.queues)
         params = request.query_params
         queue = params.get("queue") or queues[0]
+        if queue not in queues:
+            return self._render(request, "missing.html", 404, task_id="", queue=queue)
         task, error = params.get("task", ""), params.get("error", "")
         listed = await run_in_threadpool(self._dashboard.failed, queue, task, error)
         return self._render(
@@ -171,10 +175,15 @@ class _Pages:
         action = request.path_params["action"]
         if action not in ("retry", "discard"):
             return JSONResponse({"error": f"no action {action!r}: retry or discard"}, 404)
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, 400)
         if not isinstance(body, dict) or not isinstance(body.get("queue"), str):
             return JSONResponse({"error": "give the queue, and ids or match"}, 400)
         queue = body["queue"]
+        if queue not in await run_in_threadpool(self._dashboard.queues):
+            return JSONResponse({"error": f"queue {queue!r} is not shown here"}, 404)
         ids = body.get("ids")
         match = body.get("match")
         if isinstance(match, dict):
