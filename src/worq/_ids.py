@@ -46,9 +46,22 @@ def id_time_ms(task_id: str) -> int | None:
         return None
 
 
-_HOST = socket.gethostname()
+def _label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_LABEL = _label()
+
+
+def _forked() -> None:
+    global _LABEL  # the one label of this process, made again in a forked child
+    _LABEL = _label()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def worker_label() -> str:
-    """Who takes a task, as its record shows it: ``host:pid`` of this process."""
-    return f"{_HOST}:{os.getpid()}"
+    """Who takes a task, as its record shows it: ``host:pid`` of this process (made once
+    per process: every task taken asks)."""
+    return _LABEL
