@@ -39,6 +39,7 @@ from worq.pool._signals import run_until_stop_signal
 from worq.pool.asyncio import WorkerPool as AsyncioPool
 from worq.pool.process import WorkerPool as ProcessPool
 from worq.pool.thread import WorkerPool as ThreadPool
+from worq.runner import waited
 from worq.schedules import format_ms
 from worq.task import TaskSpace
 from worq.typing import RetryResult, ScheduleState
@@ -417,7 +418,7 @@ def _waited(envelope: Envelope | None) -> float | None:
     """Seconds the task next in line has waited since it was due; None if unknown."""
     if envelope is None or envelope.due_ms is None:
         return None
-    return max(0.0, round(time.time() - envelope.due_ms / 1000, 3))
+    return waited(envelope.due_ms)
 
 
 def _print_rows(fields: dict[str, Any]) -> None:

@@ -472,7 +472,13 @@ def queue_wait(task: Envelope) -> float | None:
     sender's clock is ahead of this one."""
     if task.attempt != 1 or task.refs or task.due_ms is None:
         return None
-    return max(0.0, round(time.time() - task.due_ms / 1000, 3))
+    return waited(task.due_ms)
+
+
+def waited(due_ms: int) -> float:
+    """Seconds since ``due_ms`` (ms since the epoch), to the millisecond; 0 when it is
+    still ahead (the sender's clock ahead of this one)."""
+    return max(0.0, round(time.time() - due_ms / 1000, 3))
 
 
 def _unknown(tasks: Mapping[str, ExposedTask], task: TaskMessage) -> TaskFailure:

@@ -21,7 +21,7 @@ from worq._backends import get_broker
 from worq.const import DEFAULT, FAILED_LIMIT
 from worq.core import Broker
 from worq.models import FailedTask, TaskInfo
-from worq.stats import DURATION_BOUNDS, KEEP_MINUTES, MinuteStats, percentile
+from worq.stats import KEEP_MINUTES, MinuteStats, percentile
 
 __all__ = [
     "GRAPH_SIDE",
@@ -166,7 +166,7 @@ class Dashboard:
         read = {s.minute // 60: s for s in broker.stats(current - start + 1)}
         settled.update({m: s for m, s in read.items() if m < current - 1})
         self._settled[name] = settled
-        return [settled.get(m) or read.get(m) or _empty(m) for m in range(first, current + 1)]
+        return [settled.get(m) or read[m] for m in range(first, current + 1)]
 
     # -- tasks -------------------------------------------------------------------
 
@@ -207,7 +207,3 @@ def _matching(tasks: list[FailedTask], task: str, error: str) -> Iterator[Failed
     for failed in tasks:
         if task in failed.name and wanted in failed.error.casefold():
             yield failed
-
-
-def _empty(minute: int) -> MinuteStats:
-    return MinuteStats(minute=minute * 60, outcomes={}, durations=(0,) * len(DURATION_BOUNDS))

@@ -597,26 +597,19 @@ class TaskQueue:
             return RetryResult.BUSY
         entry = filed.entry
         refs = envelope_refs(entry.message)
-        arguments: dict[str, bytes] = {}
-        for ref in refs:
-            arg = store.records.get(ref)
-            if arg is None or not arg.keep_result:
-                return RetryResult.MISSING_ARGUMENT
-            if arg.status is TaskStatus.COMPLETED and arg.result is not None:
-                arguments[ref] = arg.result
+        store.records.pop(task_id, None)  # its stored failure, which the new outcome replaces
+        if refs:
+            stored = self._defer(task_id, entry.message, refs, filed.keep_result, now)
+        else:
+            self._enqueue(task_id, entry.message, filed.keep_result, filed.track, 0, now)
+            stored = DeferResult.STORED
+        if stored is not DeferResult.STORED:
+            if old is not None:
+                store.records[task_id] = old
+            return RetryResult.MISSING_ARGUMENT
         del store.failed[task_id]
-        for ref in arguments:
-            store.link_dependant(ref, task_id)
-        status = TaskStatus.PENDING if refs else TaskStatus.ENQUEUED
-        record = _Record(status, filed.keep_result, filed.track or bool(refs), entry.message)
-        record.attempt, record.arguments = entry.attempt, arguments
-        for ref in refs:
-            if ref not in arguments:
-                record.waiting_on.add(ref)
-                store.records[ref].dependants.append(task_id)
-        store.records[task_id] = record
-        if not record.waiting_on:
-            store.schedule(task_id, record, 0, now)
+        record = store.records[task_id]
+        record.attempt = entry.attempt
         for dependant_id in entry.dependants:
             dependant = store.records.get(dependant_id)
             if (

@@ -268,3 +268,45 @@ end
 -- The statuses of a task that has not started: what len(q) counts and
 -- discard_pending drops.
 local NOT_STARTED = {enqueued = true, delayed = true, pending = true}
+
+-- The results a task about to be stored takes as arguments (``refs``, their
+-- task ids): {ready = {{id, result}, ...}, pending = {id, ...}}; nil when one
+-- has no result left to take (taken, expired, unknown, or dropped by its task).
+local function arguments_for(prefix, refs)
+    local ready, pending = {}, {}
+    for _, ref in ipairs(refs) do
+        local value = redis.call('LINDEX', key.result(prefix, ref), 0)
+        local task = key.task(prefix, ref)
+        if value then
+            ready[#ready + 1] = {ref, value}
+        elseif redis.call('EXISTS', task) == 1 and redis.call('HGET', task, 'keep') ~= '0' then
+            pending[#pending + 1] = ref
+        else
+            return nil
+        end
+    end
+    return {ready = ready, pending = pending}
+end
+
+-- Store a task that takes the ``arguments`` (from arguments_for): queued at
+-- once when they are all ready, else held until set_result.lua hands over
+-- the last one. A ready result that is a filed failure notes the task among
+-- that entry's dependants (link_dependant).
+local function store_deferred(prefix, id, message, keep, arguments)
+    local task = key.task(prefix, id)
+    redis.call('HSET', task, 'status', 'pending', 'keep', keep, 'msg', message,
+               'deferred', '1', 'waiting', #arguments.pending)
+    for _, pair in ipairs(arguments.ready) do
+        hand_over(prefix, task, pair[1], pair[2])
+        link_dependant(prefix, pair[1], id)
+    end
+    for _, ref in ipairs(arguments.pending) do
+        redis.call('HSET', key.task(prefix, ref), 'deps', '1')
+        redis.call('SADD', key.deps(prefix, ref), id)
+    end
+    if #arguments.pending == 0 then
+        schedule(prefix, id, 0)
+    else
+        redis.call('SADD', key.deferred(prefix), id)
+    end
+end

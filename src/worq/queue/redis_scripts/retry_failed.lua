@@ -2,7 +2,7 @@
 -- id, in the order they failed (so a dependency is stored before the tasks
 -- that take its result). For each one:
 -- - its stored failure (result list) goes, so its waiter gets the new outcome;
--- - it is stored as a new task would be (enqueue.lua, or defer.lua's way when
+-- - it is stored as a new task would be (store_task, or store_deferred when
 --   its envelope names Deferred arguments), its attempt count kept, so the
 --   next run is one more;
 -- - the pending (or queued, not started) tasks its failure was handed to take
@@ -29,24 +29,6 @@ else
     table.sort(work, function(a, b) return order[a] < order[b] end)
 end
 
--- The arguments of a task sent again: {ready = {{id, value}...}, pending = {id...}},
--- or nil when the result of one is gone.
-local function arguments(refs)
-    local ready, pending = {}, {}
-    for _, ref in ipairs(refs) do
-        local value = redis.call('LINDEX', key.result(prefix, ref), 0)
-        local task = key.task(prefix, ref)
-        if value then
-            ready[#ready + 1] = {ref, value}
-        elseif redis.call('EXISTS', task) == 1 and redis.call('HGET', task, 'keep') ~= '0' then
-            pending[#pending + 1] = ref
-        else
-            return nil
-        end
-    end
-    return {ready = ready, pending = pending}
-end
-
 -- Store the task again; nil, or the reason it cannot be.
 local function retry(id)
     local entry = redis.call('HGET', KEYS[2], id)
@@ -60,10 +42,12 @@ local function retry(id)
     local nl = string.find(entry, '\n', 1, true)
     local info = cjson.decode(string.sub(entry, 1, nl - 1))
     local message = string.sub(entry, nl + 1)
-    local ok, envelope = pcall(cjson.decode, string.sub(message, 1, (string.find(message, '\n', 1, true) or 0) - 1))
-    local refs = ok and type(envelope) == 'table' and type(envelope.refs) == 'table' and envelope.refs or {}
-    local args = arguments(refs)
-    if not args then
+    local line = string.sub(message, 1, (string.find(message, '\n', 1, true) or 0) - 1)
+    local ok, envelope = pcall(cjson.decode, line)  -- an unreadable one is retried, and refused
+    local refs = ok and type(envelope) == 'table' and type(envelope.refs) == 'table'
+        and envelope.refs or {}
+    local arguments = arguments_for(prefix, refs)
+    if not arguments then
         return 'missing_argument'
     end
     redis.call('ZREM', KEYS[1], id)
@@ -72,21 +56,7 @@ local function retry(id)
     if #refs == 0 then
         store_task(prefix, id, message, info.keep, info.track, 0)
     else
-        redis.call('HSET', task, 'status', 'pending', 'keep', info.keep, 'msg', message,
-                   'deferred', '1', 'waiting', #args.pending)
-        for _, pair in ipairs(args.ready) do
-            hand_over(prefix, task, pair[1], pair[2])
-            link_dependant(prefix, pair[1], id)
-        end
-        for _, ref in ipairs(args.pending) do
-            redis.call('HSET', key.task(prefix, ref), 'deps', '1')
-            redis.call('SADD', key.deps(prefix, ref), id)
-        end
-        if #args.pending == 0 then
-            schedule(prefix, id, 0)
-        else
-            redis.call('SADD', key.deferred(prefix), id)
-        end
+        store_deferred(prefix, id, message, info.keep, arguments)
     end
     if info.attempt > 0 then
         redis.call('HSET', task, 'attempt', info.attempt)
