@@ -46,11 +46,11 @@ def test_a_pool_adds_its_runs_per_minute(url: str, kind: str) -> None:
         eventually(lambda: totals(broker), {"succeeded": 4, "failed": 1})  # with a heartbeat
     finally:
         pool.stop()
+    asked_in = int(time.time() // 60) * 60
     minutes = broker.stats(KEEP_MINUTES)
     assert len(minutes) == KEEP_MINUTES
     assert [m.minute for m in minutes] == sorted(m.minute for m in minutes)
-    this_minute = int(time.time() // 60) * 60
-    assert minutes[-1].minute == this_minute
+    assert minutes[-1].minute in (asked_in, int(time.time() // 60) * 60)  # a minute may turn
     assert sum(sum(m.durations) for m in minutes) == 5
 
 
