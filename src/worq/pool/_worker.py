@@ -4,12 +4,15 @@
 worker takes each task from the backend itself, through the same
 :class:`~worq.pool._pipeline.TaskPipeline` as a thread pool's thread, and
 keeps the leases of what it runs. Every task then costs the pool process
-nothing: before a run the worker tells its pool which task it runs, after it
-that it is done, so that the pool can fail or retry at once the task of a
-worker that dies in it, kill one that overruns its ``time_limit``, and
-replace it. The broker it works with is the one ``init_func`` returned when
-that one is on the pool's queue, else one made for that queue running the
-same tasks (:meth:`~worq.core.Broker.serving`).
+nothing: before a run the worker posts the task on its
+:class:`~worq.pool._run_board.RunBoard` (shared memory), after it that the
+run ended, so that the pool can fail or retry at once the task of a worker
+that dies in it, and replace it. A task with a ``time_limit`` (or too big
+for the board) is also announced by a message before its run and after it,
+so that the pool watches its clock and kills a worker that overruns it. The
+broker it works with is the one ``init_func`` returned when that one is on
+the pool's queue, else one made for that queue running the same tasks
+(:meth:`~worq.core.Broker.serving`).
 
 **Fed by its pool** (memory://, which lives in the pool's process): the pool
 takes each task, fetches its arguments, keeps its lease and stores its
@@ -25,9 +28,10 @@ Messages on the pipe:
   (the envelope carries the run's ``attempt`` and ``lease``), ``("stop",)``;
   worker → pool, fed: ``("done", EncodedOutcome, observed)``
 - pool → worker, taking: ``("stop",)``; worker → pool, taking:
-  ``("started", Envelope, observed)``, ``("finished", observed)``; a "started"
-  while a task runs says that one finished too (the worker took the next with
-  its outcome)
+  ``("started", Envelope, observed)`` and ``("finished", observed)`` around the
+  run of a task the pool must watch (see above), ``("observed", observed)``
+  otherwise, at most every :data:`OBSERVED_EVERY` seconds while busy and
+  before each wait for a task
 
 ``observed`` lists what the worker counted for its pool's metrics and per-minute
 stats since its last message (see :mod:`worq._observations`).
@@ -42,6 +46,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -56,12 +61,18 @@ from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off
 from worq.pool._pipeline import TaskPipeline
+from worq.pool._run_board import RunBoard
 from worq.runner import Runner, close_thread_loop
 
-__all__ = ["ORPHANED_EXIT_CODE", "OwnTasks", "worker_main"]
+__all__ = ["OBSERVED_EVERY", "ORPHANED_EXIT_CODE", "OwnTasks", "worker_main"]
 
 ORPHANED_EXIT_CODE = 3
 """Exit status of a worker whose pool process vanished."""
+
+OBSERVED_EVERY = 0.2
+"""Seconds a busy worker keeps its observations before it sends them to its pool,
+whose heartbeat passes them on every few seconds anyway. A worker killed while
+busy loses at most this long's counts (metrics only: its tasks are settled)."""
 
 
 @attrs.frozen
@@ -74,12 +85,14 @@ class OwnTasks:
         timeout: Seconds each blocking wait for a task lasts (the pool's
             ``start(timeout=...)``); a stop ends the wait at once anyway.
         max_tasks: Exit after this many tasks (``max_worker_tasks``), or None.
+        board: The shared memory of the worker's :class:`RunBoard`.
     """
 
     queue: str
     initial_lease: float
     timeout: float
     max_tasks: int | None
+    board: Any
 
 
 def worker_main(
@@ -129,6 +142,7 @@ class _Observed:
 
     def __init__(self) -> None:
         self._kept: list[Observation] = []
+        self._sent = time.monotonic()
 
     def keep(self, event: str, task: Envelope, fields: dict[str, Any]) -> None:
         seen = observation(event, task, fields)
@@ -137,7 +151,13 @@ class _Observed:
 
     def drain(self) -> list[Observation]:
         kept, self._kept = self._kept, []
+        self._sent = time.monotonic()
         return kept
+
+    def send(self, conn: multiprocessing.connection.Connection, busy: bool) -> None:
+        """Send what was kept, if anything; while ``busy`` only every OBSERVED_EVERY seconds."""
+        if self._kept and (not busy or time.monotonic() - self._sent >= OBSERVED_EVERY):
+            conn.send(("observed", self.drain()))
 
 
 def _run_fed_tasks(
@@ -172,10 +192,12 @@ def _take_own_tasks(
 ) -> None:
     """Take, run and record tasks until the pool says stop (or ``max_tasks`` ran).
 
-    The pool is told of each run before it starts and after its outcome is
-    recorded; the next task comes with that outcome when one is runnable
-    (one round trip for both). Only this thread sends on the pipe; a listener thread waits for
-    the pool's stop, which ends a wait for a task at once.
+    Each run is posted on the worker's board before it starts and marked
+    ended once its outcome is recorded (see the module for the runs also
+    announced by message); the next task comes with that outcome when one is
+    runnable (one round trip for both). Only this thread sends on the pipe;
+    a listener thread waits for the pool's stop, which ends a wait for a
+    task at once.
     """
     stopping = threading.Event()
 
@@ -190,6 +212,7 @@ def _take_own_tasks(
     threading.Thread(target=listen, name="worq-stop-listener", daemon=True).start()
     leases = LeaseKeeper(broker, pool_name, reaps=False)
     pipeline = TaskPipeline(broker, leases, stopping)
+    board = RunBoard(own.board)
     runner, done, failures = broker.runner, 0, 0
     taken: tuple[Envelope, bytes] | None = None
 
@@ -201,6 +224,7 @@ def _take_own_tasks(
         # lease): it runs even when a stop came meanwhile.
         while taken is not None or more():
             if taken is None:
+                observed.send(conn, busy=False)  # the pool's counts are current while idle
                 try:
                     taken = broker.take(own.timeout)
                 except Exception as exc:  # an outage, or a reply nobody expected: try again
@@ -213,14 +237,21 @@ def _take_own_tasks(
                 if taken is None:
                     continue
             task, payload = taken
-            conn.send(("started", task, observed.drain()))
+            announced = not board.post(task) or task.options.time_limit is not None
+            if announced:
+                conn.send(("started", task, observed.drain()))
             done += 1
             run = functools.partial(runner.run_encoded, task, payload)
             taken = pipeline.process(task, run, take_next=more())
-            if taken is None:  # else the next "started" says this one finished
+            board.finish()
+            if announced:
                 conn.send(("finished", observed.drain()))
+            else:
+                observed.send(conn, busy=True)
     finally:
         leases.close()
+        with contextlib.suppress(OSError):  # the pool is gone: nobody to tell
+            observed.send(conn, busy=False)
 
 
 def _ignore(signum: int, frame: object) -> None:

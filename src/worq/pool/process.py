@@ -4,8 +4,10 @@ On a backend other processes reach (Redis), each worker process takes its
 own tasks, through the same pipeline as a thread pool's thread (see
 :mod:`worq.pool._pipeline`: leases, arguments, recording the outcome), so a
 task costs the pool process nothing. The pool process supervises: one thread
-per worker learns from it which task it runs, and when it is done; the pool's
-lease keeper reaps tasks whose lease lapsed anywhere on the queue.
+per worker watches it, reads which task it runs from the board it shares with
+it (:mod:`worq.pool._run_board`) when it dies, and is told by message of the
+runs with a time limit; the pool's lease keeper reaps tasks whose lease lapsed
+anywhere on the queue.
 
 On memory://, which lives in the pool's process, the pool takes each task
 through that pipeline itself, one thread per worker, where running it means
@@ -43,6 +45,7 @@ from worq.models import Envelope
 from worq.pool._leases import LeaseKeeper
 from worq.pool._outages import back_off, fail_task, join_interrupting, persist
 from worq.pool._pipeline import RunLost, TaskPipeline
+from worq.pool._run_board import RunBoard
 from worq.pool._services import PoolServices
 from worq.pool._signals import run_until_stop_signal
 from worq.pool._worker import OwnTasks, worker_main
@@ -235,7 +238,6 @@ class _Slot:
         self.timeout = timeout
         self.process: BaseProcess | None = None
         self.conn: multiprocessing.connection.Connection | None = None
-        self.tasks_done = 0
         self.thread = threading.Thread(
             target=self._run, name=f"{pool.name}-slot-{number}", daemon=True
         )
@@ -281,7 +283,7 @@ class _Slot:
             parent_conn.close()
             pool._stopping.wait(1.0)  # do not spin on an init function that always fails
             return False
-        self.process, self.conn, self.tasks_done = process, parent_conn, 0
+        self.process, self.conn = process, parent_conn
         logger.info("worker.started", pool=pool.name, pid=process.pid, tasks=reply[2])
         return True
 
@@ -356,10 +358,11 @@ class _Run:
 class _OwnTasksSlot(_Slot):
     """Watches a worker that takes its own tasks from the backend.
 
-    The worker says which task it starts and when it is done; this thread
-    waits for those messages or the worker's death, so a worker that dies in
-    a task has that task retried or expired at once, one that passes the
-    task's ``time_limit`` is killed and the task failed, and either is
+    The worker posts the task it runs on its board and counts its runs
+    there; it sends a message before and after a run with a time limit. This
+    thread waits for those messages or the worker's death, so a worker that
+    dies in a task has that task retried or expired at once, one that passes
+    the task's ``time_limit`` is killed and the task failed, and either is
     replaced. On stop the worker is told to finish its task and exit.
     """
 
@@ -368,19 +371,26 @@ class _OwnTasksSlot(_Slot):
         self._stop_lock = threading.RLock()
         """Held while a worker starts, so that a stop cannot slip in unseen."""
         self._running: _Run | None = None
-        self.total_done = 0
+        """The run the worker announced (one with a time limit), whose clock this thread watches."""
+        self._board = RunBoard.allocate(_spawn)
+        self._done_before = 0
+        """Runs finished by the workers this slot had before its current one."""
+
+    @property
+    def total_done(self) -> int:
         """Runs its workers finished, this one and those it replaced."""
+        return self._done_before + self._board.read().done
 
     def running_task(self) -> str | None:
         """The id of the task its worker runs now, if any."""
-        running = self._running
-        return None if running is None else running.task.id
+        return None if self.process is None else self._board.read().task_id
 
     def _own_tasks(self) -> OwnTasks:
         pool = self.pool
         return OwnTasks(
-            pool.broker.name, pool.broker.initial_lease, self.timeout, pool.max_worker_tasks
-        )
+            pool.broker.name, pool.broker.initial_lease, self.timeout, pool.max_worker_tasks,
+            self._board.shared,
+        )  # fmt: skip
 
     def ask_to_stop(self) -> None:
         with self._stop_lock, contextlib.suppress(OSError):  # a worker gone needs no telling
@@ -420,30 +430,34 @@ class _OwnTasksSlot(_Slot):
                 logger.error("task.outcome_unrecorded", running.task, error=str(exc))
         elif reply is None:
             self._running = None
-            if running is not None:
-                reason = self._died_running(running.task, process)
-                fail_task(self.pool.broker, running.task, reason, self.pool._stopping)
+            posted = self._board.read(settled=True)
+            task = running.task if running is not None else posted.task
+            if task is not None:
+                reason = self._died_running(task, process)
+                fail_task(self.pool.broker, task, reason, self.pool._stopping)
             else:
-                self._exited(process)
-        elif reply[0] == "started":  # and, if one ran, that one finished
+                self._exited(process, posted.done)
+        elif reply[0] == "started":
             self.pool._count(reply[2])
-            if running is not None:
-                self.tasks_done += 1
-                self.total_done += 1
             self._running = _Run(reply[1], time.monotonic())
         elif reply[0] == "finished":
             self.pool._count(reply[1])
             self._running = None
-            self.tasks_done += 1
-            self.total_done += 1
+        elif reply[0] == "observed":
+            self.pool._count(reply[1])
 
-    def _exited(self, process: BaseProcess) -> None:
+    def _forget_worker(self) -> None:
+        self._done_before += self._board.read(settled=True).done
+        self._board.clear()
+        super()._forget_worker()
+
+    def _exited(self, process: BaseProcess, done: int) -> None:
         """A worker exited between tasks: asked to stop, at max_worker_tasks, or it died."""
         process.join(RETIRE_TIMEOUT)
         limit = self.pool.max_worker_tasks
         if self.pool._stopping.is_set():
             reason = "pool stopping"
-        elif limit is not None and self.tasks_done >= limit:
+        elif limit is not None and done >= limit:
             reason = f"max_worker_tasks={limit} reached"
         else:
             reason = f"exited between tasks (exit code {process.exitcode})"
@@ -462,6 +476,8 @@ class _FeedingSlot(_Slot):
         self.pipeline = TaskPipeline(
             pool.broker, leases, pool._stopping, on_pool_error=lambda: self._retire("pool error")
         )
+        self.tasks_done = 0
+        """Runs its current worker finished."""
 
     def _run(self) -> None:
         pool, failures = self.pool, 0
@@ -494,6 +510,7 @@ class _FeedingSlot(_Slot):
             self._retire(f"max_worker_tasks={self.pool.max_worker_tasks} reached")
         elif self.process is not None:
             self._forget_worker()
+        self.tasks_done = 0
         return self._spawn()
 
     def _run_in_worker(
