@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import importlib.resources
 import itertools
 import os
 import re
@@ -52,6 +51,7 @@ from worq._urls import (
 )
 from worq.const import DEFAULT, TaskStatus
 from worq.exceptions import BackendUnavailable, WorqError
+from worq.queue import redis_scripts
 from worq.queue._failures import encode_note, read_filed, read_run
 from worq.queue._redis_connections import Command, pack
 from worq.queue._redis_keys import RedisKeys
@@ -175,13 +175,7 @@ _PERSISTENT = (redis.exceptions.AuthenticationError, redis.exceptions.Authorizat
 """Connection errors no retry can cure: wrong credentials, a user without rights."""
 
 
-def _load_sources() -> dict[str, str]:
-    folder = importlib.resources.files("worq.queue.redis_scripts")
-    lib = folder.joinpath("_lib.lua").read_text("utf-8")
-    return {name: lib + folder.joinpath(f"{name}.lua").read_text("utf-8") for name in _SCRIPTS}
-
-
-_SOURCES = _load_sources()
+_SOURCES = redis_scripts.sources(_SCRIPTS)
 
 _CLIENT_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": CONNECT_TIMEOUT,

@@ -1,4 +1,6 @@
--- Shared helpers, prepended to every worq script when it is loaded.
+-- Shared helpers. Each script is loaded with those it uses, and those these use,
+-- in this file's order (see __init__.py): define a helper before any helper that
+-- calls it, each at the start of a line (local function, local NAME =, function key.).
 --
 -- Key layout of one named queue (P = "worq:{<queue name>}:", so that every
 -- key of a queue hashes to one Redis Cluster slot). Scripts name a key only
