@@ -24,6 +24,7 @@ from worq import (
     get_queue,
 )
 from worq.core import Broker
+from worq.runner import ArgumentMismatch, ExposedTask
 from worq.testing import thread_worker
 
 ts = TaskSpace("geo")
@@ -157,6 +158,30 @@ def test_arguments_that_do_not_fit(broker: Broker, url: str) -> None:
     assert outcome(too_many).error.startswith("TypeError: too many positional arguments")
     wrong_shape = q.geo.move({"x": "not an int"})
     assert "argument 'p' does not fit its annotation Point" in outcome(wrong_shape).error
+
+
+def _labelled(p: Point, *, label: str) -> str:
+    return f"{label}: {p}"
+
+
+def test_positional_arguments_bind_as_the_signature_says(broker: Broker) -> None:
+    """A call with positional arguments only is bound by position, without
+    Signature.bind: defaults, conversions and mismatches come out the same."""
+    exposed = ExposedTask.from_callable("geo.move", move)
+    at = {"x": 1, "y": Decimal(2)}
+    assert exposed.positional is not None
+    assert exposed.bind(broker.codec, (at,), {})() == Point(2, Decimal("2"))
+    assert exposed.bind(broker.codec, (at, 3), {})() == Point(4, Decimal("2"))
+    with pytest.raises(ArgumentMismatch, match="argument 'dx' does not fit its annotation int"):
+        exposed.bind(broker.codec, (at, "far"), {})
+    with pytest.raises(ArgumentMismatch, match="missing a required argument: 'p'"):
+        exposed.bind(broker.codec, (), {})
+    with pytest.raises(ArgumentMismatch, match="too many positional arguments"):
+        exposed.bind(broker.codec, (at, 1, 2), {})
+    keyword_only = ExposedTask.from_callable("geo.labelled", _labelled)
+    assert keyword_only.positional is None
+    call = keyword_only.bind(broker.codec, (at,), {"label": "at"})
+    assert call() == f"at: {Point(1, Decimal('2'))}"
 
 
 def test_unencodable_argument(url: str) -> None:

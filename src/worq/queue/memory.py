@@ -143,9 +143,11 @@ class _Store:
             told()
 
     def track_lease(self, task_id: str, record: _Record, deadline: float) -> None:
+        earliest = self.earliest_lease()
         record.lease_deadline = deadline
         heapq.heappush(self.leases, (deadline, task_id))
-        self.cond.notify_all()  # waiters time their wake-up by leases
+        if deadline < earliest:  # waiters time their wake-up by the earliest lease
+            self.cond.notify_all()
 
     def earliest_lease(self) -> float:
         """The nearest deadline of a running task's lease (drops stale heap entries)."""
@@ -204,10 +206,7 @@ class _Store:
     def next_wake(self) -> float:
         """When a waiter must look again even if nobody notifies it."""
         due = self.delayed[0][0] if self.delayed else math.inf
-        leases = (
-            r.lease_deadline for r in self.records.values() if r.status is TaskStatus.PROCESSING
-        )
-        return min(due, self.next_expiry, min(leases, default=math.inf))
+        return min(due, self.next_expiry, self.earliest_lease())
 
     def drop(self, task_ids: list[str]) -> None:
         """Forget tasks that will never run, and the pending tasks waiting on them.
