@@ -26,8 +26,8 @@ def _envelope(task_id: str = "t1", refs: tuple[str, ...] = ()) -> Envelope:
 
 
 def test_a_posted_run_is_read_back_whole_once_settled_and_counted_when_it_ends() -> None:
-    worker_side = RunBoard.allocate(_spawn)
-    pool_side = RunBoard(worker_side.shared)
+    worker_side = RunBoard.allocate(_spawn, "default")
+    pool_side = RunBoard(worker_side.shared, "default")
     assert (pool_side.read().done, pool_side.read().task_id) == (0, None)
     task = _envelope()
     assert worker_side.post(task)
@@ -45,7 +45,7 @@ def test_a_posted_run_is_read_back_whole_once_settled_and_counted_when_it_ends()
 
 def test_an_envelope_too_big_for_the_board_posts_only_its_id() -> None:
     """The worker then announces the run by message (the pool needs the envelope)."""
-    board = RunBoard.allocate(_spawn)
+    board = RunBoard.allocate(_spawn, "default")
     refs = tuple(f"{n:032x}" for n in range(BOARD_SIZE // 32 + 1))
     assert not board.post(_envelope("big", refs))
     posted = board.read(settled=True)
@@ -55,7 +55,7 @@ def test_an_envelope_too_big_for_the_board_posts_only_its_id() -> None:
 def test_a_post_torn_by_the_workers_death_reads_as_no_task() -> None:
     """A worker that died mid-write left an odd sequence number: the task is not named
     (its lease lapses and a reaper settles it), and a live read does not hang on it."""
-    board = RunBoard.allocate(_spawn)
+    board = RunBoard.allocate(_spawn, "default")
     assert board.post(_envelope())
     struct.pack_into("<Q", memoryview(board.shared).cast("B"), 0, 7)
     assert board.read(settled=True).task_id is None

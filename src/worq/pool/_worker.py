@@ -212,7 +212,7 @@ def _take_own_tasks(
     threading.Thread(target=listen, name="worq-stop-listener", daemon=True).start()
     leases = LeaseKeeper(broker, pool_name, reaps=False)
     pipeline = TaskPipeline(broker, leases, stopping)
-    board = RunBoard(own.board)
+    board = RunBoard(own.board, own.queue)
     runner, done, failures = broker.runner, 0, 0
     taken: tuple[Envelope, bytes] | None = None
 

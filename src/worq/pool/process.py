@@ -372,7 +372,7 @@ class _OwnTasksSlot(_Slot):
         """Held while a worker starts, so that a stop cannot slip in unseen."""
         self._running: _Run | None = None
         """The run the worker announced (one with a time limit), whose clock this thread watches."""
-        self._board = RunBoard.allocate(_spawn)
+        self._board = RunBoard.allocate(_spawn, pool.broker.name)
         self._done_before = 0
         """Runs finished by the workers this slot had before its current one."""
 
