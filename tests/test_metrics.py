@@ -137,12 +137,7 @@ def test_a_process_pool_counts_its_workers_runs(clean_redis_url: str, tmp_path: 
         q = get_broker(url).queue()
         added = [q.proc.add([n, n]) for n in range(6)]
         wrong = q.proc.add(["x"])
-        # Done before a worker dies: a worker killed while busy loses what it counted
-        # since it last sent (at most OBSERVED_EVERY seconds of runs).
         assert all(d.wait(WAIT) for d in [*added, wrong])
-        died = Task(q.proc.die_once, retries=1, retry_backoff=0)(str(tmp_path / "died"))
-        assert died.wait(WAIT)
-        assert died.value == "survived"
         tasks = "worq_tasks_total"
 
         def outcomes() -> tuple[float, ...]:
@@ -154,7 +149,13 @@ def test_a_process_pool_counts_its_workers_runs(clean_redis_url: str, tmp_path: 
                                       ("proc.die_once", "succeeded")]
             )  # fmt: skip
 
-        # A worker sends what it counted to its pool before it waits for a task.
+        # A worker sends what it counted to its pool before it waits for a task; one
+        # killed while busy loses what it counted since (at most OBSERVED_EVERY seconds),
+        # so the worker about to die has sent its counts first.
+        eventually(outcomes, (6.0, 1.0, 0.0, 0.0))
+        died = Task(q.proc.die_once, retries=1, retry_backoff=0)(str(tmp_path / "died"))
+        assert died.wait(WAIT)
+        assert died.value == "survived"
         eventually(outcomes, (6.0, 1.0, 1.0, 1.0))
         samples = scrape(port)
     finally:
