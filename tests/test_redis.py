@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 
 from tests.test_broker import Trap
 from worq import BackendUnavailable, Task, TaskFailure, get_broker, get_queue
+from worq._ids import new_task_id
 from worq.core import Broker
 from worq.pool.thread import WorkerPool
 from worq.queue.redis import _SCRIPTS, TaskQueue, _Request
@@ -454,6 +455,47 @@ def test_a_result_feeding_many_dependants_is_stored_once(url_redis: str) -> None
         assert tq.pop_result("big", 0) == result
     finally:
         client.close()
+        tq.close()
+
+
+def _in_forked_child(work: Any) -> str:
+    """``work()``'s text, computed in a forked child of this process."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the text back to the parent, then out
+        try:
+            os.write(write, str(work()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    text = os.read(read, 4096).decode()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return text
+
+
+def test_a_forked_child_draws_task_ids_of_its_own() -> None:
+    """Ids come from a generator seeded once per process: a forked child reseeds it,
+    so that it never draws the ids its parent draws next."""
+    child = _in_forked_child(lambda: [new_task_id(7) for _ in range(3)])
+    parent = str([new_task_id(7) for _ in range(3)])
+    assert child != parent
+    assert len({new_task_id(7) for _ in range(10_000)}) == 10_000
+
+
+def test_a_forked_child_opens_connections_of_its_own(redis_url: str) -> None:
+    """The queue's held connections are the parent's after a fork: a child's round
+    trips go on a connection it opened (another client id), never on the parent's."""
+    tq = TaskQueue(redis_url)
+    try:
+        held = tq._route.node()[1]
+        parent = held.run([("CLIENT", "ID")])[0]
+        assert held.run([("CLIENT", "ID")])[0] == parent  # kept for reuse
+        child = _in_forked_child(lambda: held.run([("CLIENT", "ID")])[0])
+        assert int(child) != parent
+        assert held.run([("CLIENT", "ID")])[0] == parent
+    finally:
         tq.close()
 
 

@@ -14,6 +14,7 @@ answers None for it, and the envelope carries the time instead.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 
@@ -26,9 +27,15 @@ _KEEP = ~((0xF << 76) | (0x3 << 62))
 
 
 def new_task_id(now_ms: int | None = None) -> str:
-    """A fresh task id: a UUIDv7 made now (or at ``now_ms``), as 32 hex digits."""
+    """A fresh task id: a UUIDv7 made now (or at ``now_ms``), as 32 hex digits.
+
+    Its 74 random bits come from a generator seeded from ``os.urandom`` once
+    per process (again in a forked child): an id must be unique, not hard to
+    guess, and ``os.urandom`` per id is a system call, several µs on a busy
+    virtual machine.
+    """
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | _random.getrandbits(80)
     return f"{(value & _KEEP) | _VERSION | _VARIANT:032x}"
 
 
@@ -53,9 +60,13 @@ def _label() -> str:
 _LABEL = _label()
 
 
+_random = random.Random(os.urandom(32))
+
+
 def _forked() -> None:
     global _LABEL  # the one label of this process, made again in a forked child
     _LABEL = _label()
+    _random.seed(os.urandom(32))  # a child must not draw the ids its parent draws
 
 
 os.register_at_fork(after_in_child=_forked)

@@ -28,6 +28,20 @@ from redis.connection import AbstractConnection
 
 __all__ = ["Command", "HeldConnections", "pack"]
 
+_forks = 0
+"""How many forks this process is from the one that imported this module: a
+HeldConnections made before the last fork is not this process's to use. Counted at
+each fork rather than asking ``os.getpid()`` per round trip, a system call that costs
+several µs on a busy virtual machine."""
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
 Command = Sequence[str | bytes | memoryview | int | float]
 """One Redis command: its name, then its arguments."""
 
@@ -58,7 +72,7 @@ class HeldConnections:
         self._pool = pool
         self._free: list[AbstractConnection] = []
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._forks = _forks
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[AbstractConnection]:
@@ -87,15 +101,15 @@ class HeldConnections:
             conn.disconnect()  # type: ignore[no-untyped-call]  # untyped in redis-py
             raise
         with self._lock:
-            if self._pid == os.getpid():
+            if self._forks == _forks:
                 self._free.append(conn)
 
     def _take(self) -> AbstractConnection | None:
         """A connection off the stack (open: only one whose round trip ended well is
         put back), or None when it is empty."""
         with self._lock:
-            if self._pid != os.getpid():
-                self._pid, self._free = os.getpid(), []
+            if self._forks != _forks:
+                self._forks, self._free = _forks, []
             return self._free.pop() if self._free else None
 
     def run(self, commands: Sequence[Command]) -> list[Any]:
