@@ -482,3 +482,30 @@ def test_a_lost_poll_reply_delivers_each_result_once(rurl: str) -> None:
     assert plain.pop_results(ids, 0) == dict.fromkeys(ids, TaskStatus.EXPIRED)
     tq.close()
     plain.close()
+
+
+def test_a_wait_right_after_sending_polls_a_window_then_all_at_the_end(rurl: str) -> None:
+    """Polling every result of a batch just sent mostly finds nothing: the first poll
+    covers BATCH_SIZE of them. When the time is up, one last poll covers all, so a
+    result that is there is collected even behind a task that never finishes."""
+    plain = RedisTaskQueue(rurl)
+    ids = ["slow"] + [f"t{n}" for n in range(BATCH_SIZE + 500)]
+    plain.enqueue_tasks([NewTask(i, b"m", keep_result=True, track=True) for i in ids])
+    slow = plain.get(0)  # taken, never finished: its lease outlives the wait
+    assert slow is not None
+    assert slow.task_id == "slow"
+    for _ in ids[1:]:
+        taken = plain.get(0)
+        assert taken is not None
+        assert plain.set_result(taken.task_id, b"R", 60, taken.lease)
+    assert plain.pop_results(ids, 0.2) == dict.fromkeys(ids[1:], b"R")
+
+    client = redis.Redis.from_url(rurl)
+    fresh = [f"f{n}" for n in range(2 * BATCH_SIZE)]
+    plain.enqueue_tasks([NewTask(i, b"m", keep_result=True, track=True) for i in fresh])
+    client.config_resetstat()
+    assert plain.pop_results(fresh, 0.2) == {}
+    polls = int(client.info("commandstats")["cmdstat_evalsha"]["calls"])
+    assert polls == BATCH_SIZE + len(fresh)  # a window, then all once the wait ended
+    client.close()
+    plain.close()

@@ -938,20 +938,24 @@ class TaskQueue:
     def pop_results(
         self, task_ids: Sequence[str], timeout: float | None
     ) -> dict[str, bytes | TaskStatus]:
-        """Poll every missing result in one pipelined round trip (per :data:`BATCH_SIZE`),
-        then block on the first one still missing and poll again.
+        """Poll the missing results in pipelined round trips of :data:`BATCH_SIZE`, block on
+        the first one still missing, and poll again.
 
         Each task's result is taken by pop_result.lua under a token of its
         own, kept across the polls, so a lost reply never loses or doubles
         a result (see :meth:`pop_result`). The wait without a round trip per
         task: a BLMOVE on the first missing result's list, woken when that
         one arrives and capped by the nearest lease deadline of the tasks
-        polled (so a lapse is seen at once) and by :data:`MAX_BLOCK`. After
-        the first poll, each one covers only the first few missing results,
-        about twice as many as the last poll found (results arrive roughly
-        in the order tasks were sent): polling all of them each time a
-        result arrives would cost a script call per task per arrival. When
-        the wait for the first one ends without it, the next poll covers all.
+        polled (so a lapse is seen at once) and by :data:`MAX_BLOCK`. Each
+        poll covers only the first few missing results, about twice as many
+        as the last poll found (results arrive roughly in the order tasks
+        were sent): polling all of them each time a result arrives would
+        cost a script call per task per arrival, and a first poll of all of
+        them, right after they were sent, mostly finds nothing (three
+        commands a miss). While every result polled is there the next ones
+        are polled at once; when the wait for the first one ends without it,
+        or the time is up, the next poll covers all (a timeout of 0 polls
+        all at once).
         """
         unique = list(dict.fromkeys(task_ids))
         with contextlib.ExitStack() as stack:
@@ -966,9 +970,9 @@ class TaskQueue:
     ) -> dict[str, bytes | TaskStatus]:
         found: dict[str, bytes | TaskStatus] = {}
         missing = list(requests)
-        window = len(missing)
         deadline = Deadline(timeout)
-        lapsed = False
+        window = len(missing) if deadline.passed() else BATCH_SIZE
+        lapsed = last = False
         while missing:
             polled, rest = missing[:window], missing[window:]
             calls = [self.pop_call(task_id, requests[task_id]) for task_id in polled]
@@ -985,8 +989,13 @@ class TaskQueue:
             missing = still + rest
             window = min(BATCH_SIZE, max(1, 2 * (len(polled) - len(still))))
             now = time.monotonic()
-            if not missing or lapsed or deadline.passed(now):
+            if not missing or lapsed or last:
                 break
+            if deadline.passed(now):
+                if not rest:  # each one looked at since its last wait
+                    break
+                window, last = len(missing), True  # a last look at all of them
+                continue
             if not still:
                 continue  # every polled result was there: poll the next ones at once
             block = deadline.capped(_longest_block(waits), now)
