@@ -90,9 +90,24 @@ class _Filed:
 
 @attrs.define
 class _Store:
-    """The state of one memory queue, guarded by ``cond``."""
+    """The state of one memory queue, guarded by ``lock``.
 
-    cond: threading.Condition = attrs.Factory(threading.Condition)
+    Takers wait on ``cond``, waiters for outcomes on ``outcomes``, both on the
+    one lock: a task made runnable wakes one taker, an outcome stored wakes
+    the waiters for outcomes, and neither wakes the other kind (with one
+    condition for all, every change woke every waiting thread, each to
+    contend for the lock and the GIL and go back to sleep).
+    """
+
+    lock: threading.RLock = attrs.Factory(threading.RLock)
+    cond: threading.Condition = attrs.Factory(
+        lambda self: threading.Condition(self.lock), takes_self=True
+    )
+    """Takers' condition: a task may be runnable (``with store.cond`` holds ``lock``)."""
+    outcomes: threading.Condition = attrs.Factory(
+        lambda self: threading.Condition(self.lock), takes_self=True
+    )
+    """Waiters' condition: an outcome was stored, or a task went."""
     queue: deque[str] = attrs.Factory(deque)
     delayed: list[tuple[float, int, str]] = attrs.Factory(list)
     """Heap of (due time, tie-breaker, task id)."""
@@ -138,16 +153,23 @@ class _Store:
             del self.failed[task_id]
 
     def tell(self, task_id: str) -> None:
-        """Call the watchers of ``task_id``: its outcome is stored, or it is gone."""
+        """Wake the waiters for outcomes and call the watchers of ``task_id``: its
+        outcome is stored, or it is gone."""
+        self.outcomes.notify_all()
         for told in self.watchers.get(task_id, ()):
             told()
+
+    def retimed(self) -> None:
+        """Something every waiting thread times its wake-up by came earlier: wake them all."""
+        self.cond.notify_all()
+        self.outcomes.notify_all()
 
     def track_lease(self, task_id: str, record: _Record, deadline: float) -> None:
         earliest = self.earliest_lease()
         record.lease_deadline = deadline
         heapq.heappush(self.leases, (deadline, task_id))
         if deadline < earliest:  # waiters time their wake-up by the earliest lease
-            self.cond.notify_all()
+            self.retimed()
 
     def earliest_lease(self) -> float:
         """The nearest deadline of a running task's lease (drops stale heap entries)."""
@@ -188,16 +210,20 @@ class _Store:
             if record is not None and record.status is TaskStatus.DELAYED:
                 record.status = TaskStatus.ENQUEUED
                 self.queue.appendleft(task_id)
+                self.cond.notify()  # the caller may take one; another taker the next
 
     def schedule(self, task_id: str, record: _Record, delay: float, now: float) -> None:
         """Make a task runnable now or after ``delay`` seconds."""
         if delay > 0:
             record.status = TaskStatus.DELAYED
-            heapq.heappush(self.delayed, (now + delay, next(self.order), task_id))
+            due = now + delay
+            if not self.delayed or due < self.delayed[0][0]:
+                self.retimed()  # waits are timed by the first delayed task
+            heapq.heappush(self.delayed, (due, next(self.order), task_id))
         else:
             record.status = TaskStatus.ENQUEUED
             self.queue.append(task_id)
-        self.cond.notify_all()
+            self.cond.notify()  # one taker is enough for one task
 
     def keep_result_until(self, record: _Record, when: float) -> None:
         record.result_expires = when
@@ -242,10 +268,10 @@ def _store_for(url: str, name: str) -> _Store:
         return _stores.setdefault((url, name), _Store())
 
 
-def _wait(store: _Store, now: float, deadline: Deadline) -> None:
-    """Block until notified, the next timed event, or ``deadline``."""
+def _wait(condition: threading.Condition, store: _Store, now: float, deadline: Deadline) -> None:
+    """Block on ``condition`` until notified, the next timed event, or ``deadline``."""
     wake = min(store.next_wake(), math.inf if deadline.at is None else deadline.at)
-    store.cond.wait(None if wake == math.inf else max(0.0, wake - now))
+    condition.wait(None if wake == math.inf else max(0.0, wake - now))
 
 
 class TaskQueue:
@@ -392,7 +418,7 @@ class TaskQueue:
                     return self._lease(task_id, record, now)
                 if deadline.passed(now) or self._interrupts != epoch:
                     return None
-                _wait(store, now, deadline)
+                _wait(store.cond, store, now, deadline)
 
     def _lease(self, task_id: str, record: _Record, now: float) -> Taken:
         record.status = TaskStatus.PROCESSING
@@ -465,7 +491,6 @@ class TaskQueue:
             store.drop(list(waiting))
             store.queue.clear()
             store.delayed.clear()
-            store.cond.notify_all()
             return len(waiting)
 
     def get_arguments(self, task_id: str) -> dict[str, bytes]:
@@ -532,7 +557,6 @@ class TaskQueue:
                 record.dependants = []
             if failure is not None:
                 self._file(task_id, sent, record.attempt, failure, record, tuple(handed))
-            store.cond.notify_all()
             store.tell(task_id)
             return True
 
@@ -581,7 +605,7 @@ class TaskQueue:
             for task_id in work:  # grows with the dependants retried along
                 if task_id not in done:
                     done[task_id] = self._retry_one(task_id, now, work)
-            store.cond.notify_all()
+            store.retimed()
             return list(done.items())
 
     def _retry_one(self, task_id: str, now: float, work: list[str]) -> RetryResult:
@@ -667,7 +691,7 @@ class TaskQueue:
                     return outcome
                 if deadline.passed(now):
                     return None
-                _wait(store, now, deadline)
+                _wait(store.outcomes, store, now, deadline)
 
     def pop_results(
         self, task_ids: Sequence[str], timeout: float | None
@@ -691,7 +715,7 @@ class TaskQueue:
                 missing = waiting
                 if not missing or lapsed or deadline.passed(now):
                     return found
-                _wait(store, now, deadline)
+                _wait(store.outcomes, store, now, deadline)
 
     def _take_outcome(self, task_id: str, now: float) -> bytes | TaskStatus | None:
         """Take the task's result if it is there; EXPIRED or LAPSED; None while it is
