@@ -503,16 +503,7 @@ def test_request_tokens_are_unique_and_a_forked_child_draws_its_own() -> None:
     """Counter-made request tokens never repeat, in this process or in a forked child."""
     tokens = [_Request().token for _ in range(1000)]
     assert len(set(tokens)) == len(tokens)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: one token back to the parent, then out
-        os.write(write, _Request().token.encode())
-        os._exit(0)
-    os.close(write)
-    _, status = os.waitpid(pid, 0)
-    child = os.read(read, 200).decode()
-    os.close(read)
-    assert os.waitstatus_to_exitcode(status) == 0
+    child = _in_forked_child(lambda: _Request().token)
     assert child
     assert child not in tokens
     assert child[:20] != tokens[0][:20]  # not the parent's prefix with another count
