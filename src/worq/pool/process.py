@@ -375,11 +375,14 @@ class _OwnTasksSlot(_Slot):
         self._board = RunBoard.allocate(_spawn, pool.broker.name)
         self._done_before = 0
         """Runs finished by the workers this slot had before its current one."""
+        self._counting = threading.Lock()
+        """Held while a worker's runs move from its board to ``_done_before``."""
 
     @property
     def total_done(self) -> int:
         """Runs its workers finished, this one and those it replaced."""
-        return self._done_before + self._board.read().done
+        with self._counting:
+            return self._done_before + self._board.read().done
 
     def running_task(self) -> str | None:
         """The id of the task its worker runs now, if any."""
@@ -447,8 +450,9 @@ class _OwnTasksSlot(_Slot):
             self.pool._count(reply[1])
 
     def _forget_worker(self) -> None:
-        self._done_before += self._board.read(settled=True).done
-        self._board.clear()
+        with self._counting:
+            self._done_before += self._board.read(settled=True).done
+            self._board.clear()
         super()._forget_worker()
 
     def _exited(self, process: BaseProcess, done: int) -> None:
