@@ -13,6 +13,13 @@ with an asyncio pool (one event loop, concurrency 100) running ``async def
 anoop``: in this process on memory://, in a ``worq worker`` process of its
 own on Redis. Its RSS columns are the benchmark process's.
 
+"CPU µs/task" is the CPU time (user and system) every process of the run
+spent per task over the throughput phase: the benchmark's process (client,
+and the pool but for its worker processes), the worker processes and
+redis-server. It moves much less from run to run than the wall-clock
+columns on a shared virtual machine, so it is the column to compare two
+versions by.
+
 The batched rows send the N tasks with ``q.map(noop, range(N))`` and collect
 them with ``worq.wait_all``. The growth check then runs ``WORQ_BENCH_LONG``
 (default 100,000) tasks through a Redis process pool in batches and prints
@@ -81,6 +88,28 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user and system) the processes have used so far (Linux)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _run_pids(url: str, workers: list[int]) -> list[int]:
+    """This process, the workers and, on Redis, the server: whose CPU a run costs."""
+    pids = [os.getpid(), *workers]
+    if not url.startswith("memory://"):
+        client = redis.Redis.from_url(url)
+        try:
+            pids.append(int(client.info("server")["process_id"]))
+        finally:
+            client.close()
+    return pids
+
+
 def _commands(url: str) -> int:
     """Commands the server has run so far (INFO commandstats, every command)."""
     client = redis.Redis.from_url(url)
@@ -128,11 +157,14 @@ def measure(kind: str, url: str, count_commands: bool) -> dict[str, float]:
         _wait(q.noop(0))  # warm: scripts loaded, workers idle
         idle_rss = [_rss_kib(pid) for pid in pids]
         commands = _commands(url) if count_commands else 0
+        charged = _run_pids(url, pids)
+        cpu = _cpu_seconds(charged)
         started = time.perf_counter()
         sent = [q.noop(i) for i in range(TASKS)]
         for deferred in sent:
             _wait(deferred)
         elapsed = time.perf_counter() - started
+        cpu_per_task = (_cpu_seconds(charged) - cpu) / TASKS * 1e6
         per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")
         latencies = []
         for i in range(LATENCY_CALLS):
@@ -146,6 +178,7 @@ def measure(kind: str, url: str, count_commands: bool) -> dict[str, float]:
         "p50 ms": statistics.median(latencies),
         "p99 ms": cuts[98],
         "cmds/task": per_task,
+        "CPU µs/task": cpu_per_task,
         "worker idle RSS MiB": max(idle_rss, default=0) / 1024,
         "worker end RSS MiB": max(end_rss, default=0) / 1024,
         "pool process RSS MiB": _rss_kib(os.getpid()) / 1024,
@@ -164,7 +197,7 @@ def measure_async(url: str, count_commands: bool) -> dict[str, float]:
         pool = AsyncioPool(init(url), concurrency=100)
         pool.start(timeout=1)
         try:
-            return asyncio.run(_measure_async(url, count_commands))
+            return asyncio.run(_measure_async(url, count_commands, []))
         finally:
             pool.stop()
     bench_dir = os.path.dirname(os.path.abspath(__file__))
@@ -177,21 +210,24 @@ def measure_async(url: str, count_commands: bool) -> dict[str, float]:
         env=env,
     )  # fmt: skip
     try:
-        return asyncio.run(_measure_async(url, count_commands))
+        return asyncio.run(_measure_async(url, count_commands, [worker.pid]))
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(WAIT)
 
 
-async def _measure_async(url: str, count_commands: bool) -> dict[str, float]:
+async def _measure_async(url: str, count_commands: bool, workers: list[int]) -> dict[str, float]:
     async with worq.aio.get_queue(url) as aq:
         await asyncio.wait_for(await aq.submit(anoop, 0), WAIT)
         commands = _commands(url) if count_commands else 0
+        charged = _run_pids(url, workers)
+        cpu = _cpu_seconds(charged)
         started = time.perf_counter()
         sent = [await aq.submit(anoop, i) for i in range(TASKS)]
         for deferred in sent:
             await asyncio.wait_for(deferred, WAIT)
         elapsed = time.perf_counter() - started
+        cpu_per_task = (_cpu_seconds(charged) - cpu) / TASKS * 1e6
         per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")
         latencies = []
         for i in range(LATENCY_CALLS):
@@ -205,6 +241,7 @@ async def _measure_async(url: str, count_commands: bool) -> dict[str, float]:
         "p50 ms": statistics.median(latencies),
         "p99 ms": cuts[98],
         "cmds/task": per_task,
+        "CPU µs/task": cpu_per_task,
         "worker idle RSS MiB": nan,
         "worker end RSS MiB": nan,
         "pool process RSS MiB": _rss_kib(os.getpid()) / 1024,
@@ -213,17 +250,20 @@ async def _measure_async(url: str, count_commands: bool) -> dict[str, float]:
 
 def measure_batched(kind: str, url: str, count_commands: bool) -> dict[str, float]:
     """One batched run: ``q.map`` the N tasks, then ``wait_all`` on them."""
-    with running(kind, url):
+    with running(kind, url) as pids:
         q = get_broker(url).queue()
         _wait(q.noop(0))
         commands = _commands(url) if count_commands else 0
+        charged = _run_pids(url, pids)
+        cpu = _cpu_seconds(charged)
         started = time.perf_counter()
         waited = wait_all(q.map(noop, range(TASKS)), WAIT)
         elapsed = time.perf_counter() - started
+        cpu_per_task = (_cpu_seconds(charged) - cpu) / TASKS * 1e6
         if waited.not_done:
             raise RuntimeError(f"{len(waited.not_done)} batched tasks did not finish in {WAIT}s")
         per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")
-    return {"tasks/s": TASKS / elapsed, "cmds/task": per_task}
+    return {"tasks/s": TASKS / elapsed, "cmds/task": per_task, "CPU µs/task": cpu_per_task}
 
 
 def long_run_rss(url: str) -> list[tuple[str, float, float]]:
