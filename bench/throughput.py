@@ -22,8 +22,9 @@ versions by.
 
 The batched rows send the N tasks with ``q.map(noop, range(N))`` and collect
 them with ``worq.wait_all``. The growth check then runs ``WORQ_BENCH_LONG``
-(default 100,000) tasks through a Redis process pool in batches and prints
-the RSS of the pool process and of each worker before and after.
+(default 100,000) tasks through a Redis process pool (a ``worq worker``
+process of its own, as deployed) in batches and prints the RSS of each of
+its processes before and after, and the client's apart.
 
 Run with ``make bench``; ``WORQ_BENCH_TASKS`` changes N (default 5,000).
 """
@@ -200,15 +201,7 @@ def measure_async(url: str, count_commands: bool) -> dict[str, float]:
             return asyncio.run(_measure_async(url, count_commands, []))
         finally:
             pool.stop()
-    bench_dir = os.path.dirname(os.path.abspath(__file__))
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([bench_dir, os.environ.get("PYTHONPATH", "")])
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "worq", "worker", "throughput:init", url, "--pool", "asyncio",
-         "--concurrency", "100", "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
+    worker = _worker_process(url, "--pool", "asyncio", "--concurrency", "100")
     try:
         return asyncio.run(_measure_async(url, count_commands, [worker.pid]))
     finally:
@@ -267,20 +260,67 @@ def measure_batched(kind: str, url: str, count_commands: bool) -> dict[str, floa
 
 
 def long_run_rss(url: str) -> list[tuple[str, float, float]]:
-    """RSS (MiB) of the pool process and each worker before and after LONG_RUN tasks."""
-    with running("process", url) as pids:
+    """RSS (MiB) of each process of a Redis process pool, and of the client sending to
+    it, before and after LONG_RUN tasks.
+
+    The pool is a ``worq worker --pool process`` of its own, as deployed, so that
+    its process is measured apart from the client, which holds each batch's
+    Deferreds and buffers.
+    """
+    worker = _worker_process(url, "--pool", "process", "--workers", str(WORKERS))
+    try:
         q = get_broker(url).queue()
         _wait(q.noop(0))
-        processes = [("pool process", os.getpid())] + [
-            (f"worker {n}", pid) for n, pid in enumerate(pids, 1)
-        ]
+        deadline = time.monotonic() + WAIT
+        while len(children := _children(worker.pid)) < WORKERS:  # no event says they are up
+            if time.monotonic() > deadline:
+                raise RuntimeError("process pool workers did not start")
+            time.sleep(0.05)
+        processes = [("pool process", worker.pid)]
+        processes += [(name, pid) for name, pid in children]
+        processes += [("client (the benchmark)", os.getpid())]
         before = [_rss_kib(pid) / 1024 for _, pid in processes]
         for start in range(0, LONG_RUN, 10_000):
             batch = range(start, min(start + 10_000, LONG_RUN))
             if wait_all(q.map(noop, batch), WAIT).not_done:
                 raise RuntimeError(f"tasks of the batch from {start} did not finish in {WAIT}s")
         after = [_rss_kib(pid) / 1024 for _, pid in processes]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(WAIT)
     return [(name, b, a) for (name, _), b, a in zip(processes, before, after, strict=True)]
+
+
+def _worker_process(url: str, *options: str) -> subprocess.Popen[bytes]:
+    """A ``worq worker throughput:init URL`` process with ``options``, logging warnings only."""
+    bench_dir = os.path.dirname(os.path.abspath(__file__))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([bench_dir, os.environ.get("PYTHONPATH", "")])
+    )
+    command = [sys.executable, "-m", "worq", "worker", "throughput:init", url, *options]
+    return subprocess.Popen([*command, "--log-level", "warning"], env=env)
+
+
+def _children(pid: int) -> list[tuple[str, int]]:
+    """The child processes of ``pid``, named: its workers, and multiprocessing's
+    resource tracker (started by the pool process, so one of its processes too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except OSError:  # gone meanwhile
+            continue
+        if parent == pid:
+            found.append((int(entry), b"resource_tracker" in command))
+    workers = sorted(child for child, tracker in found if not tracker)
+    trackers = [child for child, tracker in found if tracker]
+    named = [(f"worker {n}", child) for n, child in enumerate(workers, 1)]
+    return named + [("resource tracker", child) for child in trackers]
 
 
 def median_of(runs: Callable[[], dict[str, float]]) -> dict[str, float]:
