@@ -405,3 +405,34 @@ def test_scripts_the_server_forgot_are_loaded_again(clean_redis_url: str) -> Non
         assert len(get_queue(url)) == 2
     finally:
         admin.close()
+
+
+def test_a_connection_made_while_the_node_is_turned_away_is_not_kept(
+    clean_redis_url: str,
+) -> None:
+    """The notification listener may turn the node away (a failover) while a command
+    connection is being made: that connection's client is closed, so the connection is
+    dropped and one made from the next client; closing the queue then hands no connection
+    back to a pool it is not from (a failover test met this as a KeyError)."""
+    url = clean_redis_url
+
+    async def main() -> None:
+        async with get_async_queue(url) as aq:
+            connections = aq.broker.taskqueue._connections()  # type: ignore[attr-defined]  # the Redis backend's
+            first = await connections._client()
+            made = first.connection_pool.get_connection
+
+            async def turned_away_meanwhile(*args: Any, **kwargs: Any) -> Any:
+                conn = await made(*args, **kwargs)
+                await connections._turned_away()  # as the listener does on a failover
+                return conn
+
+            first.connection_pool.get_connection = turned_away_meanwhile
+            sent = await aq.submit(held, 7)
+            current = await connections._client()
+            assert current is not first
+            assert connections._conn in current.connection_pool._in_use_connections
+        assert get_broker(url).taskqueue.size() == 1
+        assert sent.id
+
+    run(main())

@@ -342,10 +342,20 @@ class _Connections:
             await client.aclose()
 
     async def _command_connection(self) -> Any:
-        """The connection script calls go on, taken from the client's pool once."""
-        if self._conn is None:
+        """The connection script calls go on, taken from the client's pool once.
+
+        It is kept only while its client is the current one: the listener may
+        turn the node away (a failover) while the connection is being made,
+        closing that client, whose connection must then not be used or be
+        handed back to the next client's pool at close.
+        """
+        while self._conn is None:
             client = await self._client()
-            self._conn = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            conn = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            if self._redis is client:
+                self._conn = conn
+            else:
+                await conn.disconnect()
         return self._conn
 
     @contextlib.contextmanager
