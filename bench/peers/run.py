@@ -23,6 +23,11 @@ Every system, in turn, against one private redis-server (``bench/_servers.py``;
 - Redis commands per task: the growth of the summed ``calls`` of ``INFO
   commandstats`` over the throughput phase, over N (every command of every
   client: idle polls, heartbeats, commands run inside Lua scripts);
+- CPU µs per task: the CPU time (user and system) spent over the throughput
+  phase by the worker-side processes (those of the workers' sessions, with
+  the children they reaped meanwhile), redis-server and this driver, over N:
+  what the whole system costs per task, steadier than tasks/s on a shared
+  virtual machine;
 - peak worker-side RSS: every 0.1 s, the VmRSS of every process in the
   workers' sessions (each root starts a session: supervisors, worker
   processes, forked children) is summed; the peak over the run is kept.
@@ -83,7 +88,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -135,6 +140,7 @@ class Row:
     p50_ms: float | None = None
     p99_ms: float | None = None
     commands_per_task: float | None = None
+    cpu_us_per_task: float | None = None
     peak_rss_mib: float | None = None
     notes: list[str] = field(default_factory=list)
     peer: Peer | None = None
@@ -168,6 +174,20 @@ def _rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time the processes used so far, with that of the children they reaped
+    (a process that exits moves its time into its parent's)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:  # it exited meanwhile: its parent will count it
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def worker_side(roots: list[int]) -> list[int]:
@@ -287,6 +307,7 @@ class Measured:
 
     tasks_per_s: float
     commands_per_task: float
+    cpu_us_per_task: float
     latencies_ms: list[float]
 
 
@@ -322,28 +343,35 @@ async def _checked(client: AsyncClient, handle: Any, expected: int) -> None:
         raise RuntimeError(f"a task returned {value!r}, not {expected!r}")
 
 
-async def drive(client: AsyncClient, admin: redis.Redis) -> Measured:
-    """Both phases, run as one coroutine: the throughput phase, then the latency calls."""
+async def drive(client: AsyncClient, admin: redis.Redis, cpu: Callable[[], float]) -> Measured:
+    """Both phases, run as one coroutine: the throughput phase, then the latency calls.
+
+    ``cpu`` reads the CPU time the whole system has used so far.
+    """
     await client.open()
     await _checked(client, await client.submit(-1), -1)  # warm-up: workers consuming
     before = _commands(admin)
+    cpu_before = cpu()
     started = time.perf_counter()
     sent = [await client.submit(i) for i in range(TASKS)]
     for i, handle in enumerate(sent):
         await _checked(client, handle, i)
     elapsed = time.perf_counter() - started
+    cpu_used = cpu() - cpu_before
     commands = (_commands(admin) - before - 1) / TASKS
     latencies = []
     for i in range(LATENCY_CALLS):
         began = time.perf_counter()
         await _checked(client, await client.submit(i), i)
         latencies.append((time.perf_counter() - began) * 1000)
-    return Measured(TASKS / elapsed, commands, latencies)
+    return Measured(TASKS / elapsed, commands, cpu_used / TASKS * 1e6, latencies)
 
 
-async def _drive_and_close(client: AsyncClient, admin: redis.Redis) -> Measured:
+async def _drive_and_close(
+    client: AsyncClient, admin: redis.Redis, cpu: Callable[[], float]
+) -> Measured:
     try:
-        return await drive(client, admin)
+        return await drive(client, admin, cpu)
     finally:
         await client.close()
 
@@ -355,13 +383,19 @@ def measure(row: Row, peer: Peer, admin: redis.Redis, url: str) -> None:
     with tempfile.TemporaryDirectory(prefix=f"peer-{peer.name.split()[0]}-") as directory:
         log = Path(directory) / "workers.log"
         with workers(peer, Path(directory), row) as processes:
-            sampler = RssSampler([process.pid for process in processes])
+            roots = [process.pid for process in processes]
+            sampler = RssSampler(roots)
             sampler.start()
+            server = int(admin.info("server")["process_id"])
+
+            def cpu() -> float:
+                return _cpu_seconds([*worker_side(roots), server, os.getpid()])
+
             try:
                 _wait_ready(peer, processes, log)
                 made = peer.client()
                 try:
-                    measured = asyncio.run(_drive_and_close(_awaitable(made), admin))
+                    measured = asyncio.run(_drive_and_close(_awaitable(made), admin, cpu))
                 finally:
                     row.notes.extend(getattr(made, "run_notes", list)())
             except Exception as exc:
@@ -370,6 +404,7 @@ def measure(row: Row, peer: Peer, admin: redis.Redis, url: str) -> None:
                 sampler.stop()
     row.tasks_per_s = measured.tasks_per_s
     row.commands_per_task = measured.commands_per_task
+    row.cpu_us_per_task = measured.cpu_us_per_task
     row.p50_ms = statistics.median(measured.latencies_ms)
     row.p99_ms = statistics.quantiles(measured.latencies_ms, n=100)[98]
     row.peak_rss_mib = sampler.peak_kib / 1024
@@ -416,6 +451,7 @@ def run_system(label: str, module: str, attribute: str, admin: redis.Redis, url:
         measure(row, peer, admin, url)
     except Exception as exc:
         row.tasks_per_s = row.p50_ms = row.p99_ms = row.commands_per_task = None
+        row.cpu_us_per_task = None
         row.notes.append(f"failed: {type(exc).__name__}: {_one_line(str(exc))}")
     print(f"bench-peers: {label} done in {time.monotonic() - started:.0f}s", file=sys.stderr)
     return row
@@ -444,10 +480,10 @@ def table(rows: list[Row]) -> list[str]:
     base_tps = base.tasks_per_s if base else None
     base_p50 = base.p50_ms if base else None
     lines = [
-        "| system | version | tasks/s | p50 ms | p99 ms | Redis cmds/task "
+        "| system | version | tasks/s | p50 ms | p99 ms | Redis cmds/task | CPU µs/task "
         "| peak worker-side RSS MiB | worq process pool tasks/s ÷ this "
         "| this p50 ÷ worq process pool p50 | notes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         cells = [
@@ -457,6 +493,7 @@ def table(rows: list[Row]) -> list[str]:
             _cell(row.p50_ms, 2),
             _cell(row.p99_ms, 2),
             _cell(row.commands_per_task, 1),
+            _cell(row.cpu_us_per_task, 0),
             _cell(row.peak_rss_mib, 1),
             _ratio(base_tps, row.tasks_per_s),
             _ratio(row.p50_ms, base_p50),
