@@ -62,6 +62,37 @@ class ArgumentMismatch(Exception):
 
 
 @attrs.frozen
+class PositionalParameters:
+    """A task's parameters when none is ``*args``, ``**kwargs`` or keyword-only: a call
+    with positional arguments only is then bound by position, without
+    ``Signature.bind`` (which builds a BoundArguments on every run).
+
+    Attributes:
+        hints: Each parameter's name and the hint its value is converted to
+            (None: not converted), in order.
+        required: How many come first without a default.
+    """
+
+    hints: tuple[tuple[str, Any], ...]
+    required: int
+
+    @classmethod
+    def of(cls, signature: inspect.Signature, hints: dict[str, Any]) -> PositionalParameters | None:
+        """The signature's parameters, if every one can be passed by position."""
+        parameters = list(signature.parameters.values())
+        by_position = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if not all(p.kind in by_position for p in parameters):
+            return None
+        required = sum(p.default is inspect.Parameter.empty for p in parameters)
+        return cls(tuple((p.name, hints.get(p.name)) for p in parameters), required)
+
+    def fit(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether a call with these arguments binds by position alone, every parameter
+        without a default given."""
+        return not kwargs and self.required <= len(args) <= len(self.hints)
+
+
+@attrs.frozen
 class ExposedTask:
     """A callable registered on a worker, with what is needed to call it from a message.
 
@@ -73,11 +104,8 @@ class ExposedTask:
             so JSON values become e.g. attrs instances or Decimals.
         is_async: ``fn`` is a coroutine function (``async def``): calling it
             makes a coroutine, which a pool runs on an event loop.
-        positional: When every parameter can be passed by position and none is
-            ``*args`` or ``**kwargs`` or keyword-only: each one's name and hint
-            (None when not converted), in order, and how many have no default. A
-            call with positional arguments only is then bound by position,
-            without ``Signature.bind`` (a third of a no-op task's run).
+        positional: Its parameters when every one can be passed by position
+            (see :class:`PositionalParameters`); None otherwise.
     """
 
     name: str
@@ -85,19 +113,7 @@ class ExposedTask:
     signature: inspect.Signature | None
     hints: dict[str, Any]
     is_async: bool = False
-    positional: tuple[tuple[tuple[str, Any], ...], int] | None = attrs.field(
-        default=None, init=False
-    )
-
-    def __attrs_post_init__(self) -> None:
-        if self.signature is None:
-            return
-        parameters = list(self.signature.parameters.values())
-        by_position = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        if all(p.kind in by_position for p in parameters):
-            required = sum(p.default is inspect.Parameter.empty for p in parameters)
-            hints = tuple((p.name, self.hints.get(p.name)) for p in parameters)
-            object.__setattr__(self, "positional", (hints, required))
+    positional: PositionalParameters | None = None
 
     @classmethod
     def from_callable(cls, name: str, fn: Callable[..., Any]) -> ExposedTask:
@@ -116,7 +132,8 @@ class ExposedTask:
             if param != "return" and hint is not Any and hint is not object
         }
         hints = hints if signature is not None else {}
-        return cls(name, fn, signature, hints, is_async=is_coroutine_function(fn))
+        positional = None if signature is None else PositionalParameters.of(signature, hints)
+        return cls(name, fn, signature, hints, is_coroutine_function(fn), positional)
 
     def bind(
         self, codec: Codec, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -127,13 +144,9 @@ class ExposedTask:
             ArgumentMismatch: The arguments do not fit the signature or annotations.
         """
         positional = self.positional
-        if (
-            positional is not None
-            and not kwargs
-            and positional[1] <= len(args) <= len(positional[0])
-        ):
+        if positional is not None and positional.fit(args, kwargs):
             if self.hints:
-                args = self._convert_positional(codec, args, positional[0])
+                args = self._convert_positional(codec, args, positional.hints)
         elif self.hints:
             args, kwargs = self._convert(codec, args, kwargs)
         elif self.signature is not None:

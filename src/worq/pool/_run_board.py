@@ -138,12 +138,11 @@ class RunBoard:
             if not running:
                 return Posted(done, None, None)
             task_id = fields[0].decode(errors="replace")
-            return Posted(done, task_id, self._task(task_id, attempt, *fields[1:]))
+            task = self._task(task_id, attempt, fields[1], fields[2]) if settled else None
+            return Posted(done, task_id, task)
         return Posted(_HEADER.unpack_from(view)[1], None, None)
 
-    def _task(
-        self, task_id: str, attempt: int, lease: bytes = b"", line: bytes = b""
-    ) -> Envelope | None:
+    def _task(self, task_id: str, attempt: int, lease: bytes, line: bytes) -> Envelope | None:
         """The posted envelope, with the run's attempt and lease; None when none was posted."""
         if not line:
             return None
