@@ -44,7 +44,8 @@ from typing import Any
 
 import redis
 import structlog
-from _servers import redis_url  # bench/ is the script directory
+from _procfs import cpu_seconds  # bench/ is the script directory
+from _servers import redis_url
 
 import worq.aio
 from worq import get_broker, wait_all
@@ -87,16 +88,6 @@ def _rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user and system) the processes have used so far (Linux)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _run_pids(url: str, workers: list[int]) -> list[int]:
@@ -159,13 +150,13 @@ def measure(kind: str, url: str, count_commands: bool) -> dict[str, float]:
         idle_rss = [_rss_kib(pid) for pid in pids]
         commands = _commands(url) if count_commands else 0
         charged = _run_pids(url, pids)
-        cpu = _cpu_seconds(charged)
+        cpu = cpu_seconds(charged)
         started = time.perf_counter()
         sent = [q.noop(i) for i in range(TASKS)]
         for deferred in sent:
             _wait(deferred)
         elapsed = time.perf_counter() - started
-        cpu_per_task = (_cpu_seconds(charged) - cpu) / TASKS * 1e6
+        cpu_per_task = (cpu_seconds(charged) - cpu) / TASKS * 1e6
         per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")
         latencies = []
         for i in range(LATENCY_CALLS):
@@ -214,13 +205,13 @@ async def _measure_async(url: str, count_commands: bool, workers: list[int]) -> 
         await asyncio.wait_for(await aq.submit(anoop, 0), WAIT)
         commands = _commands(url) if count_commands else 0
         charged = _run_pids(url, workers)
-        cpu = _cpu_seconds(charged)
+        cpu = cpu_seconds(charged)
         started = time.perf_counter()
         sent = [await aq.submit(anoop, i) for i in range(TASKS)]
         for deferred in sent:
             await asyncio.wait_for(deferred, WAIT)
         elapsed = time.perf_counter() - started
-        cpu_per_task = (_cpu_seconds(charged) - cpu) / TASKS * 1e6
+        cpu_per_task = (cpu_seconds(charged) - cpu) / TASKS * 1e6
         per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")
         latencies = []
         for i in range(LATENCY_CALLS):
@@ -248,11 +239,11 @@ def measure_batched(kind: str, url: str, count_commands: bool) -> dict[str, floa
         _wait(q.noop(0))
         commands = _commands(url) if count_commands else 0
         charged = _run_pids(url, pids)
-        cpu = _cpu_seconds(charged)
+        cpu = cpu_seconds(charged)
         started = time.perf_counter()
         waited = wait_all(q.map(noop, range(TASKS)), WAIT)
         elapsed = time.perf_counter() - started
-        cpu_per_task = (_cpu_seconds(charged) - cpu) / TASKS * 1e6
+        cpu_per_task = (cpu_seconds(charged) - cpu) / TASKS * 1e6
         if waited.not_done:
             raise RuntimeError(f"{len(waited.not_done)} batched tasks did not finish in {WAIT}s")
         per_task = (_commands(url) - commands) / TASKS if count_commands else float("nan")

@@ -99,9 +99,10 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE.parent))  # bench/, for _servers
+sys.path.insert(0, str(HERE.parent))  # bench/, for _servers and _procfs
 
 from _common import URL_ENV, AsyncClient, Client, Peer  # noqa: E402
+from _procfs import cpu_seconds  # noqa: E402
 from _servers import redis_url  # noqa: E402
 
 TASKS = int(os.environ.get("WORQ_BENCH_TASKS", "5000"))
@@ -174,20 +175,6 @@ def _rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """CPU time the processes used so far, with that of the children they reaped
-    (a process that exits moves its time into its parent's)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:  # it exited meanwhile: its parent will count it
-            continue
-        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def worker_side(roots: list[int]) -> list[int]:
@@ -389,7 +376,7 @@ def measure(row: Row, peer: Peer, admin: redis.Redis, url: str) -> None:
             server = int(admin.info("server")["process_id"])
 
             def cpu() -> float:
-                return _cpu_seconds([*worker_side(roots), server, os.getpid()])
+                return cpu_seconds([*worker_side(roots), server, os.getpid()])
 
             try:
                 _wait_ready(peer, processes, log)
