@@ -77,6 +77,9 @@ def test_runs_are_counted_by_outcome_and_timed(broker: Broker, kind: str, tmp_pa
         with pytest.raises(TaskFailure, match="does not fit"):
             _ = wrong.value
         assert retried.value == "second run"
+        # A waiter sees an outcome once it is stored; the pool counts the run as
+        # ended a moment later, when its own bookkeeping after the store is done.
+        eventually(lambda: value(scrape(port), "worq_tasks_in_progress", queue="measured"), 0.0)
         samples = scrape(port)
     finally:
         pool.stop()
