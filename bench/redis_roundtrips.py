@@ -28,6 +28,7 @@ from worq import get_broker
 from worq.models import TaskMessage
 from worq.pool._leases import LeaseKeeper
 from worq.pool._pipeline import TaskPipeline
+from worq.pool._worker import NEXT_TASK_WAIT
 from worq.runner import EncodedOutcome
 
 K = 5
@@ -77,9 +78,10 @@ def measure(url: str) -> dict[str, int]:
     q = client.queue()
 
     # The pools' own path: a task taken with next_task (as the thread pool
-    # does) goes through the pipeline both pools share.
+    # does) goes through the pipeline both pools share; with take_next, as a
+    # process pool's worker takes its next task (with its short wait).
     leases = LeaseKeeper(broker, "bench")
-    pipeline = TaskPipeline(broker, leases, threading.Event())
+    pipeline = TaskPipeline(broker, leases, threading.Event(), next_task_wait=NEXT_TASK_WAIT)
 
     def process(task: TaskMessage, take_next: bool = False) -> Any:
         def run(arguments: Mapping[str, bytes]) -> EncodedOutcome:

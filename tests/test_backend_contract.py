@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import backend_url
 from worq._backends import make_taskqueue
 from worq.const import TaskStatus
-from worq.testing import eventually
+from worq.testing import WAIT, eventually
 from worq.typing import DeferResult, Taken, TaskQueue
 
 SHORT = 0.05
@@ -130,6 +130,36 @@ def test_set_result_and_get_under_a_lost_lease_still_takes(tq: TaskQueue) -> Non
     assert b.task_id == "b"
     assert tq.set_result("a", b"RA", 60, reclaimed.lease)
     assert tq.pop_result("a", 0) == b"RA"
+
+
+def test_set_result_and_get_waits_for_a_task_sent_meanwhile(tq: TaskQueue) -> None:
+    """With a wait, the outcome is stored first, then a task sent during the wait is
+    taken by that same call."""
+    assert enqueue(tq, "a")
+    a = take(tq)
+    got: list[tuple[bool, Taken | None]] = []
+    finisher = threading.Thread(
+        target=lambda: got.append(tq.set_result_and_get("a", b"RA", 60, a.lease, WAIT))
+    )
+    finisher.start()
+    eventually(lambda: tq.get_status("a"), TaskStatus.COMPLETED)  # stored, now waiting
+    assert enqueue(tq, "b")
+    finisher.join(WAIT)
+    assert [(stored, b.task_id if b else None) for stored, b in got] == [(True, "b")]
+    assert tq.get_status("b") is TaskStatus.PROCESSING
+    assert tq.pop_result("a", 0) == b"RA"
+
+
+def test_set_result_and_get_waits_no_longer_than_asked(tq: TaskQueue) -> None:
+    """With a wait and nothing sent, the outcome is stored and no task is taken; a task
+    sent afterwards waits in the queue for the next take."""
+    assert enqueue(tq, "a")
+    a = take(tq)
+    assert tq.set_result_and_get("a", b"RA", 60, a.lease, SHORT) == (True, None)
+    assert tq.pop_result("a", 0) == b"RA"
+    assert enqueue(tq, "b")
+    assert tq.size() == 1
+    assert take(tq).task_id == "b"
 
 
 def test_status_lifecycle(tq: TaskQueue) -> None:

@@ -417,21 +417,27 @@ def test_lost_set_result_reply_stores_the_result_once(url: str, plain: TaskQueue
     tq.close()
 
 
-@pytest.mark.parametrize("lost", ["set_result", "get"])
-def test_lost_reply_of_finishing_and_taking_the_next(url: str, plain: TaskQueue, lost: str) -> None:
-    """set_result_and_get, either reply of its pipelined round trip lost: the retry
-    stores the result once and hands back the next task under the same lease."""
+@pytest.mark.parametrize(
+    ("lost", "wait"),
+    [("set_result", 0), ("get", 0), ("set_result", 0.005), ("BLMOVE", 0.005), ("get", 0.005)],
+)
+def test_lost_reply_of_finishing_and_taking_the_next(
+    url: str, plain: TaskQueue, lost: str, wait: float
+) -> None:
+    """set_result_and_get, any reply of its pipelined round trip lost (with a wait, the
+    BLMOVE's too): the retry stores the result once and hands back the next task under
+    the same lease."""
     plain.enqueue_task("a", b"A", keep_result=True, track=True)
     assert plain.defer_task("c", b"C", ["a"], keep_result=True) is DeferResult.STORED
     plain.enqueue_task("b", b"B", keep_result=True, track=True)
-    plan = Plan(script(lost))
+    plan = Plan(command(lost, plain.keys.queue) if lost == "BLMOVE" else script(lost))
     tq = TaskQueue(url, redis_factory=losing(plan))
     plan.armed.clear()
     a = tq.get(0)
     assert a is not None
     assert a.task_id == "a"
     plan.armed.set()
-    stored, b = tq.set_result_and_get("a", b"R", 60, a.lease)
+    stored, b = tq.set_result_and_get("a", b"R", 60, a.lease, wait)
     assert plan.lost
     assert stored
     assert b is not None
@@ -443,6 +449,24 @@ def test_lost_reply_of_finishing_and_taking_the_next(url: str, plain: TaskQueue,
     assert plain.get(0) is None
     assert plain.pop_result("a", 0) == b"R"
     tq.close()
+
+
+def test_scripts_flushed_while_finishing_and_waiting(url: str, plain: TaskQueue) -> None:
+    """set_result_and_get with a wait on a server that forgot the scripts: both are
+    refused (NOSCRIPT) while the BLMOVE between them moves the next id to the claimed
+    list; sent again, the result is stored once and that task taken from there."""
+    plain.enqueue_task("a", b"A", keep_result=True, track=True)
+    plain.enqueue_task("b", b"B", keep_result=True, track=True)
+    a = plain.get(0)
+    assert a is not None
+    plain.redis.script_flush()
+    stored, b = plain.set_result_and_get("a", b"R", 60, a.lease, 0.005)
+    assert stored
+    assert b is not None
+    assert (b.task_id, b.attempt) == ("b", 1)
+    assert plain.redis.llen(plain.keys.claimed) == 0
+    assert plain.get(0) is None
+    assert plain.pop_result("a", 0) == b"R"
 
 
 def test_lost_reply_of_finishing_from_outside_never_finishes_a_new_task(

@@ -1072,24 +1072,25 @@ class Broker:
         self._store(task, ended)
 
     def record_outcome_and_take(
-        self, task: Envelope, ended: EncodedOutcome
+        self, task: Envelope, ended: EncodedOutcome, wait: float = 0.0
     ) -> tuple[Envelope, bytes] | None:
-        """:meth:`record`, then :meth:`take` without waiting.
+        """:meth:`record`, then :meth:`take` waiting at most ``wait`` seconds.
 
         A worker that finished a task asks for its next one with the outcome:
         one backend call (``TaskQueue.set_result_and_get``) when the outcome is
         stored under a lease, the common case; two when the task retries.
 
         Returns:
-            The next task, as :meth:`take` returns it; None when none is runnable now.
+            The next task, as :meth:`take` returns it; None when none was
+            runnable within ``wait``.
         """
         if ended.retry_reason is not None and self._retry(task, ended.retry_reason):
-            return self.take(0)
+            return self.take(wait)
         if not (task.tracked and task.lease) or ended.error is not None:  # or a failure to file
             self._store(task, ended)
-            return self.take(0)
+            return self.take(wait)
         stored, taken = self.taskqueue.set_result_and_get(
-            task.id, ended.data, task.options.result_timeout, task.lease
+            task.id, ended.data, task.options.result_timeout, task.lease, wait
         )
         if not stored:
             logger.warning("task.lease_lost", task, attempt=task.attempt)

@@ -380,17 +380,19 @@ class TaskQueue(Protocol):
         ...
 
     def set_result_and_get(
-        self, task_id: str, message: bytes, timeout: float, lease: str
+        self, task_id: str, message: bytes, timeout: float, lease: str, wait: float = 0.0
     ) -> tuple[bool, Taken | None]:
-        """:meth:`set_result` under ``lease``, then ``get(0)``, in one backend call.
+        """:meth:`set_result` under ``lease``, then ``get(wait)``, in one backend call.
 
         A worker that finished a task asks for its next one in the same round
         trip. The task is finished first: its result is stored whether or not
-        another task is there to take.
+        another task is there to take, and before any wait for one. ``wait``
+        (seconds, a short one) lets the next task come in that call too when
+        it is sent a moment later.
 
         Returns:
             What :meth:`set_result` returns, and the task taken (None when none
-            is runnable now).
+            was runnable within ``wait``).
         """
         ...
 

@@ -57,6 +57,9 @@ class TaskPipeline:
         stopping: Set when the pool stops: outages are then no longer waited out.
         on_pool_error: Called when one of the pool's own steps failed a task
             (the process pool replaces its worker, whose state is then unknown).
+        next_task_wait: Seconds a take with an outcome (``take_next``) waits
+            for a task when none is runnable; 0 for none. Only for a caller
+            with nothing else to do meanwhile (a process pool's worker).
     """
 
     def __init__(
@@ -65,11 +68,13 @@ class TaskPipeline:
         leases: LeaseKeeper,
         stopping: threading.Event,
         on_pool_error: Callable[[], None] | None = None,
+        next_task_wait: float = 0.0,
     ) -> None:
         self._broker = broker
         self._leases = leases
         self._stopping = stopping
         self._on_pool_error = on_pool_error
+        self._next_task_wait = next_task_wait
 
     def process(
         self, task: Envelope, run: Run, take_next: bool = False
@@ -130,7 +135,7 @@ class TaskPipeline:
                 fail_task(broker, task, ended.reason, stopping)
             elif take_next:
                 return persist(
-                    lambda: broker.record_outcome_and_take(task, ended),
+                    lambda: broker.record_outcome_and_take(task, ended, self._next_task_wait),
                     broker,
                     stopping,
                 )

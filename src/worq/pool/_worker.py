@@ -74,6 +74,17 @@ OBSERVED_EVERY = 0.2
 whose heartbeat passes them on every few seconds anyway. A worker killed while
 busy loses at most this long's counts (metrics only: its tasks are settled)."""
 
+NEXT_TASK_WAIT = 0.005
+"""Seconds a worker that just recorded an outcome waits, in that same round trip,
+for its next task when none is runnable yet.
+
+Under a steady trickle of tasks (a client sending one at a time) the queue is
+empty whenever a worker finishes, and each task used to cost that worker an
+empty take, its report to the pool that it is idle, and a blocking wait of
+its own: three round trips and a wake-up of the pool process instead of one
+(docs/performance.md has the measurements). The wait is spent after the
+outcome is stored, so no waiter hears of it later."""
+
 
 @attrs.frozen
 class OwnTasks:
@@ -195,9 +206,9 @@ def _take_own_tasks(
     Each run is posted on the worker's board before it starts and marked
     ended once its outcome is recorded (see the module for the runs also
     announced by message); the next task comes with that outcome when one is
-    runnable (one round trip for both). Only this thread sends on the pipe;
-    a listener thread waits for the pool's stop, which ends a wait for a
-    task at once.
+    runnable or sent within :data:`NEXT_TASK_WAIT` (one round trip for both).
+    Only this thread sends on the pipe; a listener thread waits for the
+    pool's stop, which ends a wait for a task at once.
     """
     stopping = threading.Event()
 
@@ -211,7 +222,7 @@ def _take_own_tasks(
 
     threading.Thread(target=listen, name="worq-stop-listener", daemon=True).start()
     leases = LeaseKeeper(broker, pool_name, reaps=False)
-    pipeline = TaskPipeline(broker, leases, stopping)
+    pipeline = TaskPipeline(broker, leases, stopping, next_task_wait=NEXT_TASK_WAIT)
     board = RunBoard(own.board, own.queue)
     runner, done, failures = broker.runner, 0, 0
     taken: tuple[Envelope, bytes] | None = None

@@ -649,10 +649,10 @@ class TaskQueue:
         return RetryResult.RETRIED
 
     def set_result_and_get(
-        self, task_id: str, message: bytes, timeout: float, lease: str
+        self, task_id: str, message: bytes, timeout: float, lease: str, wait: float = 0.0
     ) -> tuple[bool, Taken | None]:
         """In memory a call costs no round trip: just the two calls."""
-        return self.set_result(task_id, message, timeout, lease), self.get(0)
+        return self.set_result(task_id, message, timeout, lease), self.get(wait)
 
     def retry_task(self, task_id: str, lease: str, delay: float) -> bool:
         store = self._store

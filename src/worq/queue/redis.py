@@ -869,15 +869,71 @@ class TaskQueue:
         return _ScriptCall("set_result", keys, args)
 
     def set_result_and_get(
-        self, task_id: str, message: bytes, timeout: float, lease: str
+        self, task_id: str, message: bytes, timeout: float, lease: str, wait: float = 0.0
     ) -> tuple[bool, Taken | None]:
-        """set_result.lua and get.lua pipelined: one round trip (both retried as one)."""
+        """set_result.lua and get.lua pipelined: one round trip (both retried as one).
+
+        With a ``wait``, a BLMOVE between them waits up to that long for a task
+        to come into the queue, and get.lua takes what it moved (see
+        :meth:`_finish_and_wait`).
+        """
         finish = self._set_result_call(task_id, message, timeout, lease)
         with self._request(f"get@{threading.get_ident()}") as request:
-            take = self._get_call(request, "")
-            stored, got = self._run_pipelined([finish, take])
+            if wait > 0:
+                stored, got = self._finish_and_wait(finish, self._get_call(request, "1"), wait)
+            else:
+                stored, got = self._run_pipelined([finish, self._get_call(request, "")])
         taken, _ = self._read("get", got, _read_get)
         return self._read("set_result", stored, _boolean), taken
+
+    def _finish_and_wait(self, finish: _ScriptCall, take: _ScriptCall, wait: float) -> list[Any]:
+        """``finish`` (set_result.lua), a BLMOVE from the queue to the claimed list of
+        up to ``wait`` seconds, and ``take`` (get.lua on the claimed list) in one round
+        trip; the replies of the two scripts.
+
+        The outcome is stored before the wait begins, so its waiter hears of it
+        at once. A script that did not answer (the round trip was cut, or it
+        was refused with NOSCRIPT or MOVED, or the wait was cut by UNBLOCKED)
+        is sent again by :meth:`_run_pipelined`, marked retried: set_result.lua
+        answers what it did, and get.lua hands back what its request took or
+        takes from the claimed list what the BLMOVE moved, as after a cut
+        wait of :meth:`_wait_and_get`.
+        """
+        k = self.keys
+        commands: list[Command] = [
+            self._evalsha(finish),
+            ("BLMOVE", k.queue, k.claimed, "RIGHT", "LEFT", wait),
+            self._evalsha(take),
+        ]
+        try:
+            stored, moved, got = self._route.node()[1].run(commands)
+        except _PERSISTENT as exc:
+            raise self._error(exc) from exc
+        except redis.exceptions.RedisError as exc:
+            if not _cut(exc):
+                raise self._error(exc) from exc
+            stored = moved = got = exc
+        if isinstance(moved, RedisError):
+            if not _cut(moved):  # WRONGTYPE: the queue's key holds something else
+                raise self._error(moved) from moved
+            got = moved  # the wait was cut: take again, marked retried
+        replies: list[Any] = [stored, got]
+        unanswered: list[int] = []
+        for i, reply in enumerate(replies):
+            if isinstance(reply, RedisError):
+                if not _refused(reply):
+                    raise self._error(reply) from reply
+                unanswered.append(i)
+        if unanswered:
+            if any(isinstance(replies[i], _TRANSIENT) for i in unanswered):
+                self._route.turned_away()
+            calls = [(finish, take)[i] for i in unanswered]
+            for call in calls:
+                for request in call.requests:
+                    request.retried = True
+            for i, reply in zip(unanswered, self._run_pipelined(calls), strict=True):
+                replies[i] = reply
+        return replies
 
     def retry_task(self, task_id: str, lease: str, delay: float) -> bool:
         k = self.keys
@@ -1183,6 +1239,12 @@ def _cut(exc: Exception) -> bool:
     return isinstance(exc, _TRANSIENT) or (
         isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("UNBLOCKED")
     )
+
+
+def _refused(exc: Exception) -> bool:
+    """True for an error that says nothing of a script's outcome, or that it did not
+    run: a cut (see :func:`_cut`), or NOSCRIPT."""
+    return _cut(exc) or isinstance(exc, redis.exceptions.NoScriptError)
 
 
 def _longest_block(waits: Sequence[int]) -> float:
