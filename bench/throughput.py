@@ -24,7 +24,8 @@ The batched rows send the N tasks with ``q.map(noop, range(N))`` and collect
 them with ``worq.wait_all``. The growth check then runs ``WORQ_BENCH_LONG``
 (default 100,000) tasks through a Redis process pool (a ``worq worker``
 process of its own, as deployed) in batches and prints the RSS of each of
-its processes before and after, and the client's apart.
+its processes before and after, and the client's apart. Last, the Redis
+memory each pending task takes: 50,000 sent with ``q.map``, never run.
 
 Run with ``make bench``; ``WORQ_BENCH_TASKS`` changes N (default 5,000).
 """
@@ -56,6 +57,8 @@ from worq.pool.thread import WorkerPool as ThreadPool
 
 TASKS = int(os.environ.get("WORQ_BENCH_TASKS", "5000"))
 LONG_RUN = int(os.environ.get("WORQ_BENCH_LONG", "100000"))
+PENDING = 50_000
+"""Tasks sent, and never run, to measure Redis memory per pending task."""
 LATENCY_CALLS = 300
 RUNS = 3
 WORKERS = 2
@@ -250,6 +253,35 @@ def measure_batched(kind: str, url: str, count_commands: bool) -> dict[str, floa
     return {"tasks/s": TASKS / elapsed, "cmds/task": per_task, "CPU µs/task": cpu_per_task}
 
 
+def memory_per_pending_task(url: str) -> tuple[float, float]:
+    """Redis memory (``INFO memory``'s ``used_memory``) per pending no-op task, over
+    PENDING tasks sent with ``q.map`` and never run: while the enqueue request
+    records live, and once they lapsed (:data:`~worq.queue.redis.REPLAY_TTL`
+    plus the connection's timeouts after sending).
+
+    Each task leaves its hash and its id in the queue list; each request record
+    is a key of its own, so the records are gone once the key count is down to
+    one per task (and the queue list).
+    """
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushall()
+        before = int(client.info("memory")["used_memory"])
+        q = get_broker(url).queue()
+        q.map(noop, range(PENDING))
+        live = int(client.info("memory")["used_memory"])
+        deadline = time.monotonic() + WAIT
+        while client.dbsize() > PENDING + 1:  # no event says the records lapsed
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"request records still there after {WAIT}s")
+            time.sleep(0.2)
+        lapsed = int(client.info("memory")["used_memory"])
+        client.flushall()
+    finally:
+        client.close()
+    return (live - before) / PENDING, (lapsed - before) / PENDING
+
+
 def long_run_rss(url: str) -> list[tuple[str, float, float]]:
     """RSS (MiB) of each process of a Redis process pool, and of the client sending to
     it, before and after LONG_RUN tasks.
@@ -340,6 +372,7 @@ def main() -> int:
             "redis + process pool": median_of(lambda: measure_batched("process", url, True)),
         }
         growth = long_run_rss(url)
+        memory_live, memory_lapsed = memory_per_pending_task(url)
     print(f"Per call: {TASKS} no-op tasks, {WORKERS} workers, median of {RUNS} runs")
     _table(rows)
     print(f"\nBatched (q.map, then wait_all): {TASKS} no-op tasks, median of {RUNS} runs")
@@ -349,6 +382,11 @@ def main() -> int:
     print("|---|---:|---:|")
     for name, start, end in growth:
         print(f"| {name} | {start:,.1f} | {end:,.1f} |")
+    print(
+        f"\nRedis memory per pending no-op task ({PENDING:,} sent with q.map, INFO memory): "
+        f"{memory_live:,.1f} bytes while the request records live, "
+        f"{memory_lapsed:,.1f} once they lapsed"
+    )
     return 0
 
 
