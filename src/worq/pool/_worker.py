@@ -64,7 +64,7 @@ from worq.pool._pipeline import TaskPipeline
 from worq.pool._run_board import RunBoard
 from worq.runner import Runner, close_thread_loop
 
-__all__ = ["OBSERVED_EVERY", "ORPHANED_EXIT_CODE", "OwnTasks", "worker_main"]
+__all__ = ["NEXT_TASK_WAIT", "OBSERVED_EVERY", "ORPHANED_EXIT_CODE", "OwnTasks", "worker_main"]
 
 ORPHANED_EXIT_CODE = 3
 """Exit status of a worker whose pool process vanished."""
